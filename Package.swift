@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+// ValueAlign: measure and align the values of language models.
+
+import Foundation
+import PackageDescription
+
+// MLX comes from a PyPI wheel unpacked by `make deps` into .deps/<wheel>/mlx (headers and
+// libmlx.so). The backend is chosen at build time, as mlx-swift does with SPM_CUDA:
+// VALUEALIGN_MLX_BACKEND=cpu (default) uses the `mlx-cpu` wheel, =cuda the `mlx-cuda-12` wheel.
+// Nothing outside this file and the bridge target changes between the two.
+let environment = ProcessInfo.processInfo.environment
+let backend = environment["VALUEALIGN_MLX_BACKEND"] ?? "cpu"
+let packageDirectory = Context.packageDirectory
+let wheelDirectory = backend == "cuda" ? "mlx-cuda-12" : "mlx-cpu"
+let mlxRoot = environment["VALUEALIGN_MLX_ROOT"] ?? "\(packageDirectory)/.deps/\(wheelDirectory)/mlx"
+
+/// Settings every Swift target shares: Swift 6 language mode is the package default; these add
+/// the stricter checks we want everywhere.
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+var bridgeDefines: [CXXSetting] = []
+if backend == "cuda" { bridgeDefines.append(.define("VALUEALIGN_CUDA", to: "1")) }
+
+let package = Package(
+    name: "ValueAlign",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "valuealign", targets: ["valuealign"]),
+        .library(name: "MLXEngine", targets: ["MLXEngine"]),
+        .library(name: "MLXNN", targets: ["MLXNN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin C++ layer over mlx::core with a plain C interface. Every entry point catches every
+        // C++ exception and reports it through a status code and a thread-local message, so no
+        // exception can ever unwind into Swift.
+        .target(
+            name: "CMLXBridge",
+            cxxSettings: bridgeDefines + [
+                .unsafeFlags(["-I\(mlxRoot)/include", "-O3", "-fno-math-errno", "-Wno-deprecated-declarations"]),
+            ],
+            linkerSettings: [
+                // OpenBLAS must be a direct dependency of every binary so that libmlx.so's
+                // cblas_sgemm binds to it rather than to the reference BLAS the wheel bundles.
+                .unsafeFlags([
+                    "-L\(mlxRoot)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(mlxRoot)/lib",
+                    "-Xlinker", "--no-as-needed",
+                ]),
+                .linkedLibrary("openblas"),
+                .linkedLibrary("mlx"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        .target(name: "MLXEngine", dependencies: ["CMLXBridge"], swiftSettings: strictSwift),
+        .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        .executableTarget(
+            name: "valuealign",
+            dependencies: [
+                "MLXEngine", "MLXNN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(name: "MLXEngineTests", dependencies: ["MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(name: "MLXNNTests", dependencies: ["MLXNN", "ValueAlignTesting"], swiftSettings: strictSwift),
+    ],
+    cxxLanguageStandard: .cxx20
+)

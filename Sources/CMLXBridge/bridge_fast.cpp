@@ -1,0 +1,84 @@
+// MLX's fast kernels, quantisation, and ValueAlign's own kernels (kernels.h).
+#include "bridge_internal.h"
+#include "kernels.h"
+
+using namespace mlxb;
+
+namespace {
+std::optional<mx::array> optional_array(mlxb_array a) {
+  if (a == nullptr) return std::nullopt;
+  return a->value;
+}
+}  // namespace
+
+extern "C" {
+
+int mlxb_rms_norm(mlxb_array x, mlxb_array weight, float eps, mlxb_array* out) {
+  return produce("rms_norm", out, [&] { return mx::fast::rms_norm(x->value, optional_array(weight), eps); });
+}
+
+int mlxb_layer_norm(mlxb_array x, mlxb_array weight, mlxb_array bias, float eps, mlxb_array* out) {
+  return produce("layer_norm", out, [&] {
+    return mx::fast::layer_norm(x->value, optional_array(weight), optional_array(bias), eps);
+  });
+}
+
+int mlxb_rope(mlxb_array x, int dims, bool traditional, float base, float scale, int offset, mlxb_array* out) {
+  return produce("rope", out, [&] { return mx::fast::rope(x->value, dims, traditional, base, scale, offset); });
+}
+
+int mlxb_sdpa(mlxb_array q, mlxb_array k, mlxb_array v, float scale, const char* mask_mode, mlxb_array mask,
+              mlxb_array* out) {
+  return produce("scaled_dot_product_attention", out, [&] {
+    return mx::fast::scaled_dot_product_attention(q->value, k->value, v->value, scale,
+                                                  mask_mode ? std::string(mask_mode) : std::string(),
+                                                  optional_array(mask));
+  });
+}
+
+int mlxb_quantized_matmul(mlxb_array x, mlxb_array w, mlxb_array scales, mlxb_array biases, bool transpose,
+                          int group_size, int bits, mlxb_array* out) {
+  return produce("quantized_matmul", out, [&] {
+    return mx::quantized_matmul(x->value, w->value, scales->value, optional_array(biases), transpose, group_size,
+                                bits);
+  });
+}
+
+int mlxb_quantize(mlxb_array w, int group_size, int bits, mlxb_vector* out) {
+  return guard("quantize", [&] { *out = new mlxb_vector_s{mx::quantize(w->value, group_size, bits)}; });
+}
+
+int mlxb_dequantize(mlxb_array w, mlxb_array scales, mlxb_array biases, int group_size, int bits, mlxb_array* out) {
+  return produce("dequantize", out, [&] {
+    return mx::dequantize(w->value, scales->value, optional_array(biases), group_size, bits);
+  });
+}
+
+int mlxb_silu_gate(mlxb_array gate, mlxb_array up, mlxb_array* out) {
+  return produce("silu_gate", out, [&] { return valuealign::kernels::silu_gate(gate->value, up->value); });
+}
+
+int mlxb_softmax_lastaxis(mlxb_array x, mlxb_array* out) {
+  return produce("softmax_lastaxis", out, [&] { return valuealign::kernels::softmax_lastaxis(x->value); });
+}
+
+int mlxb_attention(mlxb_array q, mlxb_array k, mlxb_array v, float scale, bool causal, mlxb_array mask,
+                   mlxb_array* out) {
+  return produce("attention", out, [&] {
+    return valuealign::kernels::attention(q->value, k->value, v->value, scale, causal, optional_array(mask));
+  });
+}
+
+int mlxb_kernel_isa(void) {
+  try {
+    return valuealign::kernels::isa();
+  } catch (...) {
+    return 0;
+  }
+}
+
+int mlxb_set_kernel_isa(int isa) {
+  return guard("set_kernel_isa", [&] { valuealign::kernels::set_isa(isa); });
+}
+
+}  // extern "C"

@@ -1,0 +1,83 @@
+internal import CMLXBridge
+
+/// Fused kernels: MLX's own (`rmsNorm`, `rope`, `scaledDotProductAttention`, quantisation) and
+/// ValueAlign's vectorised CPU kernels (`siluGate`, `softmaxLastAxis`, `attention`), all
+/// differentiable.
+public enum Fast {
+    /// x / sqrt(mean(x^2) + eps) * weight over the last axis.
+    public static func rmsNorm(_ x: MLXArray, weight: MLXArray?, eps: Float) throws(MLXError) -> MLXArray {
+        try produce("rms_norm") { mlxb_rms_norm(x.handle, weight?.handle, eps, $0) }
+    }
+
+    /// Layer normalisation over the last axis.
+    public static func layerNorm(_ x: MLXArray, weight: MLXArray?, bias: MLXArray?, eps: Float) throws(MLXError) -> MLXArray {
+        try produce("layer_norm") { mlxb_layer_norm(x.handle, weight?.handle, bias?.handle, eps, $0) }
+    }
+
+    /// Rotary position embedding over the first `dimensions` features of the last axis of
+    /// [..., L, D] input, positions starting at `offset`. `traditional` rotates adjacent pairs
+    /// (GGUF's layout); otherwise the two halves (Hugging Face's).
+    public static func rope(_ x: MLXArray, dimensions: Int, traditional: Bool, base: Float, scale: Float = 1, offset: Int = 0) throws(MLXError) -> MLXArray {
+        try produce("rope") { mlxb_rope(x.handle, Int32(dimensions), traditional, base, scale, Int32(offset), $0) }
+    }
+
+    /// The mask of an attention call.
+    public enum AttentionMask: Sendable {
+        case none
+        case causal
+        /// Additive (float) or keep (bool) mask broadcastable to [B, H, L, S].
+        case array(MLXArray)
+    }
+
+    /// MLX's attention: softmax(scale * q k^T + mask) v for q [B, H, L, D], k and v [B, Hkv, S, D].
+    public static func scaledDotProductAttention(queries: MLXArray, keys: MLXArray, values: MLXArray, scale: Float, mask: AttentionMask = .none) throws(MLXError) -> MLXArray {
+        switch mask {
+        case .none: try produce("scaled_dot_product_attention") { mlxb_sdpa(queries.handle, keys.handle, values.handle, scale, "", nil, $0) }
+        case .causal: try produce("scaled_dot_product_attention") { mlxb_sdpa(queries.handle, keys.handle, values.handle, scale, "causal", nil, $0) }
+        case let .array(m): try produce("scaled_dot_product_attention") { mlxb_sdpa(queries.handle, keys.handle, values.handle, scale, "", m.handle, $0) }
+        }
+    }
+
+    /// x @ dequantize(w)^T (transpose) or x @ dequantize(w), for MLX affine-quantised weights.
+    public static func quantizedMatmul(_ x: MLXArray, weight: MLXArray, scales: MLXArray, biases: MLXArray?, transpose: Bool = true, groupSize: Int = 64, bits: Int = 4) throws(MLXError) -> MLXArray {
+        try produce("quantized_matmul") { mlxb_quantized_matmul(x.handle, weight.handle, scales.handle, biases?.handle, transpose, Int32(groupSize), Int32(bits), $0) }
+    }
+
+    /// Affine quantisation of a matrix along its last axis.
+    public static func quantize(_ w: MLXArray, groupSize: Int = 64, bits: Int = 4) throws(MLXError) -> (weight: MLXArray, scales: MLXArray, biases: MLXArray) {
+        let parts = try produceList("quantize") { mlxb_quantize(w.handle, Int32(groupSize), Int32(bits), $0) }
+        guard parts.count == 3 else { throw .operationFailed(operation: "quantize", message: "expected 3 outputs, got \(parts.count)") }
+        return (parts[0], parts[1], parts[2])
+    }
+
+    /// The float matrix of an affine-quantised one.
+    public static func dequantize(_ w: MLXArray, scales: MLXArray, biases: MLXArray?, groupSize: Int = 64, bits: Int = 4) throws(MLXError) -> MLXArray {
+        try produce("dequantize") { mlxb_dequantize(w.handle, scales.handle, biases?.handle, Int32(groupSize), Int32(bits), $0) }
+    }
+
+    /// silu(gate) * up, the SwiGLU gate, in one vectorised pass.
+    public static func siluGate(_ gate: MLXArray, _ up: MLXArray) throws(MLXError) -> MLXArray {
+        try produce("silu_gate") { mlxb_silu_gate(gate.handle, up.handle, $0) }
+    }
+
+    /// Softmax over the last axis with a vectorised kernel.
+    public static func softmaxLastAxis(_ x: MLXArray) throws(MLXError) -> MLXArray {
+        try produce("softmax") { mlxb_softmax_lastaxis(x.handle, $0) }
+    }
+
+    /// ValueAlign's fused attention (grouped-query; causal and/or additive mask), differentiable.
+    public static func attention(queries: MLXArray, keys: MLXArray, values: MLXArray, scale: Float, causal: Bool, mask: MLXArray? = nil) throws(MLXError) -> MLXArray {
+        try produce("attention") { mlxb_attention(queries.handle, keys.handle, values.handle, scale, causal, mask?.handle, $0) }
+    }
+
+    /// The instruction sets ValueAlign's kernels can use.
+    public enum KernelISA: Int, Sendable, CaseIterable { case portable = 0, avx2 = 1, avx512 = 2 }
+
+    /// The instruction set the kernels use now.
+    public static var kernelISA: KernelISA { KernelISA(rawValue: Int(mlxb_kernel_isa())) ?? .portable }
+
+    /// Forces an instruction set (nil: choose from the CPU). Throws when the CPU lacks it.
+    public static func setKernelISA(_ isa: KernelISA?) throws(MLXError) {
+        try check(mlxb_set_kernel_isa(Int32(isa?.rawValue ?? -1)), "set_kernel_isa")
+    }
+}
