@@ -59,10 +59,11 @@ let package = Package(
         .target(name: "MLXEngine", dependencies: ["CMLXBridge"], swiftSettings: strictSwift),
         .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN",
+                "MLXEngine", "MLXNN", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

@@ -14,6 +14,9 @@ using ArrayFn = std::function<std::vector<mx::array>(const std::vector<mx::array
 struct ContextOwner {
   void* context;
   mlxb_context_release release;
+  ContextOwner(void* c, mlxb_context_release r) : context(c), release(r) {}
+  ContextOwner(const ContextOwner&) = delete;
+  ContextOwner& operator=(const ContextOwner&) = delete;
   ~ContextOwner() {
     if (release != nullptr) release(context);
   }
@@ -108,8 +111,8 @@ int mlxb_async_eval(const mlxb_array* arrays, size_t n) {
 
 // ------------------------------------------------------------------------- closures
 int mlxb_closure_new(mlxb_closure_fn fn, void* context, mlxb_context_release release, mlxb_closure* out) {
-  auto owner = std::make_shared<ContextOwner>(ContextOwner{context, release});
   return guard("closure_new", [&] {
+    auto owner = std::make_shared<ContextOwner>(context, release);
     if (fn == nullptr) throw std::invalid_argument("closure_new: null function");
     auto c = new mlxb_closure_s{};
     c->fn = callback_function(fn, context);

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import MLXEngine
+import ValueAlignBench
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
+        subcommands: [EngineBench.self]
+    )
+}
+
+struct EngineBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Matmul throughput vs OpenBLAS, and a Llama block forward+backward vs PyTorch and MLX's Python API."
+    )
+
+    @Option(help: "Timed iterations per figure (median reported).")
+    var iterations = 10
+
+    @Option(help: "Matrix sizes for the matmul figures.")
+    var matmulSizes: [Int] = [1024, 2048]
+
+    @Flag(help: "Skip the Python anchors (PyTorch, MLX Python).")
+    var noAnchors = false
+
+    @Option(help: "Threads for the anchors (match this machine's cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard matmulSizes.allSatisfy({ $0 >= 16 && $0 <= 8192 }) else { throw ValidationError("--matmul-sizes must be between 16 and 8192") }
+    }
+
+    func run() async throws {
+        var parameters = EngineBenchmark.Parameters()
+        parameters.iterations = iterations
+        parameters.matmulSizes = matmulSizes
+        parameters.anchors = !noAnchors
+        parameters.threads = threads
+        let quiet = json
+        let report = try EngineBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
+struct EngineInfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "engine-info", abstract: "Show the MLX build, BLAS provider, kernels and devices.")
+
+    func run() throws {
+        print("MLX \(Engine.mlxVersion) (\(Device.isCUDABuild ? "CUDA" : "CPU") build)")
+        print("BLAS provider: \(Engine.blasProvider)")
+        print("kernel ISA: \(Fast.kernelISA)")
+        print("GPU available: \(Device.isAvailable(.gpu))")
+    }
+}

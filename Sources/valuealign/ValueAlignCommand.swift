@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct ValueAlignCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "valuealign",
+        abstract: "Measure and align the values of language models.",
+        version: "0.1.0",
+        subcommands: [BenchCommand.self, EngineInfoCommand.self]
+    )
+}
