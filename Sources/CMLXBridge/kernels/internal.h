@@ -1,0 +1,51 @@
+// Internal interfaces shared by the kernel files: the per-ISA table of row kernels and the
+// thread pool. Not part of the bridge's public API.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace valuealign::kernels::detail {
+
+// Row / block kernels, one table per instruction set. All pointers are to row-contiguous float32.
+struct Table {
+  const char* name;
+  // y = exp(x)
+  void (*exp)(const float* x, float* y, int64_t n);
+  // y = silu(g) * u
+  void (*silu_gate_fwd)(const float* g, const float* u, float* y, int64_t n);
+  // dg = c * u * s * (1 + g * (1 - s)), du = c * g * s, with s = sigmoid(g)
+  void (*silu_gate_bwd)(const float* g, const float* u, const float* c, float* dg, float* du, int64_t n);
+  // softmax of nrows rows of length n (an all -inf row gives zeros)
+  void (*softmax_rows)(const float* x, float* y, int64_t nrows, int64_t n);
+  // dx = y * (g - sum(g * y)) per row
+  void (*softmax_bwd_rows)(const float* y, const float* g, float* dx, int64_t nrows, int64_t n);
+  // Attention forward row: s holds n scaled scores; adds mask (may be null), writes the
+  // probabilities in place and returns the logsumexp (+inf for a row without any finite score,
+  // whose probabilities are all 0).
+  float (*attn_softmax_row)(float* s, const float* mask, int64_t n);
+  // Attention backward row: p = exp(s + mask - lse) written into s; dp := p * (dp - delta).
+  void (*attn_bwd_row)(float* s, const float* mask, float* dp, int64_t n, float lse, float delta);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // C[M,N] = alpha * op(A) @ B (+ C when accumulate), op(A)(m,k) = A[m*sam + k*sak],
+  // B and C row-major with unit stride along N.
+  void (*gemm)(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t sam, int64_t sak,
+               const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
+};
+
+extern const Table portable_table;
+extern const Table avx2_table;
+extern const Table avx512_table;
+
+// The table of the ISA in use (isa()).
+const Table& table();
+
+// Thread pool. Worker count: VALUEALIGN_KERNEL_THREADS or std::thread::hardware_concurrency().
+int num_threads();
+// Runs fn(i) for i in [0, n) on the pool (the caller takes part), dynamic scheduling. Runs serially
+// when n <= 1, when called from inside a pool task, or when another thread is using the pool.
+void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
+// Splits [0, n) into at most num_threads() contiguous ranges of at least `grain` items
+// (a multiple of `align`) and runs fn(begin, end) on each.
+void parallel_range(int64_t n, int64_t grain, int64_t align, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace valuealign::kernels::detail

@@ -1,0 +1,62 @@
+// Instruction-set selection: chosen once from CPUID at first use, overridable for tests.
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+#include "../kernels.h"
+#include "internal.h"
+
+namespace valuealign::kernels {
+namespace {
+
+bool cpu_has(int level) {
+  if (level == 0) return true;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (level == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (level == 2)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return false;
+}
+
+int detect() {
+  for (int level = 2; level > 0; --level)
+    if (cpu_has(level)) return level;
+  return 0;
+}
+
+std::atomic<int> forced{-1};
+
+}  // namespace
+
+int isa() {
+  int f = forced.load(std::memory_order_relaxed);
+  if (f >= 0) return f;
+  static const int detected = detect();
+  return detected;
+}
+
+void set_isa(int level) {
+  if (level < -1 || level > 2) throw std::invalid_argument("[kernels::set_isa] unknown ISA " + std::to_string(level));
+  if (level >= 0 && !cpu_has(level))
+    throw std::invalid_argument("[kernels::set_isa] this CPU does not support ISA " + std::to_string(level));
+  forced.store(level, std::memory_order_relaxed);
+}
+
+namespace detail {
+const Table& table() {
+#if defined(__x86_64__) || defined(_M_X64)
+  switch (isa()) {
+    case 2: return avx512_table;
+    case 1: return avx2_table;
+    default: return portable_table;
+  }
+#else
+  return portable_table;
+#endif
+}
+}  // namespace detail
+
+}  // namespace valuealign::kernels

@@ -1,0 +1,132 @@
+// A small persistent thread pool for the kernels: num_threads() - 1 workers plus the calling
+// thread (MLX's CPU stream thread). One parallel call at a time; nested or concurrent calls run
+// serially in the caller.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "internal.h"
+
+namespace valuealign::kernels::detail {
+namespace {
+
+thread_local bool t_in_pool = false;
+
+int configured_threads() {
+  if (const char* env = std::getenv("VALUEALIGN_KERNEL_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return std::min(n, 256);
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : int(std::min(hc, 64u));
+}
+
+class Pool {
+ public:
+  explicit Pool(int n) : n_(n) {
+    for (int i = 1; i < n_; ++i) workers_.emplace_back([this] { worker(); });
+  }
+  int size() const { return n_; }
+
+  void run(int64_t n, const std::function<void(int64_t)>& fn) {
+    if (n <= 1 || n_ <= 1 || t_in_pool) return serial(n, fn);
+    std::unique_lock<std::mutex> call(call_mutex_, std::try_to_lock);
+    if (!call.owns_lock()) return serial(n, fn);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      fn_ = &fn;
+      total_ = n;
+      next_.store(0, std::memory_order_relaxed);
+      pending_ = int(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    cv_.notify_all();
+    t_in_pool = true;
+    work();
+    t_in_pool = false;
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  static void serial(int64_t n, const std::function<void(int64_t)>& fn) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+
+  void work() {
+    for (;;) {
+      int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= total_) return;
+      try {
+        (*fn_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (!error_) error_ = std::current_exception();
+        next_.store(total_, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void worker() {
+    t_in_pool = true;
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> lk(m_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  int n_;
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  std::atomic<int64_t> next_{0};
+  int64_t total_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  // Never destroyed: the workers block on a condition variable until the process exits.
+  static Pool* p = new Pool(configured_threads());
+  return *p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void parallel_for(int64_t n, const std::function<void(int64_t)>& fn) { pool().run(n, fn); }
+
+void parallel_range(int64_t n, int64_t grain, int64_t align, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  align = std::max<int64_t>(align, 1);
+  int64_t parts = std::min<int64_t>(num_threads(), n / grain);
+  if (parts <= 1) return fn(0, n);
+  int64_t chunk = (n + parts - 1) / parts;
+  chunk = (chunk + align - 1) / align * align;
+  parts = (n + chunk - 1) / chunk;
+  parallel_for(parts, [&](int64_t p) { fn(p * chunk, std::min(n, (p + 1) * chunk)); });
+}
+
+}  // namespace valuealign::kernels::detail
