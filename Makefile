@@ -34,7 +34,7 @@ run: deps build-release
 ## make test: set up what is missing and run the whole test suite.
 test: deps
 	swift build --build-tests -j $(SWIFT_JOBS)
-	swift test --skip-build
+	swift test --skip-build --no-parallel
 
 deps: $(OPENBLAS) $(MLX_LIB) $(MODEL_FILE)
 

@@ -146,8 +146,13 @@ extension MLXArray {
     public static func ones(like other: MLXArray) throws(MLXError) -> MLXArray { try ones(other.shape, dtype: other.dtype) }
 
     /// Evenly spaced values in [start, stop).
-    public static func arange(_ start: Double = 0, _ stop: Double, step: Double = 1, dtype: DType = .int32) throws(MLXError) -> MLXArray {
+    public static func arange(_ start: Double, _ stop: Double, step: Double = 1, dtype: DType = .int32) throws(MLXError) -> MLXArray {
         try produce("arange") { mlxb_arange(start, stop, step, dtype.bridge, $0) }
+    }
+
+    /// 0, 1, ..., stop - 1.
+    public static func arange(_ stop: Double, dtype: DType = .int32) throws(MLXError) -> MLXArray {
+        try arange(0, stop, dtype: dtype)
     }
 
     /// A lower-triangular matrix of ones (n x m) below diagonal `k`.
