@@ -296,14 +296,14 @@ static void bench(bool with_mlx) {
     m = with_mlx ? time_ms([&] { return mx::vjp(fr, {x}, {c}).second; }, reps) : 0;
     line("softmax 9x492x492 fwd+vjp", k, m);
   }
-  struct Cfg { int B, H, Hkv, L; };
-  for (Cfg cf : {Cfg{1, 9, 3, 492}, Cfg{4, 9, 3, 256}}) {
+  struct Cfg { int B, H, Hkv, L, S; };
+  for (Cfg cf : {Cfg{1, 9, 3, 492, 492}, Cfg{4, 9, 3, 256, 256}, Cfg{1, 9, 3, 1, 492}}) {
     int D = 64;
-    auto q = randn({cf.B, cf.H, cf.L, D}, 6), k = randn({cf.B, cf.Hkv, cf.L, D}, 7), v = randn({cf.B, cf.Hkv, cf.L, D}, 8);
+    auto q = randn({cf.B, cf.H, cf.L, D}, 6), k = randn({cf.B, cf.Hkv, cf.S, D}, 7), v = randn({cf.B, cf.Hkv, cf.S, D}, 8);
     auto c = randn({cf.B, cf.H, cf.L, D}, 9);
     float scale = 0.125f;
     char what[96];
-    std::snprintf(what, sizeof what, "causal attn B%d H%d/%d L=S=%d D64", cf.B, cf.H, cf.Hkv, cf.L);
+    std::snprintf(what, sizeof what, "causal attn B%d H%d/%d L%d S%d D64", cf.B, cf.H, cf.Hkv, cf.L, cf.S);
     double kt = time_ms([&] { return std::vector<mx::array>{vk::attention(q, k, v, scale, true, std::nullopt)}; }, reps);
     double mt = with_mlx ? time_ms([&] { return std::vector<mx::array>{mx::fast::scaled_dot_product_attention(q, k, v, scale, "causal")}; }, reps) : 0;
     line((std::string(what) + " fwd").c_str(), kt, mt);

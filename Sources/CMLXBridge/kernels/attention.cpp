@@ -56,6 +56,18 @@ Dims dims_of(const std::vector<mx::array>& in, bool has_mask) {
   return d;
 }
 
+// Below this many multiply-adds a call stays on one thread (waking the pool costs ~10-50 us), e.g.
+// single-token decode steps.
+constexpr int64_t kSerialWork = int64_t(1) << 20;
+
+void for_tasks(int64_t n, int64_t work, const std::function<void(int64_t)>& fn) {
+  if (work < kSerialWork) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  } else {
+    parallel_for(n, fn);
+  }
+}
+
 thread_local std::vector<float> t_scratch;
 
 float* scratch(size_t n) {
@@ -65,7 +77,7 @@ float* scratch(size_t n) {
 
 // dst[bk][c][j] = src[bk][j][c] for each of nb [rows, cols] matrices.
 void transpose_heads(const float* src, float* dst, int64_t nb, int64_t rows, int64_t cols) {
-  parallel_for(nb, [&](int64_t bk) {
+  for_tasks(nb, nb * rows * cols * 8, [&](int64_t bk) {
     const float* s = src + bk * rows * cols;
     float* d = dst + bk * rows * cols;
     constexpr int64_t T = 16;
@@ -81,7 +93,8 @@ void attention_forward(const Table& t, const Dims& d, float scale, bool causal, 
   std::vector<float> kt(size_t(d.B * d.Hkv * d.D * d.S));
   transpose_heads(k, kt.data(), d.B * d.Hkv, d.S, d.D);
   const int64_t nqb = d.nqb();
-  parallel_for(d.B * d.H * nqb, [&](int64_t task) {
+  const int64_t work = d.B * d.H * d.L * d.S * (d.D + d.Dv);
+  for_tasks(d.B * d.H * nqb, work, [&](int64_t task) {
     int64_t qb = nqb - 1 - task % nqb;  // the longest (causal) blocks first
     int64_t bh = task / nqb, b = bh / d.H, h = bh % d.H, hk = h / d.group();
     int64_t i0 = qb * kBlockQ, rows = std::min(kBlockQ, d.L - i0);
@@ -117,7 +130,8 @@ void attention_backward(const Table& t, const Dims& d, float scale, bool causal,
   // Split each head's query blocks into chunks so that both threads have work at small B*H.
   int64_t nchunks = std::clamp<int64_t>((4 * num_threads() + BH - 1) / BH, 1, nqb);
   std::vector<float> dkp(size_t(BH * nchunks * d.S * d.D)), dvp(size_t(BH * nchunks * d.S * d.Dv));
-  parallel_for(BH * nchunks, [&](int64_t task) {
+  const int64_t work = 2 * d.B * d.H * d.L * d.S * (d.D + d.Dv);
+  for_tasks(BH * nchunks, work, [&](int64_t task) {
     int64_t c = nchunks - 1 - task % nchunks;  // later (longer) chunks first
     int64_t bh = task / nchunks, b = bh / d.H, h = bh % d.H, hk = h / d.group();
     int64_t qb0 = c * nqb / nchunks, qb1 = (c + 1) * nqb / nchunks;
@@ -160,7 +174,7 @@ void attention_backward(const Table& t, const Dims& d, float scale, bool causal,
   });
   // Reduce the partials over the GQA group and the chunks.
   const int64_t G = d.group(), parts = G * nchunks;
-  parallel_for(d.B * d.Hkv, [&](int64_t bk) {
+  for_tasks(d.B * d.Hkv, d.B * d.H * nchunks * d.S * (d.D + d.Dv), [&](int64_t bk) {
     int64_t b = bk / d.Hkv, hk = bk % d.Hkv;
     auto reduce = [&](const std::vector<float>& p, float* dst, int64_t width) {
       const int64_t n = d.S * width;
