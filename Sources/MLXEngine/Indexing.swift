@@ -83,7 +83,8 @@ extension MLXArray {
                 } else {
                     let s = clamp(lo.map { $0 < 0 ? $0 + n : $0 } ?? n - 1, -1, n - 1)
                     let e = clamp(hi.map { $0 < 0 ? $0 + n : $0 } ?? -1, -1, n - 1)
-                    start.append(Int32(s)); stop.append(Int32(Swift.min(e, s))); strides.append(Int32(step))
+                    // MLX reads a negative bound as counting from the end, so "before index 0" is -n-1.
+                    start.append(Int32(s < 0 ? s - n : s)); stop.append(Int32(Swift.min(e, s) < 0 ? Swift.min(e, s) - n : Swift.min(e, s))); strides.append(Int32(step))
                 }
                 outAxis += 1
             }

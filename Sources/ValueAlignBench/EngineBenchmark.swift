@@ -39,9 +39,9 @@ public struct EngineBenchmark: Sendable {
         var mlxPython: AnchorResult?
         if parameters.anchors {
             log("anchor: PyTorch")
-            torch = runAnchor(["--framework", "torch", "--threads", "\(parameters.threads)", "--iters", "\(parameters.iterations)"], note: &report.notes)
+            torch = runAnchor(["--framework", "torch", "--threads", "\(parameters.threads)", "--iters", "\(parameters.iterations)"], preloadOpenBLAS: false, note: &report.notes)
             log("anchor: MLX Python API")
-            mlxPython = runAnchor(["--framework", "mlx", "--iters", "\(parameters.iterations)"], note: &report.notes)
+            mlxPython = runAnchor(["--framework", "mlx", "--threads", "\(parameters.threads)", "--iters", "\(parameters.iterations)"], preloadOpenBLAS: true, note: &report.notes)
         }
         report.figures.append(BenchmarkFigure(name: "block_fwd_bwd_ms", value: fast.forwardBackward, unit: "ms", anchorName: torch.map { "PyTorch \($0.version)" }, anchorValue: torch?.fwdBwd, higherIsBetter: false, goal: ">= 1.0x (at most PyTorch's time)"))
         report.figures.append(BenchmarkFigure(name: "block_fwd_ms", value: fast.forward, unit: "ms", anchorName: torch.map { "PyTorch \($0.version)" }, anchorValue: torch?.fwd, higherIsBetter: false))
@@ -74,7 +74,7 @@ public struct EngineBenchmark: Sendable {
     }
 
     /// Runs bench/anchors/llama_block.py with the anchors' Python packages, or explains why not.
-    func runAnchor(_ arguments: [String], note notes: inout [String]) -> AnchorResult? {
+    func runAnchor(_ arguments: [String], preloadOpenBLAS: Bool, note notes: inout [String]) -> AnchorResult? {
         let root = parameters.root
         let script = "\(root)/bench/anchors/llama_block.py"
         let site = "\(root)/.deps/anchors"
@@ -88,7 +88,8 @@ public struct EngineBenchmark: Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["PYTHONPATH"] = site
         // MLX's wheel bundles reference BLAS; the fair anchor runs it with OpenBLAS, as we do.
-        environment["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"
+        // PyTorch brings its own BLAS (MKL), which a preloaded OpenBLAS would displace.
+        if preloadOpenBLAS { environment["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0" }
         environment["OMP_NUM_THREADS"] = "\(parameters.threads)"
         environment["OPENBLAS_NUM_THREADS"] = "\(parameters.threads)"
         process.environment = environment
