@@ -11,11 +11,14 @@ func binary(_ op: mlxb_binary_op, _ name: String, _ a: MLXArray, _ b: MLXArray) 
     try produce(name) { mlxb_binary(op, a.handle, b.handle, $0) }
 }
 
-/// A scalar with the dtype it takes next to `array` (floating arrays keep their precision).
-func scalar(_ value: Float, like array: MLXArray) throws(MLXError) -> MLXArray {
+/// A scalar with the dtype it takes next to `array` (floating arrays keep their precision, so a
+/// literal next to a float64 array is not rounded to float32 first).
+func scalar(_ value: Double, like array: MLXArray) throws(MLXError) -> MLXArray {
     let dtype = array.dtype
-    return try MLXArray(Double(value), dtype: dtype.isFloatingPoint ? dtype : .float32)
+    return try MLXArray(value, dtype: dtype.isFloatingPoint ? dtype : .float32)
 }
+
+@_disfavoredOverload func scalar(_ value: Float, like array: MLXArray) throws(MLXError) -> MLXArray { try scalar(Double(value), like: array) }
 
 extension MLXArray {
     public static func + (a: MLXArray, b: MLXArray) throws(MLXError) -> MLXArray { try binary(MLXB_ADD, "add", a, b) }
@@ -23,14 +26,23 @@ extension MLXArray {
     public static func * (a: MLXArray, b: MLXArray) throws(MLXError) -> MLXArray { try binary(MLXB_MULTIPLY, "multiply", a, b) }
     public static func / (a: MLXArray, b: MLXArray) throws(MLXError) -> MLXArray { try binary(MLXB_DIVIDE, "divide", a, b) }
 
-    public static func + (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a + scalar(b, like: a) }
-    public static func - (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a - scalar(b, like: a) }
-    public static func * (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a * scalar(b, like: a) }
-    public static func / (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a / scalar(b, like: a) }
-    public static func + (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) + b }
-    public static func - (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) - b }
-    public static func * (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) * b }
-    public static func / (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) / b }
+    @_disfavoredOverload public static func + (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a + scalar(b, like: a) }
+    @_disfavoredOverload public static func - (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a - scalar(b, like: a) }
+    @_disfavoredOverload public static func * (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a * scalar(b, like: a) }
+    @_disfavoredOverload public static func / (a: MLXArray, b: Float) throws(MLXError) -> MLXArray { try a / scalar(b, like: a) }
+    @_disfavoredOverload public static func + (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) + b }
+    @_disfavoredOverload public static func - (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) - b }
+    @_disfavoredOverload public static func * (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) * b }
+    @_disfavoredOverload public static func / (a: Float, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) / b }
+
+    public static func + (a: MLXArray, b: Double) throws(MLXError) -> MLXArray { try a + scalar(b, like: a) }
+    public static func - (a: MLXArray, b: Double) throws(MLXError) -> MLXArray { try a - scalar(b, like: a) }
+    public static func * (a: MLXArray, b: Double) throws(MLXError) -> MLXArray { try a * scalar(b, like: a) }
+    public static func / (a: MLXArray, b: Double) throws(MLXError) -> MLXArray { try a / scalar(b, like: a) }
+    public static func + (a: Double, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) + b }
+    public static func - (a: Double, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) - b }
+    public static func * (a: Double, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) * b }
+    public static func / (a: Double, b: MLXArray) throws(MLXError) -> MLXArray { try scalar(a, like: b) / b }
 
     public static prefix func - (a: MLXArray) throws(MLXError) -> MLXArray { try unary(MLXB_NEG, "negative", a) }
 
@@ -118,10 +130,10 @@ extension MLXArray {
     /// x * sigmoid(x).
     public func silu() throws(MLXError) -> MLXArray { try self * sigmoid() }
     /// The exact GELU: x * (1 + erf(x / sqrt 2)) / 2.
-    public func gelu() throws(MLXError) -> MLXArray { try self * ((self / Float(2).squareRoot()).erf() + 1) * 0.5 }
+    public func gelu() throws(MLXError) -> MLXArray { try self * ((self / Double(2).squareRoot()).erf() + 1) * 0.5 }
     /// The tanh approximation of GELU.
     public func geluApproximate() throws(MLXError) -> MLXArray {
-        let c = Float((2.0 / Double.pi).squareRoot())
+        let c = (2.0 / Double.pi).squareRoot()
         let inner = try (self + self * self * self * 0.044715) * c
         return try self * 0.5 * (inner.tanh() + 1)
     }
