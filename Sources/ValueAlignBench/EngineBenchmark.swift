@@ -79,7 +79,8 @@ public struct EngineBenchmark: Sendable {
         let script = "\(root)/bench/anchors/llama_block.py"
         let site = "\(root)/.deps/anchors"
         guard FileManager.default.fileExists(atPath: script), FileManager.default.fileExists(atPath: site) else {
-            notes.append("anchors not installed: run `bash bench/anchors/setup.sh` for PyTorch and MLX Python figures")
+            let missing = "anchors not installed: run `bash bench/anchors/setup.sh` for PyTorch and MLX Python figures"
+            if !notes.contains(missing) { notes.append(missing) }
             return nil
         }
         let process = Process()
