@@ -21,6 +21,11 @@ constexpr int kCblasNoTrans = 111;
 
 void mlxb::set_error(std::string message) { last_error = std::move(message); }
 
+mx::array mlxb::scalar_of(double value, mx::Dtype dtype) {
+  // Converted from double on the CPU (GPUs lack float64), so float64 keeps every digit.
+  return mx::astype(mx::array(value, mx::float64), dtype, mx::Device::cpu);
+}
+
 mx::Dtype mlxb::to_mlx(mlxb_dtype d) {
   switch (d) {
     case MLXB_BOOL: return mx::bool_;
@@ -197,13 +202,13 @@ int mlxb_array_from_data(const void* data, mlxb_dtype dtype, const int* shape, i
 }
 
 int mlxb_array_scalar(double value, mlxb_dtype dtype, mlxb_array* out) {
-  return produce("array_scalar", out, [&] { return mx::astype(mx::array(value, mx::float64), to_mlx(dtype), mx::Device::cpu); });
+  return produce("array_scalar", out, [&] { return scalar_of(value, to_mlx(dtype)); });
 }
 
 int mlxb_full(const int* shape, int ndim, double value, mlxb_dtype dtype, mlxb_array* out) {
   return produce("full", out, [&] {
     auto dt = to_mlx(dtype);
-    return mx::full(shape_of(shape, ndim), mx::array(static_cast<float>(value)), dt);
+    return mx::full(shape_of(shape, ndim), scalar_of(value, dt), dt);
   });
 }
 

@@ -35,6 +35,9 @@ inline mlxb_array wrap(mx::array a) { return new mlxb_array_s{std::move(a)}; }
 mx::Dtype to_mlx(mlxb_dtype d);
 mlxb_dtype from_mlx(mx::Dtype d);
 
+/// A zero-dimensional array of `dtype` holding `value` without rounding through float32.
+mx::array scalar_of(double value, mx::Dtype dtype);
+
 inline mx::Shape shape_of(const int* shape, int ndim) {
   mx::Shape s;
   s.reserve(ndim > 0 ? ndim : 0);

@@ -48,15 +48,9 @@ public final class MLXArray: @unchecked Sendable {
 
     /// A scalar of the given dtype.
     public convenience init(_ value: Double, dtype: DType) throws(MLXError) {
-        let made = try produce("scalar") { mlxb_array_scalar(value, dtype.bridge, $0) }
-        self.init(handle: made.retainedHandle())
-    }
-
-    /// A new handle to the same array, for initialisers that build through `produce`.
-    func retainedHandle() -> OpaquePointer {
         var out: OpaquePointer?
-        _ = mlxb_array_retain(handle, &out)
-        return out!
+        guard mlxb_array_scalar(value, dtype.bridge, &out) == 0, let handle = out else { throw bridgeError("scalar") }
+        self.init(handle: handle)
     }
 
     // MARK: facts

@@ -158,7 +158,7 @@ struct ArithmeticTests {
         }
     }
 
-    @Test("a float64 array plus the literal 0.1 adds the double 0.1 (known: scalar operands are Float)")
+    @Test("float64 arrays keep double-precision constants: literal operands and full()")
     func float64Scalars() throws {
         let x = try Fixtures.array([1, 2], shape: [2], dtype: .float64)
         // A literal next to a float64 array keeps double precision (it once arrived as
@@ -167,6 +167,8 @@ struct ArithmeticTests {
         expectClose(try 0.1 * x, [0.1, 0.2], shape: [2], atol: 1e-16, rtol: 1e-15)
         let f = try Fixtures.array([1, 2], shape: [2], dtype: .float32)
         #expect(try (f + 0.1).dtype == .float32)
+        // Filled arrays too: the value crosses the bridge as a double.
+        expectClose(try MLXArray.full([2], value: 0.1, dtype: .float64), [0.1, 0.1], shape: [2], atol: 1e-17, rtol: 0)
     }
 
     @Test("sigmoid, logSigmoid and softplus stay finite far out")
