@@ -137,8 +137,10 @@ public final class AdamW: Optimizer {
         var updated: [String: MLXArray] = [:]
         for (name, g) in gradients {
             guard let p = params[name] else { throw ModuleError.unknownParameters([name]) }
-            let mNew = try (m[name].map { try $0 * beta1 } ?? MLXArray.zeros(like: g)) + g * (1 - beta1)
-            let vNew = try (v[name].map { try $0 * beta2 } ?? MLXArray.zeros(like: g)) + g.square() * (1 - beta2)
+            // The moments start at zero, so the first step is just the (1 - beta) terms.
+            let mStep = try g * (1 - beta1), vStep = try g.square() * (1 - beta2)
+            let mNew = try m[name].map { try $0 * beta1 + mStep } ?? mStep
+            let vNew = try v[name].map { try $0 * beta2 + vStep } ?? vStep
             m[name] = mNew
             v[name] = vNew
             let decayed = weightDecay != 0 ? try p * (1 - lr * weightDecay) : p

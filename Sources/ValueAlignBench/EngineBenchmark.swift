@@ -94,7 +94,18 @@ public struct EngineBenchmark: Sendable {
         environment["OMP_NUM_THREADS"] = "\(parameters.threads)"
         environment["OPENBLAS_NUM_THREADS"] = "\(parameters.threads)"
         process.environment = environment
-        let out = Pipe(), err = Pipe()
+        // stderr goes to a file: reading two pipes one after the other can deadlock once the
+        // second fills its buffer.
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("valuealign-anchor-\(UUID().uuidString).log")
+        guard FileManager.default.createFile(atPath: errURL.path, contents: nil), let err = try? FileHandle(forWritingTo: errURL) else {
+            notes.append("anchor \(arguments.joined(separator: " ")) could not start: cannot create \(errURL.path)")
+            return nil
+        }
+        defer {
+            try? err.close()
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = Pipe()
         process.standardOutput = out
         process.standardError = err
         do {
@@ -104,8 +115,8 @@ public struct EngineBenchmark: Sendable {
             return nil
         }
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let errData = (try? Data(contentsOf: errURL)) ?? Data()
         let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
         guard process.terminationStatus == 0,
               let object = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any],

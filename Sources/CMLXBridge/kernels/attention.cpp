@@ -211,18 +211,26 @@ mx::array reference_attention(const mx::array& q, const mx::array& k, const mx::
   return mx::matmul(p, vr, s);
 }
 
+// Checks the inputs, allocates the outputs, and returns weak copies of inputs then outputs for
+// the dispatched task (the encoder keeps the buffers alive until it has run).
+std::vector<mx::array> prepare_io(const std::vector<mx::array>& in, std::vector<mx::array>& outs, const char* name) {
+  for (auto& a : in) require_row_contiguous(a, name);
+  for (auto& o : outs) alloc_output(o);
+  std::vector<mx::array> arrs;
+  arrs.reserve(in.size() + outs.size());
+  for (auto& a : in) arrs.push_back(mx::array::unsafe_weak_copy(a));
+  for (auto& o : outs) arrs.push_back(mx::array::unsafe_weak_copy(o));
+  return arrs;
+}
+
 class AttentionBackward : public mx::Primitive {
  public:
   AttentionBackward(mx::Stream s, float scale, bool causal, bool has_mask)
       : mx::Primitive(s), scale_(scale), causal_(causal), has_mask_(has_mask) {}
   // inputs: q, k, v, [mask], out, lse, dout; outputs: dq, dk, dv
   void eval_cpu(const std::vector<mx::array>& in, std::vector<mx::array>& outs) override {
-    for (auto& a : in) require_row_contiguous(a, "AttentionBackward");
-    for (auto& o : outs) alloc_output(o);
+    auto arrs = prepare_io(in, outs, "AttentionBackward");
     const Table* t = &table();
-    std::vector<mx::array> arrs;
-    for (auto& a : in) arrs.push_back(mx::array::unsafe_weak_copy(a));
-    for (auto& o : outs) arrs.push_back(mx::array::unsafe_weak_copy(o));
     auto& enc = mx::cpu::get_command_encoder(stream());
     enc.dispatch([arrs = std::move(arrs), t, scale = scale_, causal = causal_, has_mask = has_mask_]() mutable {
       Dims d = dims_of(arrs, has_mask);
@@ -253,12 +261,8 @@ class AttentionForward : public mx::Primitive {
   AttentionForward(mx::Stream s, float scale, bool causal, bool has_mask)
       : mx::Primitive(s), scale_(scale), causal_(causal), has_mask_(has_mask) {}
   void eval_cpu(const std::vector<mx::array>& in, std::vector<mx::array>& outs) override {
-    for (auto& a : in) require_row_contiguous(a, "AttentionForward");
-    for (auto& o : outs) alloc_output(o);
+    auto arrs = prepare_io(in, outs, "AttentionForward");
     const Table* t = &table();
-    std::vector<mx::array> arrs;
-    for (auto& a : in) arrs.push_back(mx::array::unsafe_weak_copy(a));
-    for (auto& o : outs) arrs.push_back(mx::array::unsafe_weak_copy(o));
     auto& enc = mx::cpu::get_command_encoder(stream());
     enc.dispatch([arrs = std::move(arrs), t, scale = scale_, causal = causal_, has_mask = has_mask_]() mutable {
       Dims d = dims_of(arrs, has_mask);
