@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "valuealign", targets: ["valuealign"]),
         .library(name: "MLXEngine", targets: ["MLXEngine"]),
         .library(name: "MLXNN", targets: ["MLXNN"]),
+        .library(name: "LanguageModels", targets: ["LanguageModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,18 +59,26 @@ let package = Package(
         ),
         .target(name: "MLXEngine", dependencies: ["CMLXBridge"], swiftSettings: strictSwift),
         .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        // Tokenizers, chat templates, Llama-family models, generation, scoring, LoRA adapters.
+        .target(name: "LanguageModels", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "MLXEngineTests", dependencies: ["MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "MLXNNTests", dependencies: ["MLXNN", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "LanguageModelsTests",
+            dependencies: ["LanguageModels", "ValueAlignTesting"],
+            exclude: ["Fixtures"],
+            swiftSettings: strictSwift
+        ),
     ],
     cxxLanguageStandard: .cxx20
 )
