@@ -1,0 +1,60 @@
+public import MLXEngine
+
+/// One layer's keys and values for incremental decoding.
+///
+/// Storage is preallocated in steps of `step` positions, [B, kvHeads, capacity, headDim], and
+/// written in place, so a decode step copies one position per sequence instead of the whole
+/// history. Not thread-safe: a cache belongs to one generation run.
+public final class KVCache {
+    /// Growth step in positions (as in mlx-lm).
+    public static let step = 256
+
+    public private(set) var keys: MLXArray?
+    public private(set) var values: MLXArray?
+    /// Positions written so far.
+    public private(set) var offset = 0
+
+    public init() {}
+
+    /// Allocated positions.
+    public var capacity: Int { keys?.dim(2) ?? 0 }
+
+    /// Appends k, v ([B, kvHeads, L, D]) and returns the whole buffers (valid up to `offset`).
+    public func append(keys k: MLXArray, values v: MLXArray) throws -> (keys: MLXArray, values: MLXArray) {
+        let length = k.dim(2)
+        let needed = offset + length
+        if needed > capacity {
+            let grown = ((needed + Self.step - 1) / Self.step) * Self.step
+            var kShape = k.shape, vShape = v.shape
+            kShape[2] = grown - capacity
+            vShape[2] = grown - capacity
+            let kFill = try MLXArray.zeros(kShape, dtype: k.dtype), vFill = try MLXArray.zeros(vShape, dtype: v.dtype)
+            if let oldK = keys, let oldV = values {
+                keys = try concatenated([oldK, kFill], axis: 2)
+                values = try concatenated([oldV, vFill], axis: 2)
+            } else {
+                keys = kFill
+                values = vFill
+            }
+        }
+        guard let kb = keys, let vb = values else { throw MLXError.invalidArgument("KV cache has no storage") }
+        var start = [0, 0, offset, 0], stop = kb.shape
+        stop[2] = needed
+        keys = try kb.updatingSlice(start: start, stop: stop, with: k)
+        stop = vb.shape
+        stop[2] = needed
+        start = [0, 0, offset, 0]
+        values = try vb.updatingSlice(start: start, stop: stop, with: v)
+        offset = needed
+        return (keys!, values!)
+    }
+
+    /// Keeps only the batch rows in `indices` (sequences that are still generating).
+    public func select(batchIndices indices: MLXArray) throws {
+        keys = try keys?.take(indices, axis: 0)
+        values = try values?.take(indices, axis: 0)
+    }
+
+    /// The arrays to evaluate so that a step's writes are materialised.
+    public var state: [MLXArray] { [keys, values].compactMap { $0 } }
+}
