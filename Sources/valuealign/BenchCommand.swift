@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LanguageModels
 import MLXEngine
 import ValueAlignBench
 
@@ -7,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self]
     )
 }
 
@@ -45,6 +46,63 @@ struct EngineBench: AsyncParsableCommand {
         parameters.threads = threads
         let quiet = json
         let report = try EngineBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
+struct GenerateBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Prefill, batch-1 decode and batched sampling rates, beside llama.cpp on the same GGUF."
+    )
+
+    @Option(help: "GGUF file or Hugging Face folder (default: the embedded SmolLM2, $VALUEALIGN_MODEL).")
+    var model: String?
+
+    @Option(help: "Timed repetitions per figure (median reported).")
+    var iterations = 3
+
+    @Option(help: "New tokens per sequence.")
+    var newTokens = 128
+
+    @Option(help: "Batch sizes for the aggregate sampling figures.")
+    var batchSizes: [Int] = [16, 64]
+
+    @Option(help: "Weights in memory: float32 or quantized.")
+    var precision: String = "float32"
+
+    @Flag(help: "Skip the llama.cpp anchor.")
+    var noAnchors = false
+
+    @Option(help: "Threads for llama.cpp (match this machine's cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard newTokens >= 2 else { throw ValidationError("--new-tokens must be at least 2") }
+        guard batchSizes.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--batch-sizes must be between 1 and 512") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be float32 or quantized") }
+    }
+
+    func run() async throws {
+        guard let path = model ?? ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"] else {
+            throw ValidationError("no model: pass --model or set VALUEALIGN_MODEL (make run sets it to the embedded SmolLM2)")
+        }
+        var parameters = GenerationBenchmark.Parameters(modelPath: path)
+        parameters.iterations = iterations
+        parameters.newTokens = newTokens
+        parameters.batchSizes = batchSizes
+        parameters.anchors = !noAnchors
+        parameters.threads = threads
+        parameters.precision = WeightPrecision(rawValue: precision)!
+        let quiet = json
+        let report = try GenerationBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
         }
         if !json { print(report.table()) }
