@@ -1,0 +1,77 @@
+public import Foundation
+
+/// A JSON Lines file problem, with the 1-based line number.
+public struct JSONLinesError: Error, Equatable, CustomStringConvertible {
+    public var path: String
+    public var line: Int
+    public var message: String
+    public var description: String { "\(path):\(line): \(message)" }
+}
+
+/// Reads and appends JSON Lines files. Blank lines are allowed; any other line that does not
+/// decode is an error naming its line (never skipped silently).
+public enum JSONLines {
+    /// Decodes every non-blank line of `path` as `T`.
+    public static func read<T: Decodable>(_ type: T.Type, from path: String) throws -> [(line: Int, value: T)] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JSONLinesError(path: path, line: 0, message: "cannot read the file")
+        }
+        var result: [(Int, T)] = []
+        let decoder = JSONDecoder()
+        var lineNumber = 0
+        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = Data(raw)
+            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            guard String(data: line, encoding: .utf8) != nil else {
+                throw JSONLinesError(path: path, line: lineNumber, message: "not valid UTF-8")
+            }
+            do {
+                result.append((lineNumber, try decoder.decode(T.self, from: line)))
+            } catch {
+                throw JSONLinesError(path: path, line: lineNumber, message: describe(error))
+            }
+        }
+        return result
+    }
+
+    /// Appends one record as a line (creating the file), flushed so a killed run loses at most
+    /// the line being written.
+    public static func append<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(value)
+        data.append(UInt8(ascii: "\n"))
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw JSONLinesError(path: path, line: 0, message: "cannot create the file")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw JSONLinesError(path: path, line: 0, message: "cannot open the file for writing")
+        }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+    }
+
+    /// A short, user-facing reading of a decoding error.
+    public static func describe(_ error: any Error) -> String {
+        func path(_ c: DecodingError.Context) -> String {
+            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "the line" : "'\(p)'"
+        }
+        switch error {
+        case let DecodingError.keyNotFound(key, c):
+            let parent = c.codingPath.isEmpty ? "" : " in \(path(c))"
+            return "missing field '\(key.stringValue)'\(parent)"
+        case let DecodingError.typeMismatch(type, c): return "\(path(c)) should be \(type)"
+        case let DecodingError.valueNotFound(type, c): return "\(path(c)) is null, expected \(type)"
+        case let DecodingError.dataCorrupted(c):
+            return c.codingPath.isEmpty ? "not valid JSON" : "\(path(c)): \(c.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+}
