@@ -1,0 +1,46 @@
+import Foundation
+
+/// A one-line progress bar on standard error with rate and ETA. On a terminal it redraws in
+/// place; otherwise (logs, CI) it prints a line at most every 10 seconds and at the end.
+final class ProgressBar {
+    let total: Int
+    let label: String
+    let unit: String
+    private let start = Date()
+    private var lastPrint = Date.distantPast
+    private let interactive = isatty(STDERR_FILENO) == 1
+    private let quiet: Bool
+
+    init(total: Int, label: String, unit: String = "items", quiet: Bool = false) {
+        self.total = total
+        self.label = label
+        self.unit = unit
+        self.quiet = quiet
+    }
+
+    /// Shows `done` of `total`, plus an extra rate such as tokens/s.
+    func update(_ done: Int, extra: String = "", final: Bool = false) {
+        guard !quiet else { return }
+        let now = Date()
+        guard final || now.timeIntervalSince(lastPrint) >= (interactive ? 0.1 : 10) else { return }
+        lastPrint = now
+        let elapsed = now.timeIntervalSince(start)
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        var line = "\(label) \(bar) \(done)/\(total) \(unit)  \(String(format: "%.1f", rate))/s"
+        if !extra.isEmpty { line += "  \(extra)" }
+        line += "  elapsed \(Self.clock(elapsed))"
+        if done < total { line += "  ETA \(Self.clock(eta))" }
+        let text = interactive ? "\r\u{1B}[2K" + line + (final ? "\n" : "") : line + "\n"
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
