@@ -84,18 +84,17 @@ struct Golden: Decodable {
     var chat: [Chat]?
 }
 
+/// The character GPT-2's byte-level alphabet spells `byte` with: printable Latin-1 bytes spell
+/// themselves, the other 68 move, in order, to U+0100 and up.
+func byteLevelCharacter(_ byte: UInt8) -> String {
+    func printable(_ b: Int) -> Bool { (0x21...0x7E).contains(b) || (0xA1...0xAC).contains(b) || (0xAE...0xFF).contains(b) }
+    let b = Int(byte)
+    if printable(b) { return String(Unicode.Scalar(byte)) }
+    let moved = (0..<b).filter { !printable($0) }.count
+    return String(Unicode.Scalar(UInt32(256 + moved))!)
+}
+
 /// The byte-level spelling of a string's UTF-8 (how the golden files write pieces).
 func byteLevelSpelling(_ text: String) -> String {
-    // GPT-2's table: printable Latin-1 bytes spell themselves, the rest move to U+0100 and up.
-    var result = String.UnicodeScalarView()
-    for byte in text.utf8 {
-        let b = Int(byte)
-        if (0x21...0x7E).contains(b) || (0xA1...0xAC).contains(b) || (0xAE...0xFF).contains(b) {
-            result.append(Unicode.Scalar(UInt8(b)))
-        } else {
-            let moved = (0..<b).filter { !((0x21...0x7E).contains($0) || (0xA1...0xAC).contains($0) || (0xAE...0xFF).contains($0)) }.count
-            result.append(Unicode.Scalar(UInt32(256 + moved))!)
-        }
-    }
-    return String(result)
+    text.utf8.map(byteLevelCharacter).joined()
 }
