@@ -38,7 +38,7 @@ struct RetryAndFailureTests {
 
     @Test("Retry-After on 429 and 503 is honoured, up to maxRetryAfter", arguments: [
         // (status, header, value, cap in ms, least expected wait in ms)
-        (429, "Retry-After", "1", 300, 290),  // 1 s asked, capped at 0.3 s
+        (429, "Retry-After", "10", 300, 290),  // 10 s asked, capped at 0.3 s
         (503, "Retry-After", "0.2", 2000, 190),
         (429, "retry-after-ms", "150", 2000, 140),
     ])
@@ -53,7 +53,7 @@ struct RetryAndFailureTests {
             let elapsed = ContinuousClock.now - start
             #expect(await log.count == 2)
             #expect(elapsed >= .milliseconds(leastMs))
-            #expect(elapsed < .milliseconds(leastMs + 700))
+            #expect(elapsed < .seconds(3))  // generous for a loaded machine, yet far below the 10 s asked
         }
     }
 
@@ -93,14 +93,15 @@ struct RetryAndFailureTests {
             await log.hold(atMost: .seconds(3))
             return .completion("too late")
         }) { baseURL, log in
-            let backend = try makeBackend(baseURL, timeout: .milliseconds(300))
+            // Time-outs in these tests are long enough for a loaded 2-core machine to connect.
+            let backend = try makeBackend(baseURL, timeout: .seconds(1))
             let start = ContinuousClock.now
             let message = await backendErrorMessage { _ = try await backend.complete([.user("hi")], parameters: .greedy) }
             let elapsed = ContinuousClock.now - start
             await log.release()
-            #expect(elapsed >= .milliseconds(290) && elapsed < .milliseconds(1000))
+            #expect(elapsed >= .milliseconds(990) && elapsed < .seconds(3))
             #expect(message.contains("timed out"))
-            #expect(message.contains("300 ms"))
+            #expect(message.contains("within 1.0 s"))
             #expect(await log.count == 1)
         }
     }
