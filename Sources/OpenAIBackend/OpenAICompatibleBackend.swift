@@ -15,7 +15,10 @@ public import LanguageModels
 ///
 /// With the default `HTTPClient.shared`, AsyncHTTPClient's own read time-out (90 s without a byte
 /// from the server) also applies: for non-streamed answers that take longer, pass an `HTTPClient`
-/// configured with a longer read time-out, or use `stream`.
+/// configured with a longer read time-out, or use `stream`. That client also retries a refused
+/// connection by itself until the time-out, so an unreachable server shows as a time-out; a client
+/// with `connectionPool.retryConnectionEstablishment = false` reports the connection error at once
+/// (and this backend retries it with back-off).
 public struct OpenAICompatibleBackend: ChatBackend, CustomStringConvertible, CustomReflectable {
     /// The model name sent with every request (`"model"` in the body).
     public let modelName: String
