@@ -32,9 +32,12 @@ let package = Package(
         .library(name: "MLXEngine", targets: ["MLXEngine"]),
         .library(name: "MLXNN", targets: ["MLXNN"]),
         .library(name: "LanguageModels", targets: ["LanguageModels"]),
+        .library(name: "OpenAIBackend", targets: ["OpenAIBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // Thin C++ layer over mlx::core with a plain C interface. Every entry point catches every
@@ -61,6 +64,12 @@ let package = Package(
         .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
         // Tokenizers, chat templates, Llama-family models, generation, scoring, LoRA adapters.
         .target(name: "LanguageModels", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        // OpenAI-compatible HTTP ChatBackend, kept apart so the model layer builds without NIO.
+        .target(
+            name: "OpenAIBackend",
+            dependencies: ["LanguageModels", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: strictSwift
+        ),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .executableTarget(
@@ -77,6 +86,16 @@ let package = Package(
             name: "LanguageModelsTests",
             dependencies: ["LanguageModels", "ValueAlignTesting"],
             exclude: ["Fixtures"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "OpenAIBackendTests",
+            dependencies: [
+                "OpenAIBackend", "LanguageModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strictSwift
         ),
     ],
