@@ -33,7 +33,8 @@ enum TokenizerFixtures {
         Result { () throws -> EmbeddedTokenizer in
             let metadata = try ArrayIO.loadGGUF(path).metadata
             return EmbeddedTokenizer(
-                tokenizer: try BPETokenizer(ggufMetadata: metadata), chatTemplate: metadata["tokenizer.chat_template"]?.string)
+                tokenizer: try BPETokenizer(ggufMetadata: metadata), chatTemplate: metadata["tokenizer.chat_template"]?.string,
+                metadata: metadata)
         }
     }
 }
@@ -41,6 +42,7 @@ enum TokenizerFixtures {
 struct EmbeddedTokenizer: Sendable {
     var tokenizer: BPETokenizer
     var chatTemplate: String?
+    var metadata: [String: GGUFValue]
 }
 
 /// One golden file.

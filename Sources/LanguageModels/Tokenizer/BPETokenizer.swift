@@ -3,9 +3,9 @@ import Foundation
 /// A byte-level BPE tokenizer (GPT-2, SmolLM2, Llama 3, Qwen2 vocabularies) that tokenizes
 /// exactly as Hugging Face `tokenizers` does for the same vocabulary, merges and pre-tokenizer.
 ///
-/// Build one from a GGUF file's metadata (``init(ggufMetadata:)``), from a Hugging Face
-/// `tokenizer.json` (``init(tokenizerJSON:config:)``, ``init(directory:)``), or from parts
-/// (``init(tokens:merges:addedTokens:preTokenizer:normalization:ignoreMerges:bosTokenId:addBOS:eosTokenId:addEOS:endOfGenerationTokenIds:padTokenId:)``).
+/// Build one from a GGUF file's metadata (`init(ggufMetadata:)`), from a Hugging Face
+/// `tokenizer.json` (`init(tokenizerJSON:config:generationConfig:)`, `init(directory:)`), or
+/// from its parts (`init(tokens:merges:...)`).
 /// Encoding is: added tokens are cut out of the text first (special ones only when asked), the
 /// rest is normalized (NFC for Qwen2) and split into words by the ``PreTokenizer``, and each
 /// word's bytes are merged pair by pair, lowest merge rank first. Merged words are cached, so
