@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import LanguageModels
+import OpenAIBackend
+
+/// Which model answers: a local one (embedded, GGUF, Hugging Face folder) or an OpenAI-compatible server.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Model: 'embedded' (default), a GGUF file, a Hugging Face folder, a name in the models folder, or with --base-url the served model's name.")
+    var model: String?
+
+    @Option(help: "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama). The key is read from $OPENAI_API_KEY or --api-key-env.")
+    var baseURL: String?
+
+    @Option(help: "Environment variable holding the server's API key.")
+    var apiKeyEnv = "OPENAI_API_KEY"
+
+    @Option(help: "Chat format for local models: \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", ")) (default: from the model's metadata).")
+    var chatTemplate: String?
+
+    @Option(help: "Local weights in memory: float32 (fast) or quantized (small).")
+    var precision = "float32"
+
+    func validate() throws {
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be float32 or quantized, got '\(precision)'") }
+        if let chatTemplate { _ = try ChatTemplate.named(chatTemplate) }
+        if baseURL != nil, model == nil { throw ValidationError("--base-url needs --model naming the served model") }
+    }
+
+    /// The backend these options describe (loading a local model can take seconds).
+    func makeBackend() throws -> any ChatBackend {
+        if let baseURL {
+            return try OpenAICompatibleBackend(baseURL: baseURL, model: model!, apiKeyEnvironmentVariable: apiKeyEnv)
+        }
+        let path = try ModelLocator.resolve(model)
+        return LocalChatBackend(try LoadedModel.load(path, precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate))
+    }
+}
+
+/// Sampling options shared by commands that generate.
+struct GenerationOptions: ParsableArguments {
+    @Option(help: "Most new tokens per answer.") var maxTokens = 256
+    @Option(help: "0 = greedy.") var temperature: Float = 0
+    @Option(help: "Keep the k most likely tokens (0 = off).") var topK = 0
+    @Option(help: "Nucleus sampling mass (1 = off).") var topP: Float = 1
+    @Option(help: "Drop tokens below min-p times the best one's probability (0 = off).") var minP: Float = 0
+    @Option(help: "Penalty on recently seen tokens (1 = off).") var repetitionPenalty: Float = 1
+    @Option(help: "Random seed (same seed, same output).") var seed: UInt64?
+    @Option(help: "Stop when the answer ends with this text (repeatable).") var stop: [String] = []
+
+    var parameters: GenerationParameters {
+        GenerationParameters(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP, minP: minP,
+                             repetitionPenalty: repetitionPenalty, seed: seed, stop: stop)
+    }
+
+    func validate() throws {
+        do { try parameters.validate() } catch { throw ValidationError("\(error)") }
+    }
+}
