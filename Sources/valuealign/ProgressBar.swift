@@ -10,6 +10,7 @@ final class ProgressBar {
     private var lastPrint = Date.distantPast
     private let interactive = isatty(STDERR_FILENO) == 1
     private let quiet: Bool
+    private var lastDone = -1
 
     init(total: Int, label: String, unit: String = "items", quiet: Bool = false) {
         self.total = total
@@ -23,7 +24,10 @@ final class ProgressBar {
         guard !quiet else { return }
         let now = Date()
         guard final || now.timeIntervalSince(lastPrint) >= (interactive ? 0.1 : 10) else { return }
+        // In a log, the closing line repeats nothing already printed.
+        if final, !interactive, done == lastDone { return }
         lastPrint = now
+        lastDone = done
         let elapsed = now.timeIntervalSince(start)
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
