@@ -88,10 +88,15 @@ void transpose_heads(const float* src, float* dst, int64_t nb, int64_t rows, int
   });
 }
 
+// Few queries per head (decode steps): scores are dot products with the rows of K, so K is read
+// once in place instead of being transposed (a full copy of the cache per call).
+constexpr int64_t kDotQueries = 4;
+
 void attention_forward(const Table& t, const Dims& d, float scale, bool causal, const float* q, const float* k,
                        const float* v, const float* mask, float* out, float* lse) {
-  std::vector<float> kt(size_t(d.B * d.Hkv * d.D * d.S));
-  transpose_heads(k, kt.data(), d.B * d.Hkv, d.S, d.D);
+  const bool by_dot = d.L <= kDotQueries;
+  std::vector<float> kt(by_dot ? 0 : size_t(d.B * d.Hkv * d.D * d.S));
+  if (!by_dot) transpose_heads(k, kt.data(), d.B * d.Hkv, d.S, d.D);
   const int64_t nqb = d.nqb();
   const int64_t work = d.B * d.H * d.L * d.S * (d.D + d.Dv);
   for_tasks(d.B * d.H * nqb, work, [&](int64_t task) {
@@ -106,10 +111,19 @@ void attention_forward(const Table& t, const Dims& d, float scale, bool causal, 
       std::fill(l, l + rows, std::numeric_limits<float>::infinity());
       return;
     }
-    const float* ktb = kt.data() + (b * d.Hkv + hk) * d.D * d.S;
     const float* vb = v + (b * d.Hkv + hk) * d.S * d.Dv;
     float* s = scratch(size_t(rows * kend));
-    t.gemm(rows, kend, d.D, scale, q + (bh * d.L + i0) * d.D, d.D, 1, ktb, d.S, s, kend, false);
+    if (by_dot) {
+      const float* kb = k + (b * d.Hkv + hk) * d.S * d.D;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* qr = q + (bh * d.L + i0 + r) * d.D;
+        float* sr = s + r * kend;
+        for (int64_t j = 0; j < kend; ++j) sr[j] = scale * t.dot(qr, kb + j * d.D, d.D);
+      }
+    } else {
+      const float* ktb = kt.data() + (b * d.Hkv + hk) * d.D * d.S;
+      t.gemm(rows, kend, d.D, scale, q + (bh * d.L + i0) * d.D, d.D, 1, ktb, d.S, s, kend, false);
+    }
     for (int64_t r = 0; r < rows; ++r) {
       int64_t i = i0 + r, n = d.visible(i, causal);
       float* sr = s + r * kend;
