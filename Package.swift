@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "MLXNN", targets: ["MLXNN"]),
         .library(name: "LanguageModels", targets: ["LanguageModels"]),
         .library(name: "OpenAIBackend", targets: ["OpenAIBackend"]),
+        .library(name: "ValueSpace", targets: ["ValueSpace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -70,12 +71,14 @@ let package = Package(
             dependencies: ["LanguageModels", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strictSwift
         ),
+        // Schwartz's ten values: vectors, profiles, distances, datasets, the ValueEvaluator protocol.
+        .target(name: "ValueSpace", dependencies: ["LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -88,6 +91,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "OpenAIBackendTests",
             dependencies: [
