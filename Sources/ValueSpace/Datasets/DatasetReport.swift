@@ -1,4 +1,4 @@
-/// What a dataset reader kept, repaired and dropped. Every row of the file is either kept or
+/// What a dataset reader kept, normalised and dropped. Every row of the file is either kept or
 /// counted under one reason in `droppedRows`.
 public struct DatasetReport: Sendable, Codable, Equatable {
     /// Non-blank lines read.
@@ -18,12 +18,10 @@ public struct DatasetReport: Sendable, Codable, Equatable {
     /// Values labelled both +1 and -1 in one row (each counted once per row), whatever the
     /// policy did with them.
     public var conflicts: Int
-    /// Other readers' repairs that kept a row (e.g. "merged consecutive Human turns") -> count.
-    public var repairs: [String: Int]
 
     public init(
         rows: Int = 0, kept: Int = 0, droppedRows: [String: Int] = [:], normalisedLabels: [String: Int] = [:],
-        droppedLabels: [String: Int] = [:], mergedDuplicates: Int = 0, conflicts: Int = 0, repairs: [String: Int] = [:]
+        droppedLabels: [String: Int] = [:], mergedDuplicates: Int = 0, conflicts: Int = 0
     ) {
         self.rows = rows
         self.kept = kept
@@ -32,7 +30,6 @@ public struct DatasetReport: Sendable, Codable, Equatable {
         self.droppedLabels = droppedLabels
         self.mergedDuplicates = mergedDuplicates
         self.conflicts = conflicts
-        self.repairs = repairs
     }
 
     /// Rows dropped, all reasons together.
@@ -55,7 +52,6 @@ public struct DatasetReport: Sendable, Codable, Equatable {
                 "merged duplicate labels: \(mergedDuplicates); conflicting values: \(conflicts)",
             ]
         }
-        if !repairs.isEmpty { lines.append("repairs: \(list(repairs))") }
         return lines.joined(separator: "\n")
     }
 
