@@ -81,6 +81,16 @@ import ValueSpace
             #expect(a.vector.components.allSatisfy { $0 >= -1 && $0 <= 1 })
         }
 
+        // Decision offsets move the probabilities and survive saving.
+        var offsets = [Float](repeating: 0, count: 30)
+        offsets[5 * 3] = 3  // security: favour "opposed"
+        try heads.setClassOffsets(offsets)
+        let shifted = try await evaluator.evaluate(Self.pairs)
+        for (a, b) in zip(results, shifted) {
+            #expect(b.probabilities[5][0] > a.probabilities[5][0])
+            #expect(abs(b.vector.components[0] - a.vector.components[0]) < 1e-6)
+        }
+
         // Save, load, same outputs.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-heads-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -90,7 +100,7 @@ import ValueSpace
         #expect(loadedHeads.inputWidth == heads.inputWidth)
         let reloaded = try TrainedValueEvaluator(configuration: loadedConfig, heads: loadedHeads, model: model, tokenizer: tokenizer, template: .chatml)
         let again = try await reloaded.evaluate(Self.pairs)
-        for (a, b) in zip(results, again) {
+        for (a, b) in zip(shifted, again) {
             expectClose(a.vector.components, b.vector.components, atol: 1e-6, rtol: 0)
         }
     }
