@@ -83,6 +83,18 @@ static void check_all() {
     std::printf("isa %d (%s): %s\n", isa, vk::detail::table().name, g_failures == before ? "ok" : "FAILED");
   }
   vk::set_isa(-1);
+  {  // Strided and broadcast x.
+    QW q = make_qw(19, 128, 32, 4, 21);
+    auto dense = mx::dequantize(q.w, mx::astype(q.s, mx::float32), mx::astype(q.b, mx::float32), 32, 4);
+    for (auto x : {mx::transpose(randn({128, 3}, 22)), mx::broadcast_to(randn({1, 128}, 23), {4, 128}),
+                   mx::slice(randn({2, 5, 256}, 24), {0, 1, 64}, {2, 5, 192})}) {
+      auto y = vk::quantized_matmul_rows(x, q.w, q.s, q.b, 32, 4);
+      double mr = 0, d = max_abs_diff(y, mx::matmul(x, mx::transpose(dense)), &mr);
+      bool ok = d <= 1e-5 + 1e-5 * mr;
+      std::printf("  strided x %s: max|d| %.3g%s\n", x.shape().size() == 3 ? "slice" : "2-D", d, ok ? "" : " MISMATCH");
+      if (!ok) ++g_failures;
+    }
+  }
   // VJP with respect to x, scales and biases against the dequantised composition.
   QW q = make_qw(37, 128, 64, 4, 5, false);
   auto x = randn({3, 128}, 6);

@@ -90,6 +90,19 @@ struct QuantizedKernelTests {
         expectClose(ours, try mlx.asType(.float32), atol: 1e-2, rtol: 1e-2)
     }
 
+    @Test("strided and broadcast x give the same results as contiguous x")
+    func stridedInputs() throws {
+        let q = try QuantizedChecks.weights(outputs: 19, inputs: 128, bits: 4, groupSize: 32, half: true, seed: 20)
+        let transposed = try Fixtures.normal([128, 3], seed: 21).T
+        let broadcast = try Fixtures.normal([1, 128], seed: 22).broadcast(to: [4, 128])
+        let sliced = try Fixtures.normal([2, 5, 256], seed: 23)[ArrayIndex.all, 1..<5, 64..<192]
+        for (name, x) in [("transposed", transposed), ("broadcast", broadcast), ("sliced", sliced)] {
+            let y = try Fast.quantizedMatmulRows(x, weight: q.w, scales: q.scales, biases: q.biases, groupSize: 32, bits: 4)
+            #expect(y.shape == Array(x.shape.dropLast()) + [19], "\(name)")
+            expectClose(y, try QuantizedChecks.reference(x, q.w, q.scales, q.biases, groupSize: 32, bits: 4), atol: 2e-5, rtol: 1e-4, "\(name) x")
+        }
+    }
+
     @Test("layouts the kernel does not cover fall back to MLX's quantizedMatmul")
     func fallbacks() throws {
         // 2-bit weights.

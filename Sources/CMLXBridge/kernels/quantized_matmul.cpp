@@ -19,7 +19,39 @@ using namespace detail;
 // than it saves (a 576x192 4-bit matrix is ~70 KB with its scales).
 constexpr int64_t kSerialBytes = int64_t(96) << 10;
 
+// Work unit of the threads, in weight bytes.
+constexpr int64_t kChunkBytes = int64_t(48) << 10;
+
 thread_local std::vector<float> t_packed_x;
+thread_local std::vector<float> t_strided_x;
+
+// dst = the elements of a float32 array of any strides, in row-major order.
+void gather(const mx::array& a, float* dst) {
+  const float* src = a.data<float>();
+  const int nd = int(a.ndim());
+  if (nd == 0) {
+    dst[0] = src[0];
+    return;
+  }
+  std::vector<int64_t> idx(size_t(nd), 0);
+  const int64_t last = a.shape(-1), last_stride = a.strides()[size_t(nd - 1)];
+  for (size_t done = 0; done < a.size(); done += size_t(last)) {
+    int64_t off = 0;
+    for (int d = 0; d < nd - 1; ++d) off += idx[size_t(d)] * int64_t(a.strides()[size_t(d)]);
+    for (int64_t k = 0; k < last; ++k) *dst++ = src[off + k * last_stride];
+    for (int d = nd - 2; d >= 0; --d) {
+      if (++idx[size_t(d)] < a.shape(d)) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+// a itself when it is already computed and row-contiguous (weights usually are), else a
+// contiguous copy: each extra graph node costs a scheduling step on every call.
+mx::array contiguous_input(const mx::array& a, mx::Stream s) {
+  if (a.status() != mx::array::Status::unscheduled && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, s);
+}
 
 bool supported_layout(int group_size, int bits) {
   return (bits == 4 || bits == 8) && (group_size == 32 || group_size == 64 || group_size == 128);
@@ -30,10 +62,10 @@ class QuantizedMatmulRows : public mx::UnaryPrimitive {
   QuantizedMatmulRows(mx::Stream s, int group_size, int bits)
       : mx::UnaryPrimitive(s), group_size_(group_size), bits_(bits) {}
 
-  // inputs: x [..., K] float32, w [N, K*bits/32] uint32, scales and biases [N, K/group] (both
-  // float16 or both float32), all row-contiguous.
+  // inputs: x [..., K] float32 (any strides), w [N, K*bits/32] uint32, scales and biases
+  // [N, K/group] (both float16 or both float32), row-contiguous.
   void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
-    for (auto& a : in) require_row_contiguous(a, "QuantizedMatmulRows");
+    for (size_t i = 1; i < in.size(); ++i) require_row_contiguous(in[i], "QuantizedMatmulRows");
     alloc_output(out);
     const Table* t = &table();
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -54,13 +86,23 @@ class QuantizedMatmulRows : public mx::UnaryPrimitive {
       a.y = y.data<float>();
       size_t n = size_t(a.M * a.K);
       if (t_packed_x.size() < n) t_packed_x.resize(n);
-      t->qmm_pack_x(x.data<float>(), t_packed_x.data(), a.M, a.K, bits);
+      const float* xs = x.data<float>();
+      if (!x.flags().row_contiguous) {
+        // A strided view: gather it in row-major order first (x is small).
+        if (t_strided_x.size() < n) t_strided_x.resize(n);
+        gather(x, t_strided_x.data());
+        xs = t_strided_x.data();
+      }
+      t->qmm_pack_x(xs, t_packed_x.data(), a.M, a.K, bits);
       a.xp = t_packed_x.data();
       const int64_t row_bytes = a.K * bits / 8 + (a.K / group) * int64_t(a.half ? 4 : 8);
       const int64_t tile = t->qmm_tile_n;
       if (row_bytes * a.N < kSerialBytes) return t->qmm(a, 0, a.N);
-      const int64_t grain = std::max<int64_t>(tile, kSerialBytes / 2 / std::max<int64_t>(row_bytes, 1));
-      parallel_range(a.N, grain, tile, [&](int64_t b, int64_t e) { t->qmm(a, b, e); });
+      // Chunks of ~kChunkBytes, claimed dynamically: a worker that wakes late still takes its share.
+      int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(row_bytes, 1));
+      chunk = std::max<int64_t>(1, chunk / tile) * tile;
+      const int64_t parts = (a.N + chunk - 1) / chunk;
+      parallel_for(parts, [&](int64_t p) { t->qmm(a, p * chunk, std::min(a.N, (p + 1) * chunk)); });
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override { no_gpu("QuantizedMatmulRows"); }
@@ -147,8 +189,7 @@ mx::array quantized_matmul_rows(const mx::array& x, const mx::array& w, const mx
   mx::Shape shape = x.shape();
   shape.back() = N;
   return mx::array(shape, mx::float32, std::make_shared<QuantizedMatmulRows>(*s, group_size, bits),
-                   {mx::contiguous(x, false, *s), mx::contiguous(w, false, *s), mx::contiguous(sc, false, *s),
-                    mx::contiguous(bi, false, *s)});
+                   {x, contiguous_input(w, *s), contiguous_input(sc, *s), contiguous_input(bi, *s)});
 }
 
 }  // namespace valuealign::kernels
