@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self]
     )
 }
 
@@ -109,6 +109,46 @@ struct GenerateBench: AsyncParsableCommand {
         print(try report.jsonLine())
     }
 }
+
+struct QuantizedBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantized",
+        abstract: "The quantised matmul kernel vs MLX's quantized_matmul and float32 OpenBLAS on SmolLM2's decode shapes."
+    )
+
+    @Option(help: "Timed calls per figure at most (median reported).")
+    var iterations = 60
+
+    @Option(parsing: .upToNextOption, help: "Rows of x (decode batch sizes).")
+    var rows: [Int] = [1, 4, 16]
+
+    @Option(help: "The SmolLM2-135M GGUF file (default: $VALUEALIGN_MODEL, else random weights).")
+    var model: String?
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 3 else { throw ValidationError("--iterations must be at least 3") }
+        guard !rows.isEmpty, rows.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--rows must be between 1 and 512") }
+        if let model, !FileManager.default.fileExists(atPath: model) { throw ValidationError("no model file at \(model)") }
+    }
+
+    func run() async throws {
+        var parameters = QuantizedKernelBenchmark.Parameters()
+        parameters.iterations = iterations
+        parameters.rows = rows
+        let fromEnvironment = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"].flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
+        parameters.modelPath = model ?? fromEnvironment
+        let quiet = json
+        let report = try QuantizedKernelBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
 
 struct EngineInfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "engine-info", abstract: "Show the MLX build, BLAS provider, kernels and devices.")
