@@ -71,8 +71,8 @@ struct GenerateBench: AsyncParsableCommand {
     @Option(help: "Batch sizes for the aggregate sampling figures.")
     var batchSizes: [Int] = [16, 64]
 
-    @Option(help: "Weights in memory: float32 or quantized.")
-    var precision: String = "float32"
+    @Option(help: "Weights in memory: hybrid, float32 or quantized.")
+    var precision: String = "hybrid"
 
     @Flag(help: "Skip the llama.cpp anchor.")
     var noAnchors = false
@@ -87,7 +87,7 @@ struct GenerateBench: AsyncParsableCommand {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
         guard newTokens >= 2 else { throw ValidationError("--new-tokens must be at least 2") }
         guard batchSizes.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--batch-sizes must be between 1 and 512") }
-        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be float32 or quantized") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
     }
 
     func run() async throws {
