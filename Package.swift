@@ -72,7 +72,11 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         // Schwartz's ten values: vectors, profiles, distances, datasets, the ValueEvaluator protocol.
-        .target(name: "ValueSpace", dependencies: ["LanguageModels"], swiftSettings: strictSwift),
+        .target(
+            name: "ValueSpace", dependencies: ["LanguageModels"],
+            resources: [.copy("Profiles")],  // built-in presets, read through Bundle.module
+            swiftSettings: strictSwift
+        ),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .executableTarget(

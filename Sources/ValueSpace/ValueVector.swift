@@ -45,7 +45,9 @@ extension ValueVector: Codable {
         if var array = try? decoder.unkeyedContainer() {
             var c: [Double] = []
             while !array.isAtEnd { c.append(try array.decode(Double.self)) }
-            try self.init(c)
+            do { try self.init(c) } catch {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+            }
             return
         }
         let container = try decoder.container(keyedBy: Key.self)
@@ -75,6 +77,8 @@ public enum ValueSpaceError: Error, Equatable, CustomStringConvertible {
     case invalidProfile(path: String, message: String)
     case unknownProfile(String, available: [String])
     case data(path: String, line: Int, message: String)
+    /// A computation got inputs it cannot work with (no samples, unpaired data, bad settings).
+    case invalidArgument(String)
 
     public var description: String {
         switch self {
@@ -82,6 +86,7 @@ public enum ValueSpaceError: Error, Equatable, CustomStringConvertible {
         case let .invalidProfile(path, m): "\(path): \(m)"
         case let .unknownProfile(name, available): "unknown profile '\(name)'; available: \(available.joined(separator: ", "))"
         case let .data(path, line, m): "\(path):\(line): \(m)"
+        case let .invalidArgument(m): m
         }
     }
 }

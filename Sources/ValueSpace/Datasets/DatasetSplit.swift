@@ -1,0 +1,39 @@
+import Foundation
+
+/// A deterministic train / held-out split keyed by text, so that one prompt never lands on both
+/// sides, on any machine or run (it does not use Swift's per-process randomised `Hashable`).
+public enum DatasetSplit {
+    /// A stable 64-bit hash of `text` (surrounding whitespace ignored) under `seed`: FNV-1a over
+    /// the seed's 8 bytes and the text's UTF-8, then a SplitMix64 finaliser so every bit is mixed.
+    public static func stableHash(_ text: String, seed: UInt64 = 0) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ byte: UInt8) {
+            h ^= UInt64(byte)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        for i in 0..<8 { mix(UInt8(truncatingIfNeeded: seed >> (8 * UInt64(i)))) }
+        for byte in text.trimmingCharacters(in: .whitespacesAndNewlines).utf8 { mix(byte) }
+        var z = h
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Whether `text` (a prompt) belongs to the held-out side: true for about `fraction` of all
+    /// texts; the same text always gets the same answer for the same seed.
+    public static func isHeldOut(_ text: String, fraction: Double = 0.15, seed: UInt64 = 0) -> Bool {
+        let u = Double(stableHash(text, seed: seed) >> 11) * 0x1.0p-53
+        return u < fraction
+    }
+
+    /// Splits `items` by the text `key` gives, keeping their order on each side.
+    public static func split<T>(
+        _ items: [T], fraction: Double = 0.15, seed: UInt64 = 0, key: (T) -> String
+    ) -> (train: [T], heldOut: [T]) {
+        var train: [T] = [], heldOut: [T] = []
+        for item in items {
+            if isHeldOut(key(item), fraction: fraction, seed: seed) { heldOut.append(item) } else { train.append(item) }
+        }
+        return (train, heldOut)
+    }
+}
