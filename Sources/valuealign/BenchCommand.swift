@@ -21,7 +21,7 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Timed iterations per figure (median reported).")
     var iterations = 10
 
-    @Option(help: "Matrix sizes for the matmul figures.")
+    @Option(parsing: .upToNextOption, help: "Matrix sizes for the matmul figures.")
     var matmulSizes: [Int] = [1024, 2048]
 
     @Flag(help: "Skip the Python anchors (PyTorch, MLX Python).")
@@ -68,7 +68,7 @@ struct GenerateBench: AsyncParsableCommand {
     @Option(help: "New tokens per sequence.")
     var newTokens = 128
 
-    @Option(help: "Batch sizes for the aggregate sampling figures.")
+    @Option(parsing: .upToNextOption, help: "Batch sizes for the aggregate sampling figures.")
     var batchSizes: [Int] = [16, 64]
 
     @Option(help: "Weights in memory: hybrid, float32 or quantized.")
