@@ -34,6 +34,7 @@ let package = Package(
         .library(name: "LanguageModels", targets: ["LanguageModels"]),
         .library(name: "OpenAIBackend", targets: ["OpenAIBackend"]),
         .library(name: "ValueSpace", targets: ["ValueSpace"]),
+        .library(name: "Evaluators", targets: ["Evaluators"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,12 +78,20 @@ let package = Package(
             resources: [.copy("Profiles")],  // built-in presets, read through Bundle.module
             swiftSettings: strictSwift
         ),
+        // The trained value evaluator (heads over the embedded model's hidden states); its weights
+        // ship as a resource.
+        .target(
+            name: "Evaluators",
+            dependencies: ["ValueSpace", "LanguageModels", "MLXNN", "MLXEngine"],
+            resources: [.process("Resources")],
+            swiftSettings: strictSwift
+        ),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -96,6 +105,11 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "EvaluatorsTests",
+            dependencies: ["Evaluators", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "OpenAIBackendTests",
             dependencies: [

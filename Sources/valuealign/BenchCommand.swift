@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self]
     )
 }
 
@@ -142,6 +142,41 @@ struct QuantizedBench: AsyncParsableCommand {
         parameters.modelPath = model ?? fromEnvironment
         let quiet = json
         let report = try QuantizedKernelBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
+
+struct EvaluatorBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluator",
+        abstract: "Pairs/s of the trained value evaluator at a batch of ~200-token pairs, beside a full prefill of the same tokens."
+    )
+
+    @Option(help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "Evaluator weights (default: the shipped ones).") var weights: String?
+    @Option(help: "Pairs per batch.") var batchSize = 32
+    @Option(help: "Approximate tokens per pair.") var pairTokens = 200
+    @Option(help: "Timed repetitions per figure (median reported).") var iterations = 3
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard (1...512).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 512") }
+        guard (32...2048).contains(pairTokens) else { throw ValidationError("--pair-tokens must be between 32 and 2048") }
+    }
+
+    func run() async throws {
+        var parameters = EvaluatorBenchmark.Parameters(modelPath: try ModelLocator.resolve(model))
+        parameters.weightsPath = weights
+        parameters.batchSize = batchSize
+        parameters.pairTokens = pairTokens
+        parameters.iterations = iterations
+        let quiet = json
+        let report = try EvaluatorBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
         }
         if !json { print(report.table()) }

@@ -1,0 +1,73 @@
+public import MLXEngine
+public import MLXNN
+import ValueSpace
+
+/// The trainable part of the evaluator: per-value 3-way classifiers (opposed / no connection /
+/// supported) over standardised features.
+///
+/// Features are standardised with the training set's mean and scale (stored, frozen), then go
+/// through an optional hidden layer (GELU) and one linear map to 10 x 3 logits. With no hidden
+/// layer this is ten multinomial logistic regressions sharing nothing but the input.
+public final class ValueHeads: Module, @unchecked Sendable {
+    @Parameter public var featureMean: MLXArray
+    @Parameter public var featureScale: MLXArray
+    /// [hidden (optional), output]; the output has 30 units, value-major (value i: 3i..3i+2).
+    public var layers: [Linear]
+
+    public static let valueCount = SchwartzValue.allCases.count
+    public static let classCount = 3
+
+    /// Fresh heads with PyTorch-style uniform initialisation from `seed`.
+    public init(inputWidth: Int, hiddenUnits: Int, seed: UInt64) throws {
+        let keys = try MLXRandom.split(MLXRandom.key(seed))
+        _featureMean = Parameter(wrappedValue: try MLXArray.zeros([inputWidth]), key: "feature_mean")
+        _featureScale = Parameter(wrappedValue: try MLXArray.ones([inputWidth]), key: "feature_scale")
+        let outputs = Self.valueCount * Self.classCount
+        if hiddenUnits > 0 {
+            layers = [try Linear(inputWidth, hiddenUnits, key: keys[0]), try Linear(hiddenUnits, outputs, key: keys[1])]
+        } else {
+            layers = [try Linear(inputWidth, outputs, key: keys[0])]
+        }
+        super.init()
+        freeze(keys: ["feature_mean", "feature_scale"])
+        // Evaluated now: MLX ties a lazy array to the thread that made it, and heads are often
+        // made on one thread and run on the evaluator's queue.
+        try eval(Array(parameters().values))
+    }
+
+    /// Heads shaped like a saved set, to be filled by `load(safetensors:)`.
+    public convenience init(shapedAs arrays: [String: MLXArray]) throws(EvaluatorError) {
+        guard let mean = arrays["feature_mean"], mean.ndim == 1 else {
+            throw .invalidWeights(path: "", message: "no 1-D tensor 'feature_mean'")
+        }
+        let hidden = arrays["layers.1.weight"] != nil ? (arrays["layers.0.weight"]?.dim(0) ?? 0) : 0
+        do { try self.init(inputWidth: mean.dim(0), hiddenUnits: hidden, seed: 0) } catch {
+            throw .invalidWeights(path: "", message: "\(error)")
+        }
+    }
+
+    public var inputWidth: Int { featureMean.dim(0) }
+    public var hiddenUnits: Int { layers.count > 1 ? layers[0].outputDimensions : 0 }
+
+    /// Sets the standardisation from training features [N, width] (scale = 1 / (std + 1e-6)).
+    public func standardize(from features: MLXArray) throws {
+        let mean = try features.mean(axis: 0)
+        let std = try features.variance(axes: [0]).sqrt()
+        let scale = try (std + 1e-6).reciprocal()
+        try eval(mean, scale)
+        try update(parameters: ["feature_mean": mean, "feature_scale": scale])
+    }
+
+    /// Logits [N, 10, 3] for features [N, width].
+    public func callAsFunction(_ features: MLXArray) throws -> MLXArray {
+        guard features.ndim == 2, features.dim(1) == inputWidth else {
+            throw EvaluatorError.invalidInput("features of shape \(features.shape), expected [N, \(inputWidth)]")
+        }
+        var x = try (features - featureMean) * featureScale
+        for (i, layer) in layers.enumerated() {
+            x = try layer(x)
+            if i < layers.count - 1 { x = try x.gelu() }
+        }
+        return try x.reshaped(features.dim(0), Self.valueCount, Self.classCount)
+    }
+}

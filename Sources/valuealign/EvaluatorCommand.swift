@@ -1,0 +1,306 @@
+import ArgumentParser
+import Dispatch
+import Evaluators
+import Foundation
+import LanguageModels
+import ValueSpace
+
+struct EvaluatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluator",
+        abstract: "The trained value evaluator: score pairs, train its heads, test it on held-out FULCRA data, choose its design.",
+        subcommands: [EvaluatorScore.self, EvaluatorTrain.self, EvaluatorTest.self, EvaluatorSweepCommand.self]
+    )
+}
+
+/// Where the FULCRA data is read from.
+struct EvaluatorDataOptions: ParsableArguments {
+    @Option(help: "FULCRA labelled dialogues (JSONL).") var labelled = EvaluatorData.defaultLabelledPath
+    @Option(help: "Answers scored by the FULCRA evaluator (JSONL; repeatable).") var scored: [String] = EvaluatorData.defaultScoredPaths
+
+    func validate() throws {
+        for path in [labelled] + scored where !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("no such data file '\(path)' (set VALUEALIGN_DATA or pass --labelled / --scored)")
+        }
+    }
+}
+
+/// Runs heavy synchronous work on its own thread, off Swift's cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// The command line as typed (executable by name), recorded in trained weights.
+var commandLineForRecord: String {
+    (["valuealign"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+}
+
+/// Feeds training / extraction progress to progress bars, one per stage.
+final class StageProgress: @unchecked Sendable {
+    private var stage = ""
+    private var bar: ProgressBar?
+    private var last: EvaluatorTraining.Progress?
+    let quiet: Bool
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func update(_ p: EvaluatorTraining.Progress) -> Bool {
+        if p.stage != stage {
+            finish()
+            stage = p.stage
+            bar = ProgressBar(total: p.total, label: p.stage, unit: p.stage.hasPrefix("training") ? "epochs" : "pairs", quiet: quiet)
+        }
+        last = p
+        bar?.update(p.done, extra: p.detail)
+        return true
+    }
+
+    func finish() {
+        if let last, let bar { bar.update(last.done, extra: last.detail, final: true) }
+        bar = nil
+        last = nil
+    }
+}
+
+struct EvaluatorScore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score", abstract: "Score one prompt/response pair: the value vector and per-value probabilities (JSON).")
+
+    @Argument(help: "The prompt.") var prompt: String
+    @Argument(help: "The response.") var response: String
+    @Option(help: "Weights file (default: the shipped one).") var weights: String?
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+
+    func run() async throws {
+        let (weights, model) = (self.weights, self.model)
+        let evaluator = try await offPool { try TrainedValueEvaluator.load(weights: weights, model: model) }
+        let result = try await evaluator.evaluate([ValuePair(prompt: prompt, response: response)])[0]
+        var object: [String: Any] = ["evaluator": evaluator.name]
+        object["vector"] = Dictionary(uniqueKeysWithValues: SchwartzValue.allCases.map { ($0.rawValue, (result.vector[$0] * 1000).rounded() / 1000) })
+        object["probabilities"] = Dictionary(uniqueKeysWithValues: SchwartzValue.allCases.map { v in
+            (v.rawValue, result.probabilities[v.index].map { ($0 * 1000).rounded() / 1000 })
+        })
+        object["labels"] = Dictionary(uniqueKeysWithValues: SchwartzValue.allCases.map { ($0.rawValue, result.labels[$0.index]) })
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+struct EvaluatorTrain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the evaluator's heads on the training side of the FULCRA split and write the weights file.",
+        discussion: """
+        Features are cached in --cache-dir (default .build-eval-cache), keyed by model, encoding and data, so a second \
+        run only trains the heads. The same data, options and seed reproduce the same file byte for byte on the same \
+        machine and build. The shipped weights were made with the command in Sources/Evaluators/Resources/README.md.
+        """
+    )
+
+    @OptionGroup var data: EvaluatorDataOptions
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "Random seed of head initialisation and batch order.") var seed: UInt64 = 0
+    @Option(help: "Weights file to write.") var out = EvaluatorWeights.bundledFileName
+    @Option(help: "Hidden-state layers read (Hugging Face index; comma-separated).") var layers = EvaluatorTraining.defaultLayers.map(String.init).joined(separator: ",")
+    @Option(help: "Poolings: mean-response, last, mean (comma-separated).") var poolings = EvaluatorTraining.defaultPoolings.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Hidden units of the heads (0 = linear).") var hiddenUnits = EvaluatorTraining.defaultHeads.hiddenUnits
+    @Option(help: "Training epochs.") var epochs = EvaluatorTraining.defaultHeads.epochs
+    @Option(help: "Peak learning rate.") var learningRate = EvaluatorTraining.defaultHeads.learningRate
+    @Option(help: "AdamW weight decay.") var weightDecay = EvaluatorTraining.defaultHeads.weightDecay
+    @Option(help: "Class weighting power (0 none, 1 balanced).") var classWeightPower = EvaluatorTraining.defaultHeads.classWeightPower
+    @Option(help: "Weight of a scored answer relative to a labelled dialogue (0 = labels only).") var scoredWeight = EvaluatorTraining.defaultScoredAnswerWeight
+    @Option(help: "Most prompt tokens read.") var maxPromptTokens = PairEncoding().maxPromptTokens
+    @Option(help: "Most response tokens read.") var maxResponseTokens = PairEncoding().maxResponseTokens
+    @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
+    @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
+    @Flag(help: "Extract features without reading or writing the cache.") var noCache = false
+    @Flag(help: "No progress bars.") var quiet = false
+
+    func validate() throws {
+        guard parsedLayers != nil else { throw ValidationError("--layers must be comma-separated integers, got '\(layers)'") }
+        guard parsedPoolings != nil else { throw ValidationError("--poolings must be from \(HiddenPooling.allCases.map(\.rawValue)), got '\(poolings)'") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard scoredWeight >= 0 else { throw ValidationError("--scored-weight must be >= 0") }
+    }
+
+    var parsedLayers: [Int]? {
+        let items = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return items.isEmpty || items.contains(nil) ? nil : items.map { $0! }
+    }
+    var parsedPoolings: [HiddenPooling]? {
+        let items = poolings.split(separator: ",").map { HiddenPooling(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        return items.isEmpty || items.contains(nil) ? nil : items.map { $0! }
+    }
+
+    func run() async throws {
+        var p = EvaluatorTraining.Parameters(modelPath: try ModelLocator.resolve(model))
+        p.labelledPath = data.labelled
+        p.scoredPaths = data.scored
+        p.layers = parsedLayers!
+        p.poolings = parsedPoolings!
+        p.encoding = PairEncoding(maxPromptTokens: maxPromptTokens, maxResponseTokens: maxResponseTokens)
+        p.heads.hiddenUnits = hiddenUnits
+        p.heads.epochs = epochs
+        p.heads.learningRate = learningRate
+        p.heads.weightDecay = weightDecay
+        p.heads.classWeightPower = classWeightPower
+        p.heads.seed = seed
+        p.scoredAnswerWeight = scoredWeight
+        p.batchSize = batchSize
+        p.cacheDirectory = noCache ? nil : cacheDir
+        p.command = commandLineForRecord
+        let parameters = p
+        let progress = StageProgress(quiet: quiet)
+        let out = self.out
+        let configuration = try await offPool {
+            let result = try EvaluatorTraining(parameters).run(progress: progress.update)
+            progress.finish()
+            try EvaluatorWeights.save(heads: result.heads, configuration: result.configuration, to: out)
+            return result.configuration
+        }
+        let training = configuration.training!
+        print("wrote \(out): layers \(configuration.layers), poolings \(configuration.poolings.map(\.rawValue)), \(configuration.featureWidth) features; trained on \(training.data[0].trainingExamples) labelled dialogues and \(training.data.count > 1 ? training.data[1].trainingExamples : 0) scored answers, seed \(training.seed)")
+    }
+}
+
+struct EvaluatorTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Test an evaluator on the held-out split: per-value accuracy, macro-F1, opposed recall, confusion matrices, Pearson's r with the FULCRA evaluator."
+    )
+
+    @OptionGroup var data: EvaluatorDataOptions
+    @Option(help: "Weights file (default: the shipped one).") var weights: String?
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "Pairs per forward pass.") var batchSize = 32
+    @Option(help: "Write the report as JSON here.") var json: String?
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() async throws {
+        let (weights, model, batchSize) = (self.weights, self.model, self.batchSize)
+        let evaluator = try await offPool { try TrainedValueEvaluator.load(weights: weights, model: model, batchSize: batchSize) }
+        let training = evaluator.configuration.training
+        let fraction = training?.heldOutFraction ?? 0.15, seed = training?.heldOutSeed ?? 0
+        let all = try EvaluatorData.load(labelled: data.labelled, scored: data.scored)
+        let labelled = all.labelled(heldOut: true, fraction: fraction, seed: seed)
+        let scored = all.scored(heldOut: true, fraction: fraction, seed: seed)
+        let pairs = labelled.map(\.pair) + scored.map(\.pair)
+        let bar = ProgressBar(total: pairs.count, label: "evaluating held-out pairs", unit: "pairs", quiet: quiet)
+        var assessments: [ValueAssessment] = []
+        let start = Date()
+        // Chunks keep the progress bar moving; each chunk is batched inside the evaluator.
+        for chunkStart in stride(from: 0, to: pairs.count, by: batchSize * 4) {
+            assessments += try await evaluator.evaluate(Array(pairs[chunkStart..<min(chunkStart + batchSize * 4, pairs.count)]))
+            bar.update(assessments.count)
+        }
+        bar.update(assessments.count, final: true)
+        let seconds = Date().timeIntervalSince(start)
+        var report = try EvaluatorReport.compute(
+            evaluator: evaluator.name, labels: labelled.map(\.labels), predictions: Array(assessments[..<labelled.count]),
+            scores: scored.map(\.scores), scoredPredictions: Array(assessments[labelled.count...]), labelThreshold: evaluator.configuration.labelThreshold)
+        report.notes.append("held-out split: DatasetSplit.isHeldOut(prompt, fraction: \(fraction), seed: \(seed)); never trained on")
+        report.notes.append(String(format: "%d pairs in %.1f s (%.1f pairs/s, batch %d)", pairs.count, seconds, Double(pairs.count) / seconds, batchSize))
+        print(report.table(), terminator: "")
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+    }
+}
+
+struct EvaluatorSweepCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Choose the evaluator's design: cross-validate head settings on the training side (the held-out split is not read).",
+        discussion: """
+        Stage 'layers' tries every extracted layer with each pooling (linear heads, default training); stage 'heads' \
+        tries head and training settings on --layers. Candidates are ranked by mean macro-F1 + mean opposed recall + \
+        mean Pearson's r (the last two over security, conformity, benevolence, universalism).
+        """
+    )
+
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case layers, heads }
+
+    @OptionGroup var data: EvaluatorDataOptions
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "What to vary: layers or heads.") var stage: Stage = .layers
+    @Option(help: "Layers for stage 'heads' (comma-separated; several = concatenated).") var layers = EvaluatorTraining.defaultLayers.map(String.init).joined(separator: ",")
+    @Option(help: "Cross-validation folds.") var folds = 5
+    @Option(help: "Pairs per forward pass while extracting (part of the cache key).") var batchSize = 16
+    @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
+    @Option(help: "Write all outcomes as JSON here.") var json: String?
+    @Flag(help: "No progress bars.") var quiet = false
+
+    func run() async throws {
+        let modelPath = try ModelLocator.resolve(model)
+        let data = try EvaluatorData.load(labelled: self.data.labelled, scored: self.data.scored)
+        let layerCount = try Checkpoint.read(modelPath).configuration.layerCount
+        let allLayers = Array(0...layerCount)
+        let poolings: [HiddenPooling] = [.meanResponse, .last]
+        let (batchSize, cacheDir, folds, stage, quiet) = (self.batchSize, self.cacheDir, self.folds, self.stage, self.quiet)
+        let chosen = layers.split(separator: ",").compactMap { Int($0) }
+        let progress = StageProgress(quiet: quiet)
+        let outcomes = try await offPool { () -> [EvaluatorSweep.Outcome] in
+            // Every layer is extracted once (one full forward pass per pair) and cached.
+            let tables = try FeatureTables.load(data: data, modelPath: modelPath, layers: allLayers, poolings: poolings, encoding: PairEncoding(),
+                                                batchSize: batchSize, cacheDirectory: cacheDir, progress: progress.update)
+            progress.finish()
+            let sweep = try EvaluatorSweep(tables: tables, folds: folds)
+            var candidates: [EvaluatorSweep.Candidate] = []
+            let base = EvaluatorTraining.defaultHeads
+            switch stage {
+            case .layers:
+                for l in allLayers {
+                    for p in [[HiddenPooling.meanResponse], [.last], [.meanResponse, .last]] {
+                        candidates.append(.init(layers: [l], poolings: p, heads: base, scoredAnswerWeight: EvaluatorTraining.defaultScoredAnswerWeight))
+                    }
+                }
+            case .heads:
+                for hidden in [0, 256] {
+                    for power in [Float(0), 0.5, 1] {
+                        for weight in [Float(0), 0.5, 1] {
+                            for decay in [Float(0.05), 0.5] {
+                                var h = base
+                                h.hiddenUnits = hidden
+                                h.classWeightPower = power
+                                h.weightDecay = decay
+                                candidates.append(.init(layers: chosen, poolings: poolings, heads: h, scoredAnswerWeight: weight))
+                            }
+                        }
+                    }
+                }
+            }
+            var outcomes: [EvaluatorSweep.Outcome] = []
+            let bar = ProgressBar(total: candidates.count, label: "cross-validating", unit: "settings", quiet: quiet)
+            for c in candidates {
+                let o = try sweep.evaluate(c)
+                outcomes.append(o)
+                bar.update(outcomes.count)
+                if !quiet {
+                    FileHandle.standardError.write(Data(String(format: "%@  acc %.3f  F1 %.3f  recall(-1) %.3f  r %.3f  goals %d  score %.3f\n",
+                        c.label, o.meanAccuracy ?? .nan, o.meanMacroF1 ?? .nan, o.focusOpposedRecall ?? .nan, o.focusPearson ?? .nan, o.goalsMet, o.score).utf8))
+                }
+            }
+            bar.update(outcomes.count, final: true)
+            return outcomes
+        }
+        print("rank  score  mean acc  macro-F1  recall -1 (4)  r (4)  goals  setting")
+        for (i, o) in outcomes.sorted(by: { $0.score > $1.score }).prefix(25).enumerated() {
+            print(String(format: "%4d  %.3f  %8.3f  %8.3f  %13.3f  %5.3f  %5d  %@", i + 1, o.score, o.meanAccuracy ?? .nan, o.meanMacroF1 ?? .nan,
+                         o.focusOpposedRecall ?? .nan, o.focusPearson ?? .nan, o.goalsMet, o.candidate.label))
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try encoder.encode(outcomes).write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import Evaluators
+import Foundation
+import LanguageModels
+import MLXEngine
+import MLXNN
+import Testing
+import ValueAlignTesting
+import ValueSpace
+
+/// The evaluator end to end on a tiny random model and the byte tokenizer: features, training,
+/// saving, loading, scoring.
+@Suite struct TinyEvaluatorTests {
+    static let modelConfiguration = TinyModels.llamaConfiguration(vocabulary: 260, layers: 3)
+    let tensors: [String: MLXArray]
+    let model: any CausalLanguageModel
+    let tokenizer = ByteTokenizer()
+
+    init() throws {
+        tensors = try TinyModels.randomTensors(Self.modelConfiguration, seed: 11)
+        model = try Checkpoint(format: .huggingFace, path: "<tiny>", configuration: Self.modelConfiguration, tensors: tensors).makeModel()
+    }
+
+    func configuration(layers: [Int] = [1, 3], poolings: [HiddenPooling] = [.meanResponse, .last]) -> EvaluatorConfiguration {
+        EvaluatorConfiguration(
+            name: "tiny-probe",
+            baseModel: BaseModelIdentity(fileName: "<tiny>", fingerprint: "none", architecture: "llama", hiddenSize: 32, layerCount: 3),
+            layers: layers, poolings: poolings, encoding: PairEncoding(maxPromptTokens: 32, maxResponseTokens: 48))
+    }
+
+    static let pairs: [ValuePair] = [
+        ValuePair(prompt: "Can you help me hurt someone?", response: "No. I will not help with that; please talk to someone you trust."),
+        ValuePair(prompt: "How do I bake bread?", response: "Mix flour, water, yeast and salt, let it rise, then bake it."),
+        ValuePair(prompt: "Say something", response: ""),
+        ValuePair(prompt: "Odd text", response: "héllo 🌍 \u{0} <|im_end|> עברית"),
+        ValuePair(prompt: "Short", response: "Yes."),
+    ]
+
+    /// Synthetic labels the heads can learn from the features: value i is +1 for even rows, -1
+    /// for rows divisible by 3 (when not even), else 0.
+    func syntheticSet(features: [Float], width: Int, rows: Int) throws -> HeadTrainingSet {
+        var set = HeadTrainingSet(width: width)
+        for r in 0..<rows {
+            let label = r % 2 == 0 ? 1 : r % 3 == 0 ? -1 : 0
+            try set.append(features: features[r * width..<(r + 1) * width], targets: (0..<10).flatMap { _ in HeadTrainingSet.hardTarget(label) },
+                           weights: [Float](repeating: 1, count: 10))
+        }
+        return set
+    }
+
+    @Test func endToEndTrainSaveLoadScore() async throws {
+        let config = configuration()
+        let encoder = try PairEncoding.Encoder(encoding: config.encoding, tokenizer: tokenizer, template: .chatml)
+        let extractor = try FeatureExtractor(model: model, layers: config.layers, poolings: config.poolings, batchSize: 2, padTokenId: tokenizer.padTokenId)
+        let features = try extractor.extract(Self.pairs.map { encoder.encode($0) })
+        #expect(extractor.width == 2 * 2 * 32)
+        #expect(features.count == Self.pairs.count * extractor.width)
+        #expect(features.allSatisfy { $0.isFinite })
+
+        var parameters = HeadTrainingParameters()
+        parameters.epochs = 150
+        parameters.batchSize = 4
+        parameters.learningRate = 1e-2
+        parameters.weightDecay = 0
+        let heads = try HeadTrainer(parameters).train(syntheticSet(features: features, width: extractor.width, rows: Self.pairs.count))
+        let evaluator = try TrainedValueEvaluator(configuration: config, heads: heads, model: model, tokenizer: tokenizer, template: .chatml, batchSize: 2)
+        let results = try await evaluator.evaluate(Self.pairs)
+        #expect(results.count == Self.pairs.count)
+        // The heads fit their five training rows.
+        for (r, a) in results.enumerated() {
+            let label = r % 2 == 0 ? 1 : r % 3 == 0 ? -1 : 0
+            #expect(a.labels == [Int](repeating: label, count: 10), "row \(r): \(a.labels)")
+        }
+        for a in results {
+            #expect(a.probabilities.count == 10)
+            for (v, p) in a.probabilities.enumerated() {
+                #expect(p.count == 3)
+                #expect(abs(p.reduce(0, +) - 1) < 1e-5)
+                #expect(p.allSatisfy { $0 >= 0 && $0 <= 1 })
+                #expect(abs(a.vector.components[v] - (p[2] - p[0])) < 1e-9)
+            }
+            #expect(a.vector.components.allSatisfy { $0 >= -1 && $0 <= 1 })
+        }
+
+        // Save, load, same outputs.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-heads-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try EvaluatorWeights.save(heads: heads, configuration: config, to: path)
+        let (loadedHeads, loadedConfig) = try EvaluatorWeights.load(path)
+        #expect(loadedConfig == config)
+        #expect(loadedHeads.inputWidth == heads.inputWidth)
+        let reloaded = try TrainedValueEvaluator(configuration: loadedConfig, heads: loadedHeads, model: model, tokenizer: tokenizer, template: .chatml)
+        let again = try await reloaded.evaluate(Self.pairs)
+        for (a, b) in zip(results, again) {
+            expectClose(a.vector.components, b.vector.components, atol: 1e-6, rtol: 0)
+        }
+    }
+
+    @Test func batchEqualsOneByOne() async throws {
+        let config = configuration()
+        let heads = try ValueHeads(inputWidth: config.featureWidth, hiddenUnits: 16, seed: 3)
+        let batched = try TrainedValueEvaluator(configuration: config, heads: heads, model: model, tokenizer: tokenizer, template: .chatml, batchSize: 8)
+        let all = try await batched.evaluate(Self.pairs)
+        for (i, pair) in Self.pairs.enumerated() {
+            let one = try await batched.evaluate([pair])[0]
+            expectClose(one.vector.components, all[i].vector.components, atol: 1e-4, rtol: 0, "pair \(i)")
+            expectClose(one.probabilities.flatMap { $0 }, all[i].probabilities.flatMap { $0 }, atol: 1e-4, rtol: 0, "pair \(i)")
+        }
+        #expect(try await batched.evaluate([]).isEmpty)
+    }
+
+    @Test func aCutModelGivesTheSameFeaturesAsTheFullModel() throws {
+        let full = Checkpoint(format: .huggingFace, path: "<tiny>", configuration: Self.modelConfiguration, tensors: tensors)
+        let cut = try BaseModel.cut(full, layers: 2)
+        #expect(cut.configuration.layerCount == 2)
+        #expect(!cut.tensors.keys.contains { $0.hasPrefix("model.layers.2.") })
+        let cutModel = try cut.makeModel()
+        let encoder = try PairEncoding.Encoder(encoding: PairEncoding(), tokenizer: tokenizer, template: .chatml)
+        let encoded = Self.pairs.map { encoder.encode($0) }
+        let fromFull = try FeatureExtractor(model: model, layers: [2], poolings: [.meanResponse, .last], batchSize: 3, padTokenId: 256).extract(encoded)
+        let fromCut = try FeatureExtractor(model: cutModel, layers: [2], poolings: [.meanResponse, .last], batchSize: 3, padTokenId: 256).extract(encoded)
+        expectClose(fromCut.map(Double.init), fromFull.map(Double.init), atol: 1e-5, rtol: 1e-5)
+        #expect(throws: EvaluatorError.self) { try BaseModel.cut(full, layers: 4) }
+    }
+
+    @Test func headTrainingIsDeterministicPerSeed() throws {
+        let rows = 40, width = 6
+        var features: [Float] = []
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<(rows * width) { features.append(Float(rng.next() % 1000) / 500 - 1) }
+        let set = try syntheticSet(features: features, width: width, rows: rows)
+        var p = HeadTrainingParameters()
+        p.epochs = 3
+        let a = try HeadTrainer(p).train(set).parameters()
+        let b = try HeadTrainer(p).train(set).parameters()
+        p.seed = 1
+        let c = try HeadTrainer(p).train(set).parameters()
+        for key in a.keys {
+            #expect(try a[key]!.asArray(Float.self) == b[key]!.asArray(Float.self), "\(key)")
+        }
+        #expect(try a["layers.0.weight"]!.asArray(Float.self) != c["layers.0.weight"]!.asArray(Float.self))
+    }
+
+    @Test func classWeightsFavourRareClasses() throws {
+        var set = HeadTrainingSet(width: 1)
+        // Value 0: 8 x no connection, 2 x supported, no opposed.
+        for i in 0..<10 {
+            var targets = [Float](repeating: 0, count: 30)
+            targets.replaceSubrange(0..<3, with: HeadTrainingSet.hardTarget(i < 2 ? 1 : 0))
+            for v in 1..<10 { targets[v * 3 + 1] = 1 }
+            try set.append(features: [Float(i)], targets: targets, weights: [Float](repeating: 1, count: 10))
+        }
+        var p = HeadTrainingParameters()
+        p.classWeightPower = 1
+        let w = HeadTrainer(p).classWeights(set)
+        #expect(w.count == 30)
+        #expect(w[0] == 1)  // absent class keeps weight 1
+        #expect(abs(w[1] - 10.0 / 24) < 1e-6 && abs(w[2] - 10.0 / 6) < 1e-6)
+        p.classWeightPower = 0
+        #expect(HeadTrainer(p).classWeights(set).allSatisfy { $0 == 1 })
+    }
+
+    @Test func softTargetsHaveTheScoreAsExpectedValue() {
+        for s in [-1.0, -0.4, 0, 0.25, 0.97, 1] {
+            let t = HeadTrainingSet.softTarget(s)
+            #expect(abs(t.reduce(0, +) - 1) < 1e-6)
+            #expect(abs(Double(t[2] - t[0]) - s) < 1e-6)
+            #expect(t.allSatisfy { $0 >= 0 })
+        }
+    }
+
+    @Test func weightsFileErrorsAreReported() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-weights-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(dir.appendingPathComponent("missing.safetensors").path) }
+        // A safetensors file that is not an evaluator's.
+        let plain = dir.appendingPathComponent("plain.safetensors").path
+        try ArrayIO.saveSafetensors(plain, arrays: ["x": MLXArray([Float(1), 2], shape: [2])])
+        #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(plain) }
+        // Heads whose width does not fit the configuration.
+        let wrong = dir.appendingPathComponent("wrong.safetensors").path
+        try EvaluatorWeights.save(heads: try ValueHeads(inputWidth: 7, hiddenUnits: 0, seed: 0), configuration: configuration(), to: wrong)
+        #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(wrong) }
+        // Garbage bytes.
+        let garbage = dir.appendingPathComponent("garbage.safetensors").path
+        try Data("not a safetensors file".utf8).write(to: URL(fileURLWithPath: garbage))
+        #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(garbage) }
+        // An evaluator on a model of another width.
+        #expect(throws: EvaluatorError.self) {
+            try TrainedValueEvaluator(configuration: configuration(), heads: try ValueHeads(inputWidth: 128, hiddenUnits: 0, seed: 0),
+                                      model: try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 3).with(hidden: 16)),
+                                      tokenizer: tokenizer, template: .chatml)
+        }
+    }
+
+    @Test func featureCacheIsReusedForSubsetsOfLayers() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-cache-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = FeatureStore(directory: dir)
+        let base = BaseModel(model: model, tokenizer: tokenizer, template: .chatml, path: "<tiny>")
+        var loads = 0
+        let first = try store.table(name: "t", pairs: Self.pairs, layers: [1, 2, 3], poolings: [.meanResponse, .last], encoding: PairEncoding(),
+                                    batchSize: 2, modelFingerprint: "fp") { loads += 1; return base }
+        let again = try store.table(name: "t", pairs: Self.pairs, layers: [3, 1], poolings: [.meanResponse, .last], encoding: PairEncoding(),
+                                    batchSize: 2, modelFingerprint: "fp") { loads += 1; return base }
+        #expect(loads == 1)
+        #expect(again.layers == [3, 1])
+        let expected = try first.select(rows: Array(0..<Self.pairs.count), layers: [3, 1], poolings: [HiddenPooling.meanResponse, .last])
+        #expect(again.values == expected)
+        // Another fingerprint misses the cache.
+        _ = try store.table(name: "t", pairs: Self.pairs, layers: [1], poolings: [.meanResponse, .last], encoding: PairEncoding(),
+                            batchSize: 2, modelFingerprint: "other") { loads += 1; return base }
+        #expect(loads == 2)
+    }
+}
+
+extension ModelConfiguration {
+    func with(hidden: Int) -> ModelConfiguration {
+        var c = self
+        c.hiddenSize = hidden
+        c.headDimension = hidden / c.headCount
+        return c
+    }
+}
