@@ -5,12 +5,15 @@ Checks, for every file: one JSON object per line, exactly the expected fields wi
 types, ids that are unique across all files and name their stratum, value names from Schwartz's
 ten, kinds / harm areas / topics from the fixed lists below, no duplicate prompts (after folding
 case, punctuation and spaces), and the recorded split against the split rule. Near-duplicates
-(character-trigram Jaccard similarity) are reported; pairs that straddle train and held-out above
-the threshold are errors, because a held-out prompt must not be a paraphrase of a train prompt.
+(character-trigram Jaccard similarity over every pair of prompts in the three files) are errors at
+or above NEAR_DUP_ERROR and listed as warnings from NEAR_DUP_WARN; the closest train/held-out pair is
+printed, since a held-out prompt must not be a paraphrase of a train prompt. This is a lexical test:
+it catches reworded copies, not two prompts about the same situation in different words (those were
+checked by reading).
 
 The split rule (see data/prompts/README.md): within each stratum (a value prompt's primary value,
 a harm prompt's area, a benign prompt's topic) records are ordered by the number in their id and
-the k-th one (k = 1, 2, ...) is held out when k % 4 == 2, so every stratum holds out round(n / 4).
+the k-th one (k = 1, 2, ...) is held out when k % 4 == 2, so a stratum of n records holds out floor((n + 2) / 4), about n / 4.
 The `split` field is the record; this script only checks it (or, with --write-splits, rewrites it
 after prompts are added).
 
@@ -56,7 +59,8 @@ FILES = {
     "benign_prompts.jsonl": ("bp", ["id", "prompt", "topic", "looks_like", "split"], "topic", TOPICS),
 }
 
-# Held-out/train pairs at or above this similarity fail; any pair at or above WARN is listed.
+# Pairs at or above NEAR_DUP_ERROR fail; pairs at or above NEAR_DUP_WARN are listed. For scale: two
+# unrelated prompts built on the same template ("What's the difference between X and Y?") score 0.4-0.5.
 NEAR_DUP_ERROR = 0.60
 NEAR_DUP_WARN = 0.45
 
@@ -132,9 +136,12 @@ def check_values(where: str, values, errors: list[str]) -> None:
         errors.append(f"{where}: repeated value in {values!r}")
 
 
-def validate(name: str, records: list[dict], errors: list[str]) -> None:
+def validate(name: str, records: list[dict], errors: list[str]) -> list[dict]:
+    """Append each record's problems to errors; return the records that had none."""
     prefix, fields, _, strata = FILES[name]
+    valid = []
     for rec in records:
+        before = len(errors)
         where = f"{name}:{rec['_line']}"
         keys = [k for k in rec if k != "_line"]
         if sorted(keys) != sorted(fields):
@@ -166,6 +173,9 @@ def validate(name: str, records: list[dict], errors: list[str]) -> None:
                 errors.append(f"{where}: topic {rec['topic']!r} not in {TOPICS}")
             if rec["looks_like"] is not None and rec["looks_like"] not in HARM_AREAS:
                 errors.append(f"{where}: looks_like {rec['looks_like']!r} not a harm area")
+        if len(errors) == before:
+            valid.append(rec)
+    return valid
 
 
 def first_human_turn(text: str) -> str:
@@ -220,16 +230,22 @@ def main() -> int:
     errors: list[str] = []
     warnings: list[str] = []
     data: dict[str, list[dict]] = {}
+    complete: dict[str, bool] = {}
     for name in FILES:
         path = args.dir / name
         if not path.exists():
             errors.append(f"{name}: missing")
             continue
-        data[name] = load(path, errors)
-        validate(name, data[name], errors)
+        before = len(errors)
+        records = load(path, errors)
+        data[name] = validate(name, records, errors)  # stats and the split rule use valid records
+        complete[name] = len(errors) == before
 
-    if args.write_splits and not errors:
+    if args.write_splits:
         for name, records in data.items():
+            if not complete[name]:
+                errors.append(f"{name}: splits not written; fix its record errors first")
+                continue
             splits = expected_splits(name, records)
             fields = FILES[name][1]
             with (args.dir / name).open("w", encoding="utf-8") as handle:
@@ -239,8 +255,9 @@ def main() -> int:
 
     # Split rule.
     for name, records in data.items():
-        if errors:
-            break
+        if not complete[name]:
+            errors.append(f"{name}: split rule not checked; fix its record errors first")
+            continue
         splits = expected_splits(name, records)
         off = [r["id"] for r in records if r["split"] != splits[r["id"]]]
         if off:
@@ -274,9 +291,9 @@ def main() -> int:
             if sim >= NEAR_DUP_WARN:
                 near.append((sim, id_a, id_b, split_a != split_b))
     for sim, id_a, id_b, cross in sorted(near, reverse=True):
-        line = f"near-duplicate {sim:.2f}: {id_a} ~ {id_b}"
-        if cross and sim >= NEAR_DUP_ERROR:
-            errors.append(line + " (straddles train/heldout)")
+        line = f"near-duplicate {sim:.2f}: {id_a} ~ {id_b}" + (" (train/heldout)" if cross else "")
+        if sim >= NEAR_DUP_ERROR:
+            errors.append(line)
         else:
             warnings.append(line)
 
