@@ -13,7 +13,8 @@ checked by reading).
 
 The split rule (see data/prompts/README.md): within each stratum (a value prompt's primary value,
 a harm prompt's area, a benign prompt's topic) records are ordered by the number in their id and
-the k-th one (k = 1, 2, ...) is held out when k % 4 == 2, so a stratum of n records holds out floor((n + 2) / 4), about n / 4.
+the k-th one (k = 1, 2, ...) is held out when k % 4 == 2, so a stratum of n records holds out
+floor((n + 2) / 4), about n / 4.
 The `split` field is the record; this script only checks it (or, with --write-splits, rewrites it
 after prompts are added).
 
@@ -213,18 +214,22 @@ def third_party_prompts(path: Path) -> list[str]:
 def table(title: str, rows: list[tuple[str, Counter]]) -> list[str]:
     out = [f"| {title} | train | heldout | total |", "| --- | ---: | ---: | ---: |"]
     total = Counter()
-    for label, counts in rows:
+    for label, counts in rows + [("**all**", None)]:
+        counts = total if counts is None else counts
         out.append(f"| {label} | {counts['train']} | {counts['heldout']} | {counts['train'] + counts['heldout']} |")
-        total.update(counts)
-    out.append(f"| **all** | {total['train']} | {total['heldout']} | {total['train'] + total['heldout']} |")
+        if label != "**all**":
+            total.update(counts)
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent.parent / "data" / "prompts")
-    parser.add_argument("--write-splits", action="store_true", help="rewrite each split field by the rule")
-    parser.add_argument("--against", type=Path, nargs="*", default=[], help="third-party prompt files to compare with")
+    default_dir = Path(__file__).resolve().parent.parent / "data" / "prompts"
+    parser.add_argument("--dir", type=Path, default=default_dir)
+    parser.add_argument("--write-splits", action="store_true",
+                        help="rewrite each split field by the rule")
+    parser.add_argument("--against", type=Path, nargs="*", default=[],
+                        help="third-party prompt files to compare with")
     args = parser.parse_args()
 
     errors: list[str] = []
