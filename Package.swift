@@ -77,6 +77,8 @@ let package = Package(
             resources: [.copy("Profiles")],  // built-in presets, read through Bundle.module
             swiftSettings: strictSwift
         ),
+        // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
+        .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .executableTarget(
@@ -95,6 +97,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "OpenAIBackendTests",
