@@ -86,6 +86,8 @@ let package = Package(
             resources: [.process("Resources")],
             swiftSettings: strictSwift
         ),
+        // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
+        .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators"], swiftSettings: strictSwift),
         .executableTarget(
@@ -104,6 +106,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "EvaluatorsTests",
