@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "OpenAIBackend", targets: ["OpenAIBackend"]),
         .library(name: "ValueSpace", targets: ["ValueSpace"]),
         .library(name: "Evaluators", targets: ["Evaluators"]),
+        .library(name: "Alignment", targets: ["Alignment"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
