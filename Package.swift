@@ -80,11 +80,11 @@ let package = Package(
         // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "Alignment"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "ValueAlignBench", "Alignment",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

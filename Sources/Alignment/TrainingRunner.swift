@@ -161,6 +161,12 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         }
     }
 
+    /// The step a run would start from: that of the newest checkpoint when resuming, else 0.
+    public func startingStep() throws -> Int {
+        guard let checkpoint = try resumableCheckpoint() else { return 0 }
+        return try readState(checkpoint).step
+    }
+
     // MARK: the run
 
     /// Trains until `steps`, or until `progress` returns false (a checkpoint is written then, so
