@@ -56,15 +56,33 @@ public final class GRPOObjective: TrainingObjective {
 
     public struct Batch {
         public var tokens: TokenBatch
-        /// One advantage per answer row, [N, 1].
+        /// The answers' tokens, packed: per-token values below are [T] in this order.
+        public var responses: ResponseTokens
+        /// One advantage per answer row, [N], and spread over its tokens, [T].
         public var advantages: MLXArray
-        /// Per-token log-probabilities [N, L-1] of the reference (nil when β = 0) and of the
+        public var tokenAdvantages: MLXArray
+        /// Per-token log-probabilities [T] of the reference (nil when β = 0) and of the
         /// sampling policy (nil with one update per batch).
         public var reference: MLXArray?
         public var old: MLXArray?
         /// The sampled answers and their rewards (for logs and tests).
-        public var responses: [String]
+        public var responseTexts: [String]
         public var rewards: [Double]
+
+        public init(tokens: TokenBatch, advantages: [Float], reference: MLXArray?, old: MLXArray?, responseTexts: [String] = [], rewards: [Double] = []) throws {
+            guard advantages.count == tokens.promptLengths.count else {
+                throw TrainingError.invalidConfiguration(field: "advantages", message: "\(advantages.count) advantages for \(tokens.promptLengths.count) answers")
+            }
+            self.tokens = tokens
+            responses = try ResponseTokens(tokens)
+            self.advantages = MLXArray(advantages)
+            tokenAdvantages = try responses.perToken(self.advantages)
+            self.reference = reference
+            self.old = old
+            self.responseTexts = responseTexts
+            self.rewards = rewards
+            try eval(tokenAdvantages)
+        }
     }
 
     public let loaded: LoadedModel
@@ -164,9 +182,10 @@ public final class GRPOObjective: TrainingObjective {
         // Answers that stopped at once still train their end-of-turn token; none can be empty.
         let tokens = try TokenBatch(prompts: promptIds, responses: answers.map { $0.isEmpty ? [encoder.endOfTurn ?? loaded.tokenizer.padTokenId] : $0 },
                                     padTokenId: loaded.tokenizer.padTokenId)
+        let packed = try ResponseTokens(tokens)
         var reference: MLXArray?, old: MLXArray?
-        if options.beta > 0 { reference = try model.withAdaptersDisabled { try tokenLogProbs(tokens) } }
-        if options.iterations > 1 { old = try tokenLogProbs(tokens) }
+        if options.beta > 0 { reference = try model.withAdaptersDisabled { try model.responseLogProbs(tokens, packed, temperature: options.temperature) } }
+        if options.iterations > 1 { old = try model.responseLogProbs(tokens, packed, temperature: options.temperature) }
         try eval([reference, old].compactMap { $0 })
 
         var groupSpread = 0.0, zeroSpread = 0.0
@@ -184,50 +203,41 @@ public final class GRPOObjective: TrainingObjective {
             "frac_reward_zero_std": zeroSpread / groups,
             "completion_length": Double(answers.reduce(0) { $0 + $1.count }) / Double(answers.count),
         ]
-        let batch = Batch(tokens: tokens, advantages: try MLXArray(advantages.map(Float.init), shape: [advantages.count, 1]),
-                          reference: reference, old: old, responses: texts, rewards: rewards)
+        let batch = try Batch(tokens: tokens, advantages: advantages.map(Float.init), reference: reference, old: old, responseTexts: texts, rewards: rewards)
         return PreparedBatch(batch: batch, tokens: zip(tokens.promptLengths, tokens.responseLengths).reduce(0) { $0 + $1.0 + $1.1 }, metrics: metrics)
     }
 
-    /// Per-token log-probabilities [N, L-1] of the sampling distribution: logits divided by the
-    /// sampling temperature, as TRL computes them, so that ratios and KL refer to the policy that sampled.
-    func tokenLogProbs(_ batch: TokenBatch) throws -> MLXArray {
-        guard options.temperature != 1 else { return try model.tokenLogProbs(batch) }
-        let logits = try model(batch.tokens).index([.all, .stride(nil, -1, 1)]) / options.temperature
-        let targets = try batch.tokens.index([.all, .stride(1, nil, 1)])
-        let picked = try logits.takeAlong(targets.expandedDimensions(axis: -1), axis: -1).squeezed(axis: -1)
-        return try (picked - logits.logSumExp(axis: -1)) * batch.targetMask
+    /// Per-token log-probabilities [T] (packed answer tokens) of the reference model: the
+    /// adapters switched off, logits divided by the sampling temperature as TRL does.
+    public func referenceLogProbs(_ tokens: TokenBatch) throws -> MLXArray {
+        let packed = try ResponseTokens(tokens)
+        return try model.withAdaptersDisabled { try model.responseLogProbs(tokens, packed, temperature: options.temperature) }
     }
 
     public func loss(_ batch: Batch) throws -> ObjectiveOutput {
-        let mask = batch.tokens.targetMask
-        let logp = try tokenLogProbs(batch.tokens)
+        let packed = batch.responses
+        let logp = try model.responseLogProbs(batch.tokens, packed, temperature: options.temperature)
         let old = try batch.old ?? logp.stopGradient()
         let ratio = try (logp - old).exp()
-        let a = batch.advantages
+        let a = batch.tokenAdvantages
         let low = 1 - options.epsilon, high = 1 + (options.epsilonHigh ?? options.epsilon)
         let surrogate = try minimum(ratio * a, ratio.clip(min: low, max: high) * a)
         var perToken = try -surrogate
         var metrics: [String: MLXArray] = [:]
-        let tokenCount = try maximum(mask.sum(), MLXArray(Float(1)))
         if let reference = batch.reference, options.beta > 0 {
             let d = try reference - logp
             let kl = try d.exp() - d - 1
             perToken = try perToken + kl * options.beta
-            metrics["kl"] = try (kl * mask).sum() / tokenCount
+            metrics["kl"] = try kl.mean()
         }
-        let loss: MLXArray
-        switch options.normalization {
-        case .token:
-            loss = try (perToken * mask).sum() / tokenCount
-        case .sequence:
-            let lengths = try maximum(mask.sum(axis: 1), MLXArray(Float(1)))
-            loss = try ((perToken * mask).sum(axis: 1) / lengths).mean()
+        let loss: MLXArray = switch options.normalization {
+        case .token: try perToken.mean()
+        case .sequence: try (packed.rowSums(perToken) / packed.rowLengths).mean()
         }
         // Tokens whose ratio left the clip range in the direction the advantage pushes.
         let clippedLow = try (ratio .< low).logicalAnd(a .< Float(0))
         let clippedHigh = try (ratio .> high).logicalAnd(a .> Float(0))
-        metrics["clip_ratio"] = try (clippedLow.logicalOr(clippedHigh).asType(.float32) * mask).sum() / tokenCount
+        metrics["clip_ratio"] = try clippedLow.logicalOr(clippedHigh).asType(.float32).mean()
         return ObjectiveOutput(loss: loss, metrics: metrics)
     }
 }

@@ -22,28 +22,45 @@ public struct PreferenceExample: Sendable, Codable, Equatable {
     }
 }
 
+/// A preference pair already in token ids (the prompt ending with the assistant header, the
+/// answers ending with the end-of-turn token), for pre-tokenised data and benchmarks.
+public struct TokenizedPreference: Sendable, Equatable {
+    public var prompt: [Int]
+    public var chosen: [Int]
+    public var rejected: [Int]
+
+    public init(prompt: [Int], chosen: [Int], rejected: [Int]) {
+        self.prompt = prompt
+        self.chosen = chosen
+        self.rejected = rejected
+    }
+}
+
 /// Chosen and rejected answers of a micro-batch as one token batch: rows 0..<n are the chosen
 /// answers, rows n..<2n the rejected ones (one forward pass for both, as TRL's concatenated forward).
 public struct PairBatch {
     public var tokens: TokenBatch
     public var pairs: Int
-    /// Response tokens per row.
-    public var responseLengths: MLXArray
+    /// The answers' tokens, packed (the head and log-softmax run only there).
+    public var responses: ResponseTokens
 
     init(_ examples: [PreferenceExample], encoder: ChatEncoder, maxLength: Int, padTokenId: Int) throws {
+        let encoded = examples.map { TokenizedPreference(prompt: encoder.prompt($0.prompt), chosen: encoder.response($0.chosen), rejected: encoder.response($0.rejected)) }
+        try self.init(encoded, maxLength: maxLength, padTokenId: padTokenId)
+    }
+
+    init(_ encoded: [TokenizedPreference], maxLength: Int, padTokenId: Int) throws {
         var prompts: [[Int]] = [], responses: [[Int]] = []
-        var encoded: [([Int], [Int], [Int])] = []
-        for e in examples { encoded.append((encoder.prompt(e.prompt), encoder.response(e.chosen), encoder.response(e.rejected))) }
         for side in 0..<2 {
-            for (p, c, r) in encoded {
-                let fitted = ChatEncoder.fit(prompt: p, response: side == 0 ? c : r, maxLength: maxLength)
+            for e in encoded {
+                let fitted = ChatEncoder.fit(prompt: e.prompt, response: side == 0 ? e.chosen : e.rejected, maxLength: maxLength)
                 prompts.append(fitted.prompt)
                 responses.append(fitted.response)
             }
         }
         tokens = try TokenBatch(prompts: prompts, responses: responses, padTokenId: padTokenId)
-        pairs = examples.count
-        responseLengths = MLXArray(responses.map { Float($0.count) })
+        pairs = encoded.count
+        self.responses = try ResponseTokens(tokens)
     }
 
     /// Tokens in the rows (prompts and responses, no padding).
@@ -91,13 +108,26 @@ public final class PreferenceObjective: TrainingObjective {
     }
 
     public let loaded: LoadedModel
+    /// The pairs as text (empty when built from token ids).
     public let examples: [PreferenceExample]
+    /// The pairs as token ids (empty when built from text).
+    public let tokenizedExamples: [TokenizedPreference]
     public let options: Options
     let encoder: ChatEncoder
 
     public init(model loaded: LoadedModel, examples: [PreferenceExample], options: Options = Options()) {
         self.loaded = loaded
         self.examples = examples
+        tokenizedExamples = []
+        self.options = options
+        encoder = ChatEncoder(loaded)
+    }
+
+    /// Pairs given as token ids.
+    public init(model loaded: LoadedModel, tokenizedExamples: [TokenizedPreference], options: Options = Options()) {
+        self.loaded = loaded
+        examples = []
+        self.tokenizedExamples = tokenizedExamples
         self.options = options
         encoder = ChatEncoder(loaded)
     }
@@ -112,9 +142,12 @@ public final class PreferenceObjective: TrainingObjective {
 
     public var name: String { options.loss.rawValue }
     public var model: any CausalLanguageModel { loaded.model }
-    public var exampleCount: Int { examples.count }
+    public var exampleCount: Int { examples.count + tokenizedExamples.count }
 
     public func validate() throws {
+        if let i = tokenizedExamples.firstIndex(where: { $0.prompt.isEmpty || $0.chosen.isEmpty || $0.rejected.isEmpty }) {
+            throw TrainingError.insufficientData("\(name): tokenized example \(i) has an empty prompt or answer")
+        }
         if !(options.beta > 0) || !options.beta.isFinite { throw TrainingError.invalidConfiguration(field: "beta", message: "must be a finite number > 0, got \(options.beta)") }
         if !(options.labelSmoothing >= 0 && options.labelSmoothing < 0.5) {
             throw TrainingError.invalidConfiguration(field: "labelSmoothing", message: "must be in [0, 0.5), got \(options.labelSmoothing)")
@@ -128,12 +161,15 @@ public final class PreferenceObjective: TrainingObjective {
 
     /// Log-probability of each row's response: summed (DPO) or per token (IPO).
     func rowLogProbs(_ pairs: PairBatch) throws -> MLXArray {
-        let summed = try model.sequenceLogProbs(pairs.tokens)
-        return options.loss == .ipo ? try summed / pairs.responseLengths : summed
+        let summed = try pairs.responses.rowSums(model.responseLogProbs(pairs.tokens, pairs.responses))
+        return options.loss == .ipo ? try summed / pairs.responses.rowLengths : summed
     }
 
     public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
-        let pairs = try PairBatch(indices.map { examples[$0] }, encoder: encoder, maxLength: options.maxLength, padTokenId: loaded.tokenizer.padTokenId)
+        let pad = loaded.tokenizer.padTokenId
+        let pairs = examples.isEmpty
+            ? try PairBatch(indices.map { tokenizedExamples[$0] }, maxLength: options.maxLength, padTokenId: pad)
+            : try PairBatch(indices.map { examples[$0] }, encoder: encoder, maxLength: options.maxLength, padTokenId: pad)
         let reference = try model.withAdaptersDisabled { try rowLogProbs(pairs) }
         try eval(reference)
         return PreparedBatch(batch: Batch(pairs: pairs, reference: reference), tokens: pairs.tokenCount)

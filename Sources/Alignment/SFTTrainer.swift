@@ -28,7 +28,7 @@ public struct SFTExample: Sendable, Codable, Equatable {
 public final class SFTObjective: TrainingObjective {
     public struct Batch {
         public var tokens: TokenBatch
-        public var responseTokens: Int
+        public var responses: ResponseTokens
     }
 
     public let loaded: LoadedModel
@@ -70,14 +70,13 @@ public final class SFTObjective: TrainingObjective {
             responses.append(r)
         }
         let batch = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
-        let responseTokens = responses.reduce(0) { $0 + $1.count }
-        return PreparedBatch(batch: Batch(tokens: batch, responseTokens: responseTokens),
+        return PreparedBatch(batch: Batch(tokens: batch, responses: try ResponseTokens(batch)),
                              tokens: zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
     }
 
     public func loss(_ batch: Batch) throws -> ObjectiveOutput {
-        let logProbs = try model.tokenLogProbs(batch.tokens)
-        let nll = try -logProbs.sum() / Float(batch.responseTokens)
+        let logProbs = try model.responseLogProbs(batch.tokens, batch.responses)
+        let nll = try -logProbs.sum() / Float(max(batch.responses.count, 1))
         return ObjectiveOutput(loss: nll, metrics: ["mean_token_logprob": try -nll])
     }
 }

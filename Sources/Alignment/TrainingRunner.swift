@@ -161,6 +161,12 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         }
     }
 
+    /// The step a run would start from: that of the newest checkpoint when resuming, else 0.
+    public func startingStep() throws -> Int {
+        guard let checkpoint = try resumableCheckpoint() else { return 0 }
+        return try readState(checkpoint).step
+    }
+
     // MARK: the run
 
     /// Trains until `steps`, or until `progress` returns false (a checkpoint is written then, so
@@ -203,6 +209,7 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         try eval(trainable.trainableParameters())
         let totalUpdates = p.steps * objective.updatesPerBatch
         optimizer = AdamW(learningRate: schedule(totalUpdates: totalUpdates), betas: (p.adamBeta1, p.adamBeta2), eps: p.adamEpsilon, weightDecay: p.weightDecay)
+        let gradientStep = GradientStep(trainable: trainable, optimizer: optimizer, maxGradientNorm: p.maxGradientNorm)
         if let checkpoint = resumeFrom {
             let file = checkpoint.appendingPathComponent("optimizer.safetensors").path
             let (arrays, _) = try ArrayIO.loadSafetensors(file)
@@ -249,29 +256,11 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
             for update in 0..<objective.updatesPerBatch {
                 // Dropout masks depend only on the position in the run.
                 try MLXRandom.seed(SplitMix64.derive(p.seed, 0xD80, UInt64(state.step), UInt64(update)))
-                var accumulated: [String: MLXArray] = [:]
-                for prepared in batches {
-                    let (loss, metrics, gradients) = try lossAndGradients(trainable) { try self.objective.loss(prepared.batch) }
-                    let scale = 1 / Float(batches.count)
-                    for (key, g) in gradients {
-                        accumulated[key] = try accumulated[key].map { try $0 + g * scale } ?? (g * scale)
-                    }
-                    try eval(Array(accumulated.values) + [loss] + Array(metrics.values))
-                    let value = Double(try loss.item(Float.self))
-                    guard value.isFinite else { throw TrainingError.nonFinite(step: state.step + 1, what: "the loss") }
-                    lossSum += value
-                    for (k, m) in metrics { metricSums[k, default: 0] += Double(try m.item(Float.self)) }
-                    tokens += prepared.tokens
-                }
-                let clipped: (gradients: [String: MLXArray], norm: Float)
-                if p.maxGradientNorm > 0 {
-                    clipped = try clipGradientNorm(accumulated, maxNorm: p.maxGradientNorm)
-                } else {
-                    clipped = (accumulated, try clipGradientNorm(accumulated, maxNorm: .infinity).norm)
-                }
-                guard clipped.norm.isFinite else { throw TrainingError.nonFinite(step: state.step + 1, what: "the gradient norm") }
-                normSum += Double(clipped.norm)
-                try optimizer.update(trainable, gradients: clipped.gradients)
+                let result = try gradientStep(batches.map { prepared in { try self.objective.loss(prepared.batch) } }, step: state.step + 1)
+                lossSum += result.loss
+                normSum += result.gradientNorm
+                for (k, v) in result.metrics { metricSums[k, default: 0] += v }
+                tokens += batches.reduce(0) { $0 + $1.tokens }
             }
             state.step += 1
             state.optimizerSteps = optimizer.step
@@ -280,7 +269,7 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
             sessionSeconds += seconds
             state.elapsedSeconds += seconds
             state.tokensSeen += tokens
-            let passes = Double(batches.count * objective.updatesPerBatch)
+            let passes = Double(objective.updatesPerBatch)
             var metrics = metricSums.mapValues { $0 / passes }
             for prepared in batches {
                 for (k, v) in prepared.metrics { metrics[k, default: 0] += v / Double(batches.count) }
@@ -343,23 +332,6 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         case .cosine: .cosineDecay(initial: p.learningRate, steps: rest)
         }
         return warmup > 0 ? .linearWarmup(steps: warmup, peak: p.learningRate, then: decay) : decay
-    }
-
-    /// The loss, its metrics and the gradients of the loss with respect to the trainable
-    /// parameters of `module` (the parameters are swapped for traced copies while `body` runs).
-    func lossAndGradients(_ module: Module, _ body: @escaping () throws -> ObjectiveOutput) throws -> (MLXArray, [String: MLXArray], [String: MLXArray]) {
-        let original = module.trainableParameters()
-        let keys = original.keys.sorted()
-        defer { try? module.update(parameters: original) }
-        var metricNames: [String] = []
-        let (values, gradients) = try MLXEngine.valueAndGrad(keys.map { original[$0]! }) { arrays in
-            try module.update(parameters: Dictionary(uniqueKeysWithValues: zip(keys, arrays)))
-            let out = try body()
-            metricNames = out.metrics.keys.sorted()
-            return [out.loss] + metricNames.map { out.metrics[$0]! }
-        }
-        let metrics = Dictionary(uniqueKeysWithValues: zip(metricNames, values.dropFirst()))
-        return (values[0], metrics, Dictionary(uniqueKeysWithValues: zip(keys, gradients)))
     }
 
     // MARK: checkpoints

@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self]
     )
 }
 
@@ -177,6 +177,65 @@ struct EvaluatorBench: AsyncParsableCommand {
         parameters.iterations = iterations
         let quiet = json
         let report = try EvaluatorBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
+
+struct TrainBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Tokens/s of a DPO step and a GRPO update (LoRA r=16 on q/v, 8 x 128 tokens) beside a PyTorch + transformers + PEFT LoRA step."
+    )
+
+    @Option(help: "GGUF file or Hugging Face folder (default: the embedded SmolLM2).")
+    var model: String?
+
+    @Option(help: "Timed steps per figure (median reported).")
+    var iterations = 3
+
+    @Option(help: "Untimed steps first.")
+    var warmup = 1
+
+    @Option(help: "Sequences per batch (even: DPO uses half as pairs).")
+    var batch = 8
+
+    @Option(help: "Tokens per sequence (half prompt, half answer).")
+    var sequence = 128
+
+    @Option(help: "Weights in memory: hybrid, float32 or quantized.")
+    var precision: String = "hybrid"
+
+    @Flag(help: "Skip the PyTorch anchor.")
+    var noAnchors = false
+
+    @Option(help: "Threads for the anchor (match this machine's cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 1, warmup >= 0 else { throw ValidationError("--iterations must be at least 1 and --warmup at least 0") }
+        guard batch >= 2, batch % 2 == 0, batch <= 64 else { throw ValidationError("--batch must be even, between 2 and 64") }
+        guard sequence >= 4, sequence <= 2048 else { throw ValidationError("--sequence must be between 4 and 2048") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
+    }
+
+    func run() async throws {
+        var parameters = TrainBenchmark.Parameters(modelPath: try ModelLocator.resolve(model))
+        parameters.iterations = iterations
+        parameters.warmup = warmup
+        parameters.batch = batch
+        parameters.sequence = sequence
+        parameters.precision = WeightPrecision(rawValue: precision)!
+        parameters.anchors = !noAnchors
+        parameters.threads = threads
+        let quiet = json
+        let report = try TrainBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
         }
         if !json { print(report.table()) }

@@ -72,7 +72,7 @@ struct TableEvaluator: ValueEvaluator {
             var p = toyParameters(GRPOObjective.self, steps: 2, batchSize: 1)
             p.lora = LoRAConfiguration(rank: 4)
             let summary = try TrainingRunner(objective: a, parameters: p).run()
-            return (batchA.batch.responses, batchB.batch.responses, batchA.batch.old != nil, batchA.batch.reference != nil,
+            return (batchA.batch.responseTexts, batchB.batch.responseTexts, batchA.batch.old != nil, batchA.batch.reference != nil,
                     batchA.metrics["reward"] == batchA.batch.rewards.reduce(0, +) / 4, summary.steps, summary.last?.metrics["clip_ratio"] != nil)
         }
         #expect(responsesA == responsesB)

@@ -1,4 +1,4 @@
-import Alignment
+@testable import Alignment
 import Foundation
 import LanguageModels
 import MLXEngine
@@ -175,5 +175,35 @@ import ValueAlignTesting
         // And a checkpoint made with other batching says which setting differs.
         q.batchSize = 2
         try expectConfigurationError(q, examples: examples, containing: "batch size 1, this run has 2")
+    }
+}
+
+@Suite struct ResponseLogProbTests {
+    @Test func packedLogProbsMatchTheFullOnesWithTheirGradient() throws {
+        let loaded = try tinyLoaded()
+        try loaded.model.applyLoRA(allLinear, seed: 1)
+        // Move B off zero so the adapter matters for the gradient.
+        for (k, v) in loaded.model.trainableParameters() where k.contains("lora_B") {
+            try loaded.model.update(parameters: [k: try MLXRandom.normal(v.shape, std: 0.1, key: MLXRandom.key(UInt64(k.count)))])
+        }
+        let batch = try TokenBatch(prompts: [[1, 2, 3], [4, 5], [7]], responses: [[9, 10], [11, 12, 13, 14], [15]], padTokenId: 256)
+        let packed = try ResponseTokens(batch)
+        #expect(packed.count == 7 && packed.rows == [0, 0, 1, 1, 1, 1, 2])
+        #expect(packed.rowMatrix.shape == [3, 7])
+        let full = try loaded.model.tokenLogProbs(batch)
+        let mine = try loaded.model.responseLogProbs(batch, packed)
+        #expect(mine.shape == [7])
+        let fullSums = try full.sum(axis: 1).asArray(Float.self), mySums = try packed.rowSums(mine).asArray(Float.self)
+        for (a, b) in zip(fullSums, mySums) { #expect(abs(a - b) <= 1e-4 * max(1, abs(a))) }
+        // Same gradient with respect to the adapter.
+        let step = GradientStep(trainable: loaded.model, optimizer: SGD(learningRate: 0), maxGradientNorm: 0)
+        let g1 = try step.lossAndGradients { ObjectiveOutput(loss: try full.sum() * 0 + loaded.model.tokenLogProbs(batch).sum()) }.2
+        let g2 = try step.lossAndGradients { ObjectiveOutput(loss: try loaded.model.responseLogProbs(batch, packed).sum()) }.2
+        #expect(g1.count == g2.count && !g1.isEmpty)
+        for (k, a) in g1 {
+            let x = try a.asArray(Float.self), y = try #require(g2[k]).asArray(Float.self)
+            let scale = x.map(abs).max() ?? 1
+            for (u, v) in zip(x, y) { #expect(abs(u - v) <= 1e-4 * max(scale, 1e-3), "\(k)") }
+        }
     }
 }
