@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "OpenAIBackend", targets: ["OpenAIBackend"]),
         .library(name: "ValueSpace", targets: ["ValueSpace"]),
         .library(name: "Evaluators", targets: ["Evaluators"]),
+        .library(name: "Alignment", targets: ["Alignment"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,12 +87,14 @@ let package = Package(
             resources: [.process("Resources")],
             swiftSettings: strictSwift
         ),
+        // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
+        .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators", "Alignment"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -104,6 +107,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "EvaluatorsTests",

@@ -69,6 +69,14 @@ int mlxb_attention(mlxb_array q, mlxb_array k, mlxb_array v, float scale, bool c
   });
 }
 
+int mlxb_quantized_matmul_rows(mlxb_array x, mlxb_array w, mlxb_array scales, mlxb_array biases, int group_size,
+                               int bits, mlxb_array* out) {
+  return produce("quantized_matmul_rows", out, [&] {
+    return valuealign::kernels::quantized_matmul_rows(x->value, w->value, scales->value, optional_array(biases),
+                                                      group_size, bits);
+  });
+}
+
 int mlxb_kernel_isa(void) {
   try {
     return valuealign::kernels::isa();

@@ -23,6 +23,17 @@ mlx::core::array softmax_lastaxis(const mlx::core::array& x);
 mlx::core::array attention(const mlx::core::array& q, const mlx::core::array& k, const mlx::core::array& v,
                            float scale, bool causal, const std::optional<mlx::core::array>& mask);
 
+// x · dequantize(w)^T for MLX affine-quantised w [N, K*bits/32] (uint32) with scales and biases
+// [N, K/group_size]: x [..., K] float32 -> [..., N] float32. Made for few rows of x (decode): one
+// pass over the packed weights per call, dequantised in registers, columns split across threads.
+// Covers bits 4 and 8, group sizes 32, 64 and 128, float16 / float32 / bfloat16 scales; anything
+// else (other bit widths or modes, missing biases, non-float32 x, batched w, a non-CPU default
+// device) goes to mlx::core::quantized_matmul(..., transpose = true, ...). Differentiable with
+// respect to x, scales and biases; asking for the gradient of the packed weight throws.
+mlx::core::array quantized_matmul_rows(const mlx::core::array& x, const mlx::core::array& w,
+                                       const mlx::core::array& scales, const std::optional<mlx::core::array>& biases,
+                                       int group_size, int bits);
+
 // Instruction set in use: 0 portable C++, 1 AVX2(+FMA), 2 AVX-512F. Chosen at first use from CPUID.
 int isa();
 // Force an ISA for tests; -1 = automatic; throws std::invalid_argument if the CPU lacks it.

@@ -24,7 +24,7 @@ public final class LoadedModel: @unchecked Sendable {
     }
 
     /// Loads a model. `chatTemplate` overrides the format detected from the model's metadata.
-    public static func load(_ path: String, precision: WeightPrecision = .float32, chatTemplate: String? = nil) throws -> LoadedModel {
+    public static func load(_ path: String, precision: WeightPrecision = .hybrid, chatTemplate: String? = nil) throws -> LoadedModel {
         let checkpoint = try Checkpoint.read(path)
         let tokenizer: BPETokenizer
         var jinja: String?

@@ -1,8 +1,8 @@
 internal import CMLXBridge
 
 /// Fused kernels: MLX's own (`rmsNorm`, `rope`, `scaledDotProductAttention`, quantisation) and
-/// ValueAlign's vectorised CPU kernels (`siluGate`, `softmaxLastAxis`, `attention`), all
-/// differentiable.
+/// ValueAlign's vectorised CPU kernels (`siluGate`, `softmaxLastAxis`, `attention`,
+/// `quantizedMatmulRows`), all differentiable.
 public enum Fast {
     /// x / sqrt(mean(x^2) + eps) * weight over the last axis.
     public static func rmsNorm(_ x: MLXArray, weight: MLXArray?, eps: Float) throws(MLXError) -> MLXArray {
@@ -41,6 +41,27 @@ public enum Fast {
     /// x @ dequantize(w)^T (transpose) or x @ dequantize(w), for MLX affine-quantised weights.
     public static func quantizedMatmul(_ x: MLXArray, weight: MLXArray, scales: MLXArray, biases: MLXArray?, transpose: Bool = true, groupSize: Int = 64, bits: Int = 4) throws(MLXError) -> MLXArray {
         try produce("quantized_matmul") { mlxb_quantized_matmul(x.handle, weight.handle, scales.handle, biases?.handle, transpose, Int32(groupSize), Int32(bits), $0) }
+    }
+
+    /// x @ dequantize(weight)^T for few rows of x, with ValueAlign's CPU kernel: the packed
+    /// weights are read once per call and dequantised in registers, so a decode step reads 4 or 8
+    /// bits per weight instead of 32 (SmolLM2's GGUF: 4-bit layers, 8-bit `token_embd` as the
+    /// tied output head).
+    ///
+    /// `x` is [..., K], `weight` [N, K * bits / 32] (uint32), `scales` and `biases` [N, K / groupSize]
+    /// in MLX's affine layout (as `quantize` and `ArrayIO.loadGGUF` give them); the result is
+    /// [..., N]. The kernel covers float32 `x`, 4 or 8 bits and groups of 32, 64 or 128 with float16,
+    /// bfloat16 or float32 scales, on the CPU; anything else (other bit widths, no biases, another
+    /// dtype of `x`, a GPU default device) is computed by ``quantizedMatmul(_:weight:scales:biases:transpose:groupSize:bits:)``
+    /// with `transpose: true`, so the same call works on every build. Made for up to ~16 rows; it is
+    /// correct for any number, but for prefill or training a dequantised float32 matrix is faster.
+    /// The kernel computes in float32 (MLX's own kernel works in the scales' dtype), so the
+    /// two differ by float16 rounding when the scales are float16.
+    ///
+    /// Differentiable with respect to `x`, `scales` and `biases`; the packed `weight` has no
+    /// gradient, and asking for one throws.
+    public static func quantizedMatmulRows(_ x: MLXArray, weight: MLXArray, scales: MLXArray, biases: MLXArray?, groupSize: Int = 64, bits: Int = 4) throws(MLXError) -> MLXArray {
+        try produce("quantized_matmul_rows") { mlxb_quantized_matmul_rows(x.handle, weight.handle, scales.handle, biases?.handle, Int32(groupSize), Int32(bits), $0) }
     }
 
     /// Affine quantisation of a matrix along its last axis.

@@ -105,7 +105,7 @@ open class Embedding: Module, @unchecked Sendable {
     open func callAsFunction(_ ids: MLXArray) throws -> MLXArray { try weight.take(ids, axis: 0) }
 
     /// Uses the table as an output projection (tied embeddings): x @ W^T.
-    public func asLinear(_ x: MLXArray) throws -> MLXArray { try x.matmul(weight.T) }
+    open func asLinear(_ x: MLXArray) throws -> MLXArray { try x.matmul(weight.T) }
 }
 
 /// Root-mean-square normalisation over the last axis, with a learned scale.

@@ -15,7 +15,7 @@ public struct GenerationBenchmark {
         public var iterations = 3
         public var anchors = true
         public var threads = 2
-        public var precision: WeightPrecision = .float32
+        public var precision: WeightPrecision = .hybrid
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 

@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self, EvaluatorBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self]
     )
 }
 
@@ -21,7 +21,7 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Timed iterations per figure (median reported).")
     var iterations = 10
 
-    @Option(help: "Matrix sizes for the matmul figures.")
+    @Option(parsing: .upToNextOption, help: "Matrix sizes for the matmul figures.")
     var matmulSizes: [Int] = [1024, 2048]
 
     @Flag(help: "Skip the Python anchors (PyTorch, MLX Python).")
@@ -68,11 +68,11 @@ struct GenerateBench: AsyncParsableCommand {
     @Option(help: "New tokens per sequence.")
     var newTokens = 128
 
-    @Option(help: "Batch sizes for the aggregate sampling figures.")
+    @Option(parsing: .upToNextOption, help: "Batch sizes for the aggregate sampling figures.")
     var batchSizes: [Int] = [16, 64]
 
-    @Option(help: "Weights in memory: float32 or quantized.")
-    var precision: String = "float32"
+    @Option(help: "Weights in memory: hybrid, float32 or quantized.")
+    var precision: String = "hybrid"
 
     @Flag(help: "Skip the llama.cpp anchor.")
     var noAnchors = false
@@ -87,7 +87,7 @@ struct GenerateBench: AsyncParsableCommand {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
         guard newTokens >= 2 else { throw ValidationError("--new-tokens must be at least 2") }
         guard batchSizes.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--batch-sizes must be between 1 and 512") }
-        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be float32 or quantized") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
     }
 
     func run() async throws {
@@ -109,6 +109,46 @@ struct GenerateBench: AsyncParsableCommand {
         print(try report.jsonLine())
     }
 }
+
+struct QuantizedBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantized",
+        abstract: "The quantised matmul kernel vs MLX's quantized_matmul and float32 OpenBLAS on SmolLM2's decode shapes."
+    )
+
+    @Option(help: "Timed calls per figure at most (median reported).")
+    var iterations = 60
+
+    @Option(parsing: .upToNextOption, help: "Rows of x (decode batch sizes).")
+    var rows: [Int] = [1, 4, 16]
+
+    @Option(help: "The SmolLM2-135M GGUF file (default: $VALUEALIGN_MODEL, else random weights).")
+    var model: String?
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 3 else { throw ValidationError("--iterations must be at least 3") }
+        guard !rows.isEmpty, rows.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--rows must be between 1 and 512") }
+        if let model, !FileManager.default.fileExists(atPath: model) { throw ValidationError("no model file at \(model)") }
+    }
+
+    func run() async throws {
+        var parameters = QuantizedKernelBenchmark.Parameters()
+        parameters.iterations = iterations
+        parameters.rows = rows
+        let fromEnvironment = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"].flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
+        parameters.modelPath = model ?? fromEnvironment
+        let quiet = json
+        let report = try QuantizedKernelBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
 
 struct EvaluatorBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -143,6 +183,66 @@ struct EvaluatorBench: AsyncParsableCommand {
         print(try report.jsonLine())
     }
 }
+
+
+struct TrainBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Tokens/s of a DPO step and a GRPO update (LoRA r=16 on q/v, 8 x 128 tokens) beside a PyTorch + transformers + PEFT LoRA step."
+    )
+
+    @Option(help: "GGUF file or Hugging Face folder (default: the embedded SmolLM2).")
+    var model: String?
+
+    @Option(help: "Timed steps per figure (median reported).")
+    var iterations = 3
+
+    @Option(help: "Untimed steps first.")
+    var warmup = 1
+
+    @Option(help: "Sequences per batch (even: DPO uses half as pairs).")
+    var batch = 8
+
+    @Option(help: "Tokens per sequence (half prompt, half answer).")
+    var sequence = 128
+
+    @Option(help: "Weights in memory: hybrid, float32 or quantized.")
+    var precision: String = "hybrid"
+
+    @Flag(help: "Skip the PyTorch anchor.")
+    var noAnchors = false
+
+    @Option(help: "Threads for the anchor (match this machine's cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iterations >= 1, warmup >= 0 else { throw ValidationError("--iterations must be at least 1 and --warmup at least 0") }
+        guard batch >= 2, batch % 2 == 0, batch <= 64 else { throw ValidationError("--batch must be even, between 2 and 64") }
+        guard sequence >= 4, sequence <= 2048 else { throw ValidationError("--sequence must be between 4 and 2048") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
+    }
+
+    func run() async throws {
+        var parameters = TrainBenchmark.Parameters(modelPath: try ModelLocator.resolve(model))
+        parameters.iterations = iterations
+        parameters.warmup = warmup
+        parameters.batch = batch
+        parameters.sequence = sequence
+        parameters.precision = WeightPrecision(rawValue: precision)!
+        parameters.anchors = !noAnchors
+        parameters.threads = threads
+        let quiet = json
+        let report = try TrainBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
+    }
+}
+
 
 struct EngineInfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "engine-info", abstract: "Show the MLX build, BLAS provider, kernels and devices.")

@@ -19,6 +19,8 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Prompts file (JSONL).") var prompts: String
     @Option(help: "Output file (JSONL); appended to.") var out: String
     @Option(help: "Prompts per batch (local models generate a batch at once).") var batchSize = 16
+    @Option(help: "Only prompts with this split field (train, heldout).") var split: String?
+    @Option(help: "At most this many prompts.") var limit: Int?
     @Flag(help: "No progress bar.") var quiet = false
 
     func validate() throws {
@@ -30,6 +32,8 @@ struct GenerateCommand: AsyncParsableCommand {
         var parameters = GenerationJob.Parameters(promptsPath: prompts, outputPath: out)
         parameters.batchSize = batchSize
         parameters.generation = generation.parameters
+        parameters.split = split
+        parameters.limit = limit
         let job = GenerationJob(parameters)
         let total = try job.loadPrompts().count  // fails on a bad line before the model loads
         let backend = try modelOptions.makeBackend()

@@ -17,11 +17,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Chat format for local models: \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", ")) (default: from the model's metadata).")
     var chatTemplate: String?
 
-    @Option(help: "Local weights in memory: float32 (fast) or quantized (small).")
-    var precision = "float32"
+    @Option(help: "Local weights of quantized checkpoints: hybrid (float32 for batches + packed for decode; default), float32, or quantized (smallest).")
+    var precision = "hybrid"
 
     func validate() throws {
-        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be float32 or quantized, got '\(precision)'") }
+        guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized, got '\(precision)'") }
         if let chatTemplate { _ = try ChatTemplate.named(chatTemplate) }
         if baseURL != nil, model == nil { throw ValidationError("--base-url needs --model naming the served model") }
     }

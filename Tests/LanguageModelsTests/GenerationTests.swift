@@ -132,6 +132,20 @@ import ValueAlignTesting
         #expect(abs(share - 0.75) < 0.03)
     }
 
+    @Test func topPKeepsTheSmallestPrefixAndRenormalises() throws {
+        // p = (0.5, 0.3, 0.2): top-p 0.6 keeps the first two, drawn 5:3.
+        let l = try MLXArray([Float(log(0.5)), Float(log(0.3)), Float(log(0.2))], shape: [1, 3])
+        let rows = try MLXArray.zeros([4000, 3]) + l
+        let s = try Sampler(parameters: GenerationParameters(temperature: 1, topP: 0.6, seed: 3))
+        let draws = try s.sample(rows, history: [[Int]](repeating: [], count: 4000), streams: Array(0..<4000), step: 0).asArray(Int32.self)
+        #expect(!draws.contains(2))
+        let share = Double(draws.filter { $0 == 0 }.count) / 4000
+        #expect(abs(share - 0.625) < 0.03)
+        // min-p 0.5 after that keeps both (0.3/0.5 >= 0.5); min-p 0.7 only the first.
+        let m = try Sampler(parameters: GenerationParameters(temperature: 1, topP: 0.6, minP: 0.7, seed: 3))
+        #expect(try m.sample(rows, history: [[Int]](repeating: [], count: 4000), streams: Array(0..<4000), step: 0).asArray(Int32.self).allSatisfy { $0 == 0 })
+    }
+
     @Test func repetitionPenaltyDividesPositiveAndMultipliesNegativeLogits() throws {
         let s = try Sampler(parameters: GenerationParameters(repetitionPenalty: 2))
         let out = try s.penalize(logits, history: [[1, 4, 1]]).asArray(Float.self)

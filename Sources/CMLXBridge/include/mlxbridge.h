@@ -188,6 +188,9 @@ int mlxb_softmax_lastaxis(mlxb_array x, mlxb_array* out);
 /// Attention over [B, H, L, D] queries and [B, Hkv, S, D] keys/values (H a multiple of Hkv),
 /// causal when `causal`, with an optional additive mask broadcastable to [B, H, L, S].
 int mlxb_attention(mlxb_array q, mlxb_array k, mlxb_array v, float scale, bool causal, mlxb_array mask /*nullable*/, mlxb_array* out);
+/// x @ dequantize(w)^T for few rows of float32 x and 4- or 8-bit affine-quantised w (groups of
+/// 32/64/128), dequantised in registers; other layouts fall back to mlxb_quantized_matmul.
+int mlxb_quantized_matmul_rows(mlxb_array x, mlxb_array w, mlxb_array scales, mlxb_array biases /*nullable*/, int group_size, int bits, mlxb_array* out);
 /// Which instruction set the kernels use: 0 portable, 1 AVX2, 2 AVX-512.
 int mlxb_kernel_isa(void);
 /// Forces an instruction set (for tests); a value above what the CPU supports is an error.

@@ -2,9 +2,39 @@
 // thread pool. Not part of the bridge's public API.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <functional>
 
 namespace valuealign::kernels::detail {
+
+// Arguments of the quantised matmul kernel: MLX's affine layout. Row n of W holds K codes of
+// `bits` bits packed little-endian into bytes (code k of a row in bits [(k*bits)%8, ...) of byte
+// k*bits/8, i.e. MLX's uint32 words read as bytes); scales and biases are [N, K/group] (float16
+// when `half`, else float32); w(n, k) = scale(n, k/group) * code(n, k) + bias(n, k/group).
+// group is 32, 64 or 128 and divides K; bits is 4 or 8.
+struct QmmArgs {
+  const float* xp;  // [M, K] row-major, reordered by qmm_pack_x
+  int64_t M, N, K;
+  const uint8_t* w;  // [N, K*bits/8]
+  const void* scales;
+  const void* biases;
+  bool half;
+  int group, bits;
+  float* y;  // [M, N] row-major
+};
+
+// IEEE half to float, any value (subnormals, infinities, NaN).
+inline float half_to_float(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+  if (e == 0) {
+    float f = float(m) * 5.9604644775390625e-8f;  // m * 2^-24
+    return sign ? -f : f;
+  }
+  bits = e == 31 ? (sign | 0x7f800000u | (m << 13)) : (sign | ((e + 112u) << 23) | (m << 13));
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 
 // Row / block kernels, one table per instruction set. All pointers are to row-contiguous float32.
 struct Table {
@@ -30,6 +60,13 @@ struct Table {
   // B and C row-major with unit stride along N.
   void (*gemm)(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t sam, int64_t sak,
                const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
+  // Quantised matmul y = x · dequantize(W)^T (QmmArgs), in two steps: qmm_pack_x reorders x once
+  // per call into the element order the 4-bit unpacking produces (identity for 8 bits), then
+  // qmm computes the output columns [n0, n1) for all M rows from the packed x.
+  void (*qmm_pack_x)(const float* x, float* xp, int64_t M, int64_t K, int bits);
+  void (*qmm)(const struct QmmArgs& a, int64_t n0, int64_t n1);
+  // Output columns per register tile of qmm (split work across threads at multiples of this).
+  int qmm_tile_n;
 };
 
 extern const Table portable_table;

@@ -13,7 +13,8 @@ bool cpu_has(int level) {
   if (level == 0) return true;
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
-  if (level == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (level == 1)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   if (level == 2)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -1,5 +1,5 @@
-// AVX2+FMA instantiation of the generic kernels (simd_kernels_impl.h). Every function in this file
-// is compiled for avx2+fma through a target attribute; it is only called after a CPUID check
+// AVX2+FMA(+F16C) instantiation of the generic kernels (simd_kernels_impl.h). Every function in
+// this file is compiled for avx2+fma+f16c through a target attribute; it is only called after a CPUID check
 // (isa.cpp).
 #include <immintrin.h>
 
@@ -12,10 +12,10 @@
 #if defined(__x86_64__) || defined(_M_X64)
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 
 namespace valuealign::kernels::detail::avx2 {
@@ -27,6 +27,8 @@ struct V {
   static constexpr int W = 8;
   static constexpr int MR = 6;  // GEMM micro-tile: 6 rows x 2 vectors (12 of 16 registers)
   static constexpr int NV = 2;
+  static constexpr int QMB = 2;  // quantised matmul tile: 2 rows x 4 columns (8 accumulators)
+  static constexpr int QNT = 4;
   static inline __m256i lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -51,6 +53,18 @@ struct V {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+  static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15))), s, b);
+    hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), s, b);
+  }
+  static inline R deq8(const uint8_t* p, R s, R b) {
+    return _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))), s, b);
+  }
+  static inline R load_half(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static inline float hmax(R a) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));

@@ -27,6 +27,8 @@ struct V {
   static constexpr int W = 16;
   static constexpr int MR = 6;  // GEMM micro-tile: 6 rows x 2 vectors (12 accumulators)
   static constexpr int NV = 2;
+  static constexpr int QMB = 4;  // quantised matmul tile: 4 rows x 4 columns (16 accumulators)
+  static constexpr int QNT = 4;
   static inline __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1u); }
   static inline R zero() { return _mm512_setzero_ps(); }
   static inline R set1(float x) { return _mm512_set1_ps(x); }
@@ -44,6 +46,21 @@ struct V {
   static inline R max(R a, R b) { return _mm512_max_ps(a, b); }
   static inline R min(R a, R b) { return _mm512_min_ps(a, b); }
   static inline float hsum(R a) { return _mm512_reduce_add_ps(a); }
+  // 4-bit codes to s * code + b through a 16-entry table in a register (vpermps reads only the low
+  // 4 bits of each index, so the low nibbles need no mask).
+  static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
+    const R lut = _mm512_fmadd_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), s, b);
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    lo = _mm512_permutexvar_ps(v, lut);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+  }
+  static inline R deq8(const uint8_t* p, R s, R b) {
+    return _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))), s, b);
+  }
+  static inline R load_half(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static inline float hmax(R a) { return _mm512_reduce_max_ps(a); }
   // Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n by scalef (which
   // also gives the right overflow to +inf and underflow to 0). ~1-2 ulp.

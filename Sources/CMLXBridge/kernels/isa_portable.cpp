@@ -23,7 +23,19 @@ struct V {
   static constexpr int W = 4;
   static constexpr int MR = 4;  // GEMM micro-tile: 4 rows x 2 vectors (8 of 16 SSE registers)
   static constexpr int NV = 2;
+  static constexpr int QMB = 2;  // quantised matmul tile: 2 rows x 4 columns
+  static constexpr int QNT = 4;
   static inline R zero() { return R{0.0f, 0.0f, 0.0f, 0.0f}; }
+  static inline v4i bytes(const uint8_t* p) { return v4i{p[0], p[1], p[2], p[3]}; }
+  static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
+    v4i v = bytes(p);
+    lo = __builtin_convertvector(v & 15, v4f) * s + b;
+    hi = __builtin_convertvector(v >> 4, v4f) * s + b;
+  }
+  static inline R deq8(const uint8_t* p, R s, R b) { return __builtin_convertvector(bytes(p), v4f) * s + b; }
+  static inline R load_half(const uint16_t* p) {
+    return R{half_to_float(p[0]), half_to_float(p[1]), half_to_float(p[2]), half_to_float(p[3])};
+  }
   static inline R set1(float x) { return R{x, x, x, x}; }
   static inline R load(const float* p) {
     R r;
@@ -81,7 +93,15 @@ struct V {
   static constexpr int W = 1;
   static constexpr int MR = 4;  // GEMM micro-tile: 4 rows x 4 columns
   static constexpr int NV = 4;
+  static constexpr int QMB = 2;
+  static constexpr int QNT = 4;
   static inline R zero() { return 0.0f; }
+  static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
+    lo = float(p[0] & 15) * s + b;
+    hi = float(p[0] >> 4) * s + b;
+  }
+  static inline R deq8(const uint8_t* p, R s, R b) { return float(p[0]) * s + b; }
+  static inline R load_half(const uint16_t* p) { return half_to_float(p[0]); }
   static inline R set1(float x) { return x; }
   static inline R load(const float* p) { return *p; }
   static inline void store(float* p, R x) { *p = x; }

@@ -5,7 +5,8 @@
 //
 // V provides: R (register type), W (lanes), zero, set1, load, store, loadn(p, n, fill) (the first n
 // lanes from p, the rest = fill), storen(p, r, n), add, sub, mul, div, fma(a, b, c) = a*b + c, max,
-// min, hsum, hmax, exp.
+// min, hsum, hmax, exp; for the quantised matmul QMB and QNT (register tile: rows of x by
+// columns of y), deq4, deq8 and load_half.
 
 #ifndef VA_UNROLL
 #if defined(__clang__)
@@ -272,7 +273,176 @@ static void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, i
   }
 }
 
+// ---------------------------------------------------------------- quantised matmul
+// y = x · dequantize(W)^T with W in MLX's affine layout (QmmArgs), dequantised in registers: each
+// weight byte is read once per call and, for every block of MB rows of x, expanded to floats and
+// multiplied into MB x NT register accumulators. V provides deq4(p, s, b, lo, hi) (W bytes to
+// s * code + b of their low and of their high nibbles), deq8(p, s, b) (W bytes to s * code + b)
+// and load_half(p) (W halves to floats).
+//
+// One 4-bit step turns W bytes into codes 2j (lo, lane j) and 2j+1 (hi, lane j) of a 2W-code
+// chunk. Rather than shuffle every weight vector back into order, qmm_pack_x reorders x once per
+// call the same way (within each 2W chunk: even elements, then odd ones).
+static void qmm_pack_x(const float* x, float* xp, int64_t M, int64_t K, int bits) {
+  if (bits != 4) {
+    for (int64_t i = 0; i < M * K; ++i) xp[i] = x[i];
+    return;
+  }
+  for (int64_t r = 0; r < M; ++r, x += K, xp += K)
+    for (int64_t c = 0; c + 2 * W <= K; c += 2 * W)
+      for (int j = 0; j < W; ++j) {
+        xp[c + j] = x[c + 2 * j];
+        xp[c + W + j] = x[c + 2 * j + 1];
+      }
+}
+
+// n consecutive scales or biases starting at element `off`, converted to float into dst. Vectors
+// only: a ragged end is covered by one more vector that overlaps the previous one.
+static inline void qmm_params(const void* p, bool half, int64_t off, int n, float* dst) {
+  if (half) {
+    const uint16_t* h = static_cast<const uint16_t*>(p) + off;
+    if (n < W) {
+      for (int i = 0; i < n; ++i) dst[i] = half_to_float(h[i]);
+      return;
+    }
+    int i = 0;
+    for (; i + W <= n; i += W) V::store(dst + i, V::load_half(h + i));
+    if (i < n) V::store(dst + n - W, V::load_half(h + n - W));
+  } else {
+    const float* f = static_cast<const float*>(p) + off;
+    for (int i = 0; i < n; ++i) dst[i] = f[i];
+  }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VA_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define VA_PREFETCH(p) ((void)0)
+#endif
+
+// Groups per pass over a tile: the tile's scales and biases for this many groups are converted to
+// floats once and shared by every block of rows of x.
+constexpr int kQmmGroups = 512;
+// Software prefetch distance, in tiles of NT weight rows ahead. A tile's rows are only a few
+// hundred bytes each and are read interleaved, which the hardware prefetchers do not follow well.
+constexpr int kQmmPrefetchTiles = 2;
+
+// Rows [m0, m0 + MB) x columns [n0, n0 + NT) of y, over groups [g0, g1) (sb, bb: the tile's
+// scales and biases for those groups, row j at j * kQmmGroups). Adds to y unless `first`.
+template <int BITS, int MB, int NT>
+static inline void qmm_tile(const QmmArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1, const float* sb,
+                            const float* bb, bool first, bool prefetch) {
+  const int64_t K = a.K, ldw = K * BITS / 8;
+  const int gs = a.group;
+  const float* x = a.xp + m0 * K;
+  const uint8_t* w = a.w + n0 * ldw;
+  // With a single row, the low- and high-nibble products go to separate accumulators so that
+  // each chain has one FMA per step.
+  constexpr int NA = (BITS == 4 && MB == 1) ? 2 : 1;
+  constexpr int CH = BITS == 4 ? 2 * W : W;  // codes per unpack step
+  R acc[MB][NT][NA];
+VA_UNROLL
+  for (int i = 0; i < MB; ++i)
+VA_UNROLL
+    for (int j = 0; j < NT; ++j)
+VA_UNROLL
+      for (int t = 0; t < NA; ++t) acc[i][j][t] = V::zero();
+  // The tile's weights are NT * ldw contiguous bytes; each group step consumes NT * gbytes of
+  // them, and prefetches as many bytes at the same place kQmmPrefetchTiles tiles ahead.
+  const int64_t gbytes = int64_t(gs) * BITS / 8;
+  const uint8_t* pf = w + kQmmPrefetchTiles * NT * ldw + g0 * NT * gbytes;
+  for (int64_t g = g0; g < g1; ++g) {
+    if (prefetch)
+      for (int64_t o = 0; o < NT * gbytes; o += 64) VA_PREFETCH(pf + o);
+    pf += NT * gbytes;
+    R s[NT], b[NT];
+VA_UNROLL
+    for (int j = 0; j < NT; ++j) {
+      s[j] = V::set1(sb[j * kQmmGroups + (g - g0)]);
+      b[j] = V::set1(bb[j * kQmmGroups + (g - g0)]);
+    }
+    const int64_t kb = g * gs;
+    for (int c = 0; c < gs; c += CH) {
+      const int64_t k = kb + c;
+VA_UNROLL
+      for (int j = 0; j < NT; ++j) {
+        if constexpr (BITS == 4) {
+          R lo, hi;
+          V::deq4(w + j * ldw + k / 2, s[j], b[j], lo, hi);
+VA_UNROLL
+          for (int i = 0; i < MB; ++i) {
+            acc[i][j][0] = V::fma(lo, V::load(x + i * K + k), acc[i][j][0]);
+            acc[i][j][NA - 1] = V::fma(hi, V::load(x + i * K + k + W), acc[i][j][NA - 1]);
+          }
+        } else {
+          R q = V::deq8(w + j * ldw + k, s[j], b[j]);
+VA_UNROLL
+          for (int i = 0; i < MB; ++i) acc[i][j][0] = V::fma(q, V::load(x + i * K + k), acc[i][j][0]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NT; ++j) {
+      R t = acc[i][j][0];
+      if constexpr (NA > 1) t = V::add(t, acc[i][j][NA - 1]);
+      float* yp = a.y + (m0 + i) * a.N + n0 + j;
+      *yp = first ? V::hsum(t) : *yp + V::hsum(t);
+    }
+}
+
+// Columns [n0, n0 + NT) for every row of x.
+template <int BITS, int NT>
+static inline void qmm_cols(const QmmArgs& a, int64_t n0) {
+  constexpr int MB = V::QMB;
+  const int64_t G = a.K / a.group;
+  alignas(64) float sb[NT * kQmmGroups];
+  alignas(64) float bb[NT * kQmmGroups];
+  const int64_t pb = (a.half ? 2 : 4);  // bytes per scale
+  for (int64_t g0 = 0; g0 < G; g0 += kQmmGroups) {
+    const int64_t g1 = G - g0 < kQmmGroups ? G : g0 + kQmmGroups;
+    const int n = int(g1 - g0);
+VA_UNROLL
+    for (int j = 0; j < NT; ++j) {
+      qmm_params(a.scales, a.half, (n0 + j) * G + g0, n, sb + j * kQmmGroups);
+      qmm_params(a.biases, a.half, (n0 + j) * G + g0, n, bb + j * kQmmGroups);
+    }
+    // The scales and biases of the tile kQmmPrefetchTiles ahead (NT rows of G each, contiguous).
+    const int64_t ahead = (n0 + kQmmPrefetchTiles * NT) * G + g0;
+    for (int64_t o = 0; o < NT * G * pb && o < n * NT * pb + 64; o += 64) {
+      VA_PREFETCH(static_cast<const char*>(a.scales) + ahead * pb + o);
+      VA_PREFETCH(static_cast<const char*>(a.biases) + ahead * pb + o);
+    }
+    const bool first = g0 == 0;
+    int64_t m = 0;
+    for (; m + MB <= a.M; m += MB) qmm_tile<BITS, MB, NT>(a, m, n0, g0, g1, sb, bb, first, m == 0);
+    switch (a.M - m) {
+      case 0: break;
+      case 1: qmm_tile<BITS, 1, NT>(a, m, n0, g0, g1, sb, bb, first, m == 0); break;
+      case 2: qmm_tile<BITS, (2 < MB ? 2 : 1), NT>(a, m, n0, g0, g1, sb, bb, first, m == 0); break;
+      case 3: qmm_tile<BITS, (3 < MB ? 3 : 1), NT>(a, m, n0, g0, g1, sb, bb, first, m == 0); break;
+      default:
+        for (; m < a.M; ++m) qmm_tile<BITS, 1, NT>(a, m, n0, g0, g1, sb, bb, first, false);
+    }
+  }
+}
+
+template <int BITS>
+static void qmm_bits(const QmmArgs& a, int64_t n0, int64_t n1) {
+  constexpr int NT = V::QNT;
+  int64_t n = n0;
+  for (; n + NT <= n1; n += NT) qmm_cols<BITS, NT>(a, n);
+  for (; n < n1; ++n) qmm_cols<BITS, 1>(a, n);
+}
+
+static void qmm(const QmmArgs& a, int64_t n0, int64_t n1) {
+  if (a.bits == 4)
+    qmm_bits<4>(a, n0, n1);
+  else
+    qmm_bits<8>(a, n0, n1);
+}
+
 static constexpr Table kTable = {
-    kIsaName,      exp_n, silu_gate_fwd, silu_gate_bwd, softmax_rows, softmax_bwd_rows, attn_softmax_row,
-    attn_bwd_row,  dot_n, gemm,
+    kIsaName,     exp_n, silu_gate_fwd, silu_gate_bwd, softmax_rows, softmax_bwd_rows, attn_softmax_row,
+    attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT,
 };

@@ -42,7 +42,8 @@ class Pool {
       fn_ = &fn;
       total_ = n;
       next_.store(0, std::memory_order_relaxed);
-      pending_ = int(workers_.size());
+      active_ = 0;
+      open_ = true;
       error_ = nullptr;
       ++generation_;
     }
@@ -50,8 +51,11 @@ class Pool {
     t_in_pool = true;
     work();
     t_in_pool = false;
+    // Wait only for the workers that joined this call. One that wakes later (on a busy machine
+    // a wake-up can take far longer than the work) finds the call closed and never touches fn.
     std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    open_ = false;
+    done_cv_.wait(lk, [this] { return active_ == 0; });
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -83,11 +87,13 @@ class Pool {
         std::unique_lock<std::mutex> lk(m_);
         cv_.wait(lk, [&] { return generation_ != seen; });
         seen = generation_;
+        if (!open_) continue;
+        ++active_;
       }
       work();
       {
         std::lock_guard<std::mutex> lk(m_);
-        if (--pending_ == 0) done_cv_.notify_one();
+        if (--active_ == 0) done_cv_.notify_one();
       }
     }
   }
@@ -100,7 +106,8 @@ class Pool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   std::atomic<int64_t> next_{0};
   int64_t total_ = 0;
-  int pending_ = 0;
+  int active_ = 0;     // workers inside the current call
+  bool open_ = false;  // the current call still accepts workers
   uint64_t generation_ = 0;
   std::exception_ptr error_;
 };

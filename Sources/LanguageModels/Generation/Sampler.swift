@@ -22,34 +22,76 @@ public struct Sampler {
         var x = logits.dtype == .float32 ? logits : try logits.asType(.float32)
         if parameters.repetitionPenalty != 1 { x = try penalize(x, history: history) }
         if parameters.temperature == 0 { return try x.argMax(axis: -1).asType(.int32) }
-        x = try x / Double(parameters.temperature)
-        if parameters.topK > 0, parameters.topK < x.dim(-1) {
-            let kth = try x.topK(parameters.topK, axis: -1).min(axis: -1, keepDims: true)
-            x = try which(x .< kth, MLXArray(-Float.infinity), x)
+        // The tempered distribution comes from the vectorised softmax kernel; filtering and the draw
+        // run in Swift over each row (MLX's CPU sort and transcendental ops over [B, V] would
+        // dominate a batched decode step: ~30 ns per element).
+        let probs = try Fast.softmaxLastAxis(x / Double(parameters.temperature))
+        let vocabulary = probs.dim(-1)
+        let flat = try probs.asArray(Float.self)
+        var chosen: [Int32] = []
+        chosen.reserveCapacity(streams.count)
+        for (row, stream) in streams.enumerated() {
+            var rng = SplitMix64(state: Self.mix(seed &+ UInt64(stream), UInt64(step)))
+            let token = flat.withUnsafeBufferPointer { all in
+                drawFiltered(UnsafeBufferPointer(rebasing: all[(row * vocabulary)..<((row + 1) * vocabulary)]), uniform: rng.nextUnit())
+            }
+            chosen.append(Int32(token))
         }
-        if parameters.topP < 1 {
-            let order = try (-x).argSort(axis: -1)
-            let sortedLogits = try x.takeAlong(order, axis: -1)
-            let probs = try sortedLogits.softmax(axis: -1)
-            let before = try probs.cumsum(axis: -1) - probs
-            // The smallest prefix whose mass reaches p: keep a token if the mass before it is < p.
-            let kept = try which(before .< parameters.topP, sortedLogits, MLXArray(Float.infinity))
-            let threshold = try kept.min(axis: -1, keepDims: true)
-            x = try which(x .< threshold, MLXArray(-Float.infinity), x)
+        return MLXArray(chosen)
+    }
+
+    /// Applies top-k, then top-p, then min-p (each on the distribution renormalised over what the
+    /// previous filter kept, as Hugging Face's warpers do) and inverts the CDF at `uniform`.
+    func drawFiltered(_ p: UnsafeBufferPointer<Float>, uniform: Double) -> Int {
+        let k = parameters.topK > 0 ? min(parameters.topK, p.count) : p.count
+        var candidates: [Int]
+        if k < p.count || parameters.topP < 1 || parameters.minP > 0 {
+            // Candidates in descending probability. Sorting all V ids is slow, so first take
+            // those above a small floor; fall back to everything when they do not suffice.
+            let needed = parameters.topP < 1 ? Double(parameters.topP) : 0
+            var floor: Float = 1e-4
+            while true {
+                candidates = (0..<p.count).filter { p[$0] >= floor }
+                let mass = candidates.reduce(0.0) { $0 + Double(p[$1]) }
+                if (candidates.count >= k || floor == 0) && (mass >= needed || floor == 0) { break }
+                floor = floor > 1e-8 ? floor / 100 : 0
+            }
+            candidates.sort { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+            if candidates.count > k { candidates.removeLast(candidates.count - k) }
+            if parameters.topP < 1 {
+                let total = candidates.reduce(0.0) { $0 + Double(p[$1]) }
+                var mass = 0.0, keep = 0
+                // The smallest prefix whose mass reaches p (always at least one token).
+                while keep < candidates.count, keep == 0 || mass < Double(parameters.topP) * total {
+                    mass += Double(p[candidates[keep]])
+                    keep += 1
+                }
+                candidates.removeLast(candidates.count - keep)
+            }
+            if parameters.minP > 0, let best = candidates.first {
+                let floor = parameters.minP * p[best]
+                candidates.removeAll { p[$0] < floor }
+            }
+        } else {
+            candidates = []
         }
-        if parameters.minP > 0 {
-            let logProbs = try x.logSoftmax(axis: -1)
-            let floor = try logProbs.max(axis: -1, keepDims: true) + Double(log(parameters.minP))
-            x = try which(logProbs .< floor, MLXArray(-Float.infinity), x)
+        if candidates.isEmpty {
+            // No filter: invert the CDF over the whole row.
+            let target = uniform * p.reduce(0.0) { $0 + Double($1) }
+            var acc = 0.0
+            for i in 0..<p.count {
+                acc += Double(p[i])
+                if acc > target { return i }
+            }
+            return (0..<p.count).last { p[$0] > 0 } ?? 0
         }
-        // Gumbel-max with one key per sequence and step.
-        var noise: [MLXArray] = []
-        for stream in streams {
-            let key = try MLXRandom.key(Self.mix(seed &+ UInt64(stream), UInt64(step)))
-            noise.append(try MLXRandom.uniform([x.dim(-1)], low: Float.leastNormalMagnitude, high: 1, key: key))
+        let target = uniform * candidates.reduce(0.0) { $0 + Double(p[$1]) }
+        var acc = 0.0
+        for i in candidates {
+            acc += Double(p[i])
+            if acc > target { return i }
         }
-        let gumbel = try -(-stacked(noise, axis: 0).log()).log()
-        return try (x + gumbel).argMax(axis: -1).asType(.int32)
+        return candidates.last!
     }
 
     /// CTRL's penalty: positive logits of recent tokens are divided by it, negative ones multiplied.
@@ -82,4 +124,19 @@ public struct Sampler {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// A tiny, fast, well-distributed generator for per-sequence sampling streams.
+struct SplitMix64 {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }

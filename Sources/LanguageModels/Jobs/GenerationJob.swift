@@ -6,15 +6,18 @@ public struct PromptRecord: Codable, Sendable, Equatable {
     public var prompt: String?
     public var system: String?
     public var messages: [ChatMessage]?
+    /// "train" or "heldout" in the project's prompt sets (data/prompts); nil elsewhere.
+    public var split: String?
 
-    public init(id: String? = nil, prompt: String? = nil, system: String? = nil, messages: [ChatMessage]? = nil) {
+    public init(id: String? = nil, prompt: String? = nil, system: String? = nil, messages: [ChatMessage]? = nil, split: String? = nil) {
         self.id = id
         self.prompt = prompt
         self.system = system
         self.messages = messages
+        self.split = split
     }
 
-    enum CodingKeys: String, CodingKey { case id, prompt, system, messages }
+    enum CodingKeys: String, CodingKey { case id, prompt, system, messages, split }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -25,6 +28,7 @@ public struct PromptRecord: Codable, Sendable, Equatable {
         prompt = try c.decodeIfPresent(String.self, forKey: .prompt)
         system = try c.decodeIfPresent(String.self, forKey: .system)
         messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
+        split = try c.decodeIfPresent(String.self, forKey: .split)
         if prompt == nil && messages == nil {
             throw DecodingError.keyNotFound(CodingKeys.prompt, .init(codingPath: [], debugDescription: "need 'prompt' or 'messages'"))
         }
@@ -59,6 +63,10 @@ public struct GenerationJob {
         public var outputPath: String
         public var batchSize = 16
         public var generation = GenerationParameters()
+        /// Only prompts whose `split` field equals this (e.g. "heldout"); nil = all.
+        public var split: String?
+        /// At most this many prompts (after the split filter), in file order; nil = all.
+        public var limit: Int?
         public init(promptsPath: String, outputPath: String) {
             self.promptsPath = promptsPath
             self.outputPath = outputPath
@@ -88,9 +96,13 @@ public struct GenerationJob {
                 throw JSONLinesError(path: parameters.promptsPath, line: line, message: "duplicate id '\(id)' (first on line \(first))")
             }
             seen[id] = line
+            if let split = parameters.split, record.split != split { continue }
             result.append((id, record))
         }
-        guard !result.isEmpty else { throw JSONLinesError(path: parameters.promptsPath, line: 0, message: "no prompts in the file") }
+        if let limit = parameters.limit { result = Array(result.prefix(limit)) }
+        guard !result.isEmpty else {
+            throw JSONLinesError(path: parameters.promptsPath, line: 0, message: parameters.split.map { "no prompts with split '\($0)' in the file" } ?? "no prompts in the file")
+        }
         return result
     }
 

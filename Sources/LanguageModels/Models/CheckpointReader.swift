@@ -112,7 +112,7 @@ public struct Checkpoint {
 
     /// Builds the model through the registry. Tensors no layer uses are an error (they mean the
     /// architecture and the checkpoint disagree).
-    public func makeModel(precision: WeightPrecision = .float32) throws -> any CausalLanguageModel {
+    public func makeModel(precision: WeightPrecision = .hybrid) throws -> any CausalLanguageModel {
         let architecture = try ModelRegistry.architecture(named: configuration.architecture)
         var weights = WeightSource(tensors: tensors, precision: precision, source: path)
         let model = try architecture.makeModel(configuration: configuration, weights: &weights)

@@ -10,9 +10,11 @@ final class LlamaAttention: Module, @unchecked Sendable {
     @Child var vProj: any LinearLayer
     @Child var oProj: any LinearLayer
     let configuration: ModelConfiguration
+    let fusedQKV: FusedProjection?
 
-    init(_ c: ModelConfiguration, q: any LinearLayer, k: any LinearLayer, v: any LinearLayer, o: any LinearLayer) {
+    init(_ c: ModelConfiguration, q: any LinearLayer, k: any LinearLayer, v: any LinearLayer, o: any LinearLayer) throws {
         configuration = c
+        fusedQKV = try FusedProjection([q, k, v])
         _qProj = Child(wrappedValue: q, key: "q_proj")
         _kProj = Child(wrappedValue: k, key: "k_proj")
         _vProj = Child(wrappedValue: v, key: "v_proj")
@@ -24,9 +26,10 @@ final class LlamaAttention: Module, @unchecked Sendable {
         let (b, l) = (x.dim(0), x.dim(1))
         let c = configuration
         let d = c.headDimension
-        var q = try qProj(x).reshaped(b, l, c.headCount, d).transposed(0, 2, 1, 3)
-        var k = try kProj(x).reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
-        var v = try vProj(x).reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
+        let projected = try fusedQKV?(x, current: [qProj, kProj, vProj]) ?? [qProj(x), kProj(x), vProj(x)]
+        var q = try projected[0].reshaped(b, l, c.headCount, d).transposed(0, 2, 1, 3)
+        var k = try projected[1].reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
+        var v = try projected[2].reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
         let offset = cache?.offset ?? 0
         q = try Fast.rope(q, dimensions: d, traditional: c.ropeTraditional, base: c.ropeTheta, scale: c.ropeScale, offset: offset)
         k = try Fast.rope(k, dimensions: d, traditional: c.ropeTraditional, base: c.ropeTheta, scale: c.ropeScale, offset: offset)
@@ -50,8 +53,10 @@ final class LlamaMLP: Module, @unchecked Sendable {
     @Child var gateProj: any LinearLayer
     @Child var upProj: any LinearLayer
     @Child var downProj: any LinearLayer
+    let fusedGateUp: FusedProjection?
 
-    init(gate: any LinearLayer, up: any LinearLayer, down: any LinearLayer) {
+    init(gate: any LinearLayer, up: any LinearLayer, down: any LinearLayer) throws {
+        fusedGateUp = try FusedProjection([gate, up])
         _gateProj = Child(wrappedValue: gate, key: "gate_proj")
         _upProj = Child(wrappedValue: up, key: "up_proj")
         _downProj = Child(wrappedValue: down, key: "down_proj")
@@ -59,7 +64,8 @@ final class LlamaMLP: Module, @unchecked Sendable {
     }
 
     func callAsFunction(_ x: MLXArray) throws -> MLXArray {
-        try downProj(Fast.siluGate(gateProj(x), upProj(x)))
+        if let gu = try fusedGateUp?(x, current: [gateProj, upProj]) { return try downProj(Fast.siluGate(gu[0], gu[1])) }
+        return try downProj(Fast.siluGate(gateProj(x), upProj(x)))
     }
 }
 
@@ -147,13 +153,13 @@ struct LlamaArchitecture: ModelArchitecture {
         var layers: [LlamaDecoderLayer] = []
         for i in 0..<c.layerCount {
             let p = "model.layers.\(i)."
-            let attention = LlamaAttention(
+            let attention = try LlamaAttention(
                 c,
                 q: try weights.linear(p + "self_attn.q_proj", input: c.hiddenSize, output: c.headCount * hiddenQKV, bias: c.attentionBias),
                 k: try weights.linear(p + "self_attn.k_proj", input: c.hiddenSize, output: c.kvHeadCount * hiddenQKV, bias: c.attentionBias),
                 v: try weights.linear(p + "self_attn.v_proj", input: c.hiddenSize, output: c.kvHeadCount * hiddenQKV, bias: c.attentionBias),
                 o: try weights.linear(p + "self_attn.o_proj", input: c.headCount * hiddenQKV, output: c.hiddenSize, bias: false))
-            let mlp = LlamaMLP(
+            let mlp = try LlamaMLP(
                 gate: try weights.linear(p + "mlp.gate_proj", input: c.hiddenSize, output: c.intermediateSize, bias: false),
                 up: try weights.linear(p + "mlp.up_proj", input: c.hiddenSize, output: c.intermediateSize, bias: false),
                 down: try weights.linear(p + "mlp.down_proj", input: c.intermediateSize, output: c.hiddenSize, bias: false))

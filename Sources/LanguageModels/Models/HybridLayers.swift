@@ -1,0 +1,104 @@
+public import MLXEngine
+public import MLXNN
+
+/// A checkpoint's packed quantized matrix kept beside its float32 copy.
+public struct PackedWeight: @unchecked Sendable {
+    public var weight: MLXArray
+    public var scales: MLXArray
+    public var biases: MLXArray?
+    public var groupSize: Int
+    public var bits: Int
+
+    /// x @ dequantize(W)^T through the few-rows kernel.
+    func apply(_ x: MLXArray) throws -> MLXArray {
+        try Fast.quantizedMatmulRows(x, weight: weight, scales: scales, biases: biases, groupSize: groupSize, bits: bits)
+    }
+}
+
+/// Row counts at or below which the packed weights serve a matmul (`WeightPrecision.hybrid`).
+///
+/// Measured on this project's 2-core AVX-512 machine (`valuealign bench quantized`): the kernel reads
+/// 4 or 8 bits per weight and beats float32 OpenBLAS up to about 16 rows (OpenBLAS packs the whole
+/// weight matrix on every call, which dominates at few rows); from there float32 wins.
+public enum HybridThreshold {
+    public static let rows = 16
+}
+
+/// A linear layer with a float32 weight (the parameter; fast BLAS matmuls for prefill, big
+/// batches and training) and the packed quantized weight it came from (decode steps: a fraction
+/// of the memory traffic). Both describe the same matrix: the float weight is the exact
+/// dequantization of the packed one.
+public final class HybridLinear: Linear, @unchecked Sendable {
+    public let packed: PackedWeight
+
+    public init(weight: MLXArray, bias: MLXArray?, packed: PackedWeight) {
+        self.packed = packed
+        super.init(weight: weight, bias: bias)
+    }
+
+    public override func callAsFunction(_ x: MLXArray) throws -> MLXArray {
+        guard x.size / max(inputDimensions, 1) <= HybridThreshold.rows else { return try super.callAsFunction(x) }
+        let y = try packed.apply(x)
+        if let bias { return try y + bias }
+        return y
+    }
+}
+
+/// An embedding table whose use as the tied output head reads the packed weights for few rows.
+public final class HybridEmbedding: Embedding, @unchecked Sendable {
+    public let packed: PackedWeight
+
+    public init(weight: MLXArray, packed: PackedWeight) {
+        self.packed = packed
+        super.init(weight: weight)
+    }
+
+    public override func asLinear(_ x: MLXArray) throws -> MLXArray {
+        guard x.size / max(dimensions, 1) <= HybridThreshold.rows else { return try super.asLinear(x) }
+        return try packed.apply(x)
+    }
+}
+
+/// Several `HybridLinear` layers that read the same input, fused along their outputs for decode
+/// steps: one kernel call (one pass over the packed weights) instead of one per layer. Used for
+/// q/k/v and gate/up. The fusion applies only while the layers are still the ones it was built
+/// from (a LoRA adapter replacing one of them turns it off).
+final class FusedProjection: @unchecked Sendable {
+    let packed: PackedWeight
+    let sources: [HybridLinear]
+    let widths: [Int]
+    let bias: MLXArray?
+
+    /// nil when the layers are not all hybrid with the same quantization.
+    init?(_ layers: [any LinearLayer]) throws {
+        let hybrid = layers.compactMap { $0 as? HybridLinear }
+        guard hybrid.count == layers.count, let first = hybrid.first,
+              hybrid.allSatisfy({ $0.packed.bits == first.packed.bits && $0.packed.groupSize == first.packed.groupSize
+                  && ($0.packed.biases == nil) == (first.packed.biases == nil) && $0.packed.scales.dtype == first.packed.scales.dtype }),
+              hybrid.allSatisfy({ ($0.bias == nil) == (first.bias == nil) }) else { return nil }
+        packed = PackedWeight(
+            weight: try concatenated(hybrid.map(\.packed.weight), axis: 0),
+            scales: try concatenated(hybrid.map(\.packed.scales), axis: 0),
+            biases: first.packed.biases == nil ? nil : try concatenated(hybrid.compactMap(\.packed.biases), axis: 0),
+            groupSize: first.packed.groupSize, bits: first.packed.bits)
+        bias = first.bias == nil ? nil : try concatenated(hybrid.compactMap(\.bias), axis: 0)
+        sources = hybrid
+        widths = hybrid.map(\.outputDimensions)
+        try eval([packed.weight, packed.scales] + [packed.biases, bias].compactMap { $0 })
+    }
+
+    /// The outputs of each layer, or nil when the fused path does not apply.
+    func callAsFunction(_ x: MLXArray, current: [any LinearLayer]) throws -> [MLXArray]? {
+        guard x.size / max(sources[0].inputDimensions, 1) <= HybridThreshold.rows,
+              current.count == sources.count, zip(current, sources).allSatisfy({ ($0 as AnyObject) === $1 }) else { return nil }
+        var y = try packed.apply(x)
+        if let bias { y = try y + bias }
+        var parts: [MLXArray] = []
+        var start = 0
+        for w in widths {
+            parts.append(try y.index([.ellipsis, .stride(start, start + w, 1)]))
+            start += w
+        }
+        return parts
+    }
+}

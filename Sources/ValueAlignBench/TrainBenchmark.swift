@@ -1,0 +1,194 @@
+import Alignment
+import Foundation
+public import LanguageModels
+import MLXEngine
+import MLXNN
+
+/// `valuealign bench train`: tokens/s of a DPO step and of a GRPO update (the update only:
+/// sampling, rewards and the reference pass happen before it, as in TRL) on a real model with
+/// LoRA r=16 on q/v, beside a PyTorch + transformers + PEFT LoRA step on the same model
+/// (bench/anchors/train_step.py) run in the same invocation.
+///
+/// Shapes: 8 sequences of 128 tokens (64 prompt + 64 answer). The DPO step is 4 pairs (8
+/// sequences): the reference forward with the adapter off, then forward+backward and AdamW, all
+/// through `TrainingRunner`. The GRPO update is one prompt with a group of 8 answers: the
+/// clipped-ratio loss with the k3 KL term, forward+backward and AdamW (`GradientStep`). The
+/// anchor step is a plain causal-LM forward+backward+AdamW over all 8 x 128 positions.
+public struct TrainBenchmark {
+    public struct Parameters: Sendable {
+        public var modelPath: String
+        public var batch = 8
+        public var sequence = 128
+        public var loraRank = 16
+        /// Timed steps per figure (median reported), after `warmup` untimed ones.
+        public var iterations = 3
+        public var warmup = 1
+        public var anchors = true
+        public var threads = 2
+        public var precision: WeightPrecision = .hybrid
+        /// The repository root (for bench/anchors and .deps).
+        public var root = FileManager.default.currentDirectoryPath
+        public init(modelPath: String) { self.modelPath = modelPath }
+    }
+
+    let parameters: Parameters
+    public init(_ parameters: Parameters) { self.parameters = parameters }
+
+    /// The 1-minute load average (the machine is shared; figures move with it).
+    static func loadAverage() -> String {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+    }
+
+    static func ids(_ count: Int, vocabulary: Int, salt: Int) -> [Int] {
+        GenerationBenchmark.syntheticPrompt(length: count, vocabulary: vocabulary, salt: salt)
+    }
+
+    public func run(progress: (String) -> Void) throws -> BenchmarkReport {
+        let p = parameters
+        guard p.batch >= 2, p.batch % 2 == 0, p.sequence >= 4 else {
+            throw TrainingError.invalidConfiguration(field: "batch", message: "needs an even batch >= 2 and sequences of at least 4 tokens")
+        }
+        var report = BenchmarkReport(benchmark: "bench train")
+        let loadBefore = Self.loadAverage()
+        progress("loading \(p.modelPath)")
+        let loaded = try LoadedModel.load(p.modelPath, precision: p.precision)
+        let vocab = loaded.model.configuration.vocabularySize
+        let half = p.sequence / 2
+        let lora = LoRAConfiguration(rank: p.loraRank, alpha: Float(2 * p.loraRank), dropout: 0, targetModules: ["q_proj", "v_proj"])
+        let tokens = p.batch * p.sequence
+
+        // DPO: the whole step through the runner (reference pass, policy pass, backward, AdamW).
+        progress("DPO step: \(p.batch / 2) pairs of \(p.sequence)-token sequences, \(p.warmup) + \(p.iterations) steps")
+        let pairs = (0..<(p.batch / 2)).map { i in
+            TokenizedPreference(prompt: Self.ids(half, vocabulary: vocab, salt: 10 * i), chosen: Self.ids(p.sequence - half, vocabulary: vocab, salt: 10 * i + 1),
+                                rejected: Self.ids(p.sequence - half, vocabulary: vocab, salt: 10 * i + 2))
+        }
+        var dpo = TrainingRunner<PreferenceObjective>.Parameters()
+        dpo.steps = p.warmup + p.iterations
+        dpo.batchSize = pairs.count
+        dpo.learningRate = 1e-4
+        dpo.lora = lora
+        dpo.shuffle = false
+        var stepRates: [Double] = []
+        try TrainingRunner(objective: PreferenceObjective(model: loaded, tokenizedExamples: pairs), parameters: dpo).run { step in
+            if step.step > p.warmup { stepRates.append(step.tokensPerSecond) }
+            return true
+        }
+        let dpoRate = Self.median(stepRates)
+
+        // GRPO: the update alone on a prepared group (reference log-probs computed beforehand).
+        progress("GRPO update: 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
+        var options = GRPOObjective.Options()
+        options.groupSize = p.batch
+        let grpo = GRPOObjective(model: loaded, prompts: [[.user("benchmark")]], reward: { _, r in r.map { _ in 0 } }, options: options)
+        let prompt = Self.ids(half, vocabulary: vocab, salt: 99)
+        let batchTokens = try TokenBatch(prompts: Array(repeating: prompt, count: p.batch),
+                                         responses: (0..<p.batch).map { Self.ids(p.sequence - half, vocabulary: vocab, salt: 200 + $0) },
+                                         padTokenId: loaded.tokenizer.padTokenId)
+        var referenceMs = 0.0
+        var reference: MLXArray?
+        referenceMs = try medianMilliseconds(warmup: 1, iterations: p.iterations) {
+            let r = try grpo.referenceLogProbs(batchTokens)
+            try eval(r)
+            reference = r
+        }
+        let advantages = try MLXRandom.normal([p.batch], key: MLXRandom.key(5)).asArray(Float.self)
+        let batch = try GRPOObjective.Batch(tokens: batchTokens, advantages: advantages, reference: reference, old: nil)
+        let step = GradientStep(trainable: loaded.model, optimizer: AdamW(learningRate: 1e-4, weightDecay: 0), maxGradientNorm: 1)
+        let grpoMs = try medianMilliseconds(warmup: p.warmup, iterations: p.iterations) {
+            _ = try step([{ try grpo.loss(batch) }], step: 1)
+        }
+        let loadAfterOurs = Self.loadAverage()
+
+        var anchor: AnchorResult?
+        if p.anchors {
+            progress("anchor: PyTorch + transformers + PEFT (bench/anchors/train_step.py; minutes on a loaded machine)")
+            anchor = runAnchor(note: &report.notes)
+        }
+        let anchorName = anchor.map { "PyTorch \($0.version) + transformers \($0.transformers) + PEFT \($0.peft), LoRA step" }
+        report.figures.append(BenchmarkFigure(name: "dpo_step_tok_s", value: dpoRate, unit: "tok/s", anchorName: anchorName,
+                                              anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
+        report.figures.append(BenchmarkFigure(name: "grpo_update_tok_s", value: Double(tokens) / grpoMs * 1000, unit: "tok/s", anchorName: anchorName,
+                                              anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
+        report.figures.append(BenchmarkFigure(name: "reference_forward_tok_s", value: Double(tokens) / referenceMs * 1000, unit: "tok/s",
+                                              anchorName: anchor.map { "PyTorch \($0.version) forward, no grad" }, anchorValue: anchor?.forwardRate, higherIsBetter: true))
+        report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); LoRA r=\(p.loraRank) alpha=\(2 * p.loraRank) on q_proj, v_proj; batch \(p.batch) x \(p.sequence) tokens; medians of \(p.iterations) steps after \(p.warmup) warm-up")
+        report.notes.append("the DPO step includes its reference forward (adapter off); the anchor's step is a plain LM step without one")
+        report.notes.append("load average (1, 5, 15 min): before \(loadBefore); after ours \(loadAfterOurs); after the anchor \(Self.loadAverage())")
+        report.notes.append("MLX \(Engine.mlxVersion); BLAS \(Engine.blasProvider); kernel ISA \(Fast.kernelISA); anchor threads \(p.threads)")
+        if let anchor { report.notes.append(String(format: "anchor step %.0f ms (min %.0f), forward %.0f ms; anchor's load average %@", anchor.stepMs, anchor.stepMinMs, anchor.forwardMs, anchor.loadAverage)) }
+        return report
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    struct AnchorResult {
+        var version: String
+        var transformers: String
+        var peft: String
+        var stepRate: Double
+        var forwardRate: Double
+        var stepMs: Double
+        var stepMinMs: Double
+        var forwardMs: Double
+        var loadAverage: String
+    }
+
+    /// Runs bench/anchors/train_step.py with the anchor packages, or says why not.
+    func runAnchor(note notes: inout [String]) -> AnchorResult? {
+        let p = parameters
+        let root = p.root
+        let script = "\(root)/bench/anchors/train_step.py"
+        let folders = ["\(root)/.deps/train-anchor", "\(root)/.deps/reference-py", "\(root)/.deps/anchors"]
+        guard FileManager.default.fileExists(atPath: script), folders.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else {
+            notes.append("anchor not installed: run bash bench/anchors/setup.sh, bash scripts/fixtures/setup_reference_py.sh and bash bench/anchors/setup_train.sh")
+            return nil
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "--model", p.modelPath, "--batch", "\(p.batch)", "--seq", "\(p.sequence)", "--rank", "\(p.loraRank)",
+                             "--alpha", "\(2 * p.loraRank)", "--threads", "\(p.threads)", "--iters", "\(p.iterations)", "--warmup", "\(p.warmup)"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYTHONPATH"] = folders.joined(separator: ":")
+        environment["OMP_NUM_THREADS"] = "\(p.threads)"
+        environment["TOKENIZERS_PARALLELISM"] = "false"
+        process.environment = environment
+        // stderr to a file: reading two pipes one after the other can deadlock.
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("valuealign-train-anchor-\(UUID().uuidString).log")
+        guard FileManager.default.createFile(atPath: errURL.path, contents: nil), let err = try? FileHandle(forWritingTo: errURL) else {
+            notes.append("anchor could not start: cannot create \(errURL.path)")
+            return nil
+        }
+        defer {
+            try? err.close()
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch {
+            notes.append("anchor could not start: \(error)")
+            return nil
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        guard process.terminationStatus == 0,
+              let o = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any],
+              let rate = (o["tokens_per_second"] as? NSNumber)?.doubleValue,
+              let forward = (o["forward_tokens_per_second"] as? NSNumber)?.doubleValue else {
+            let reason = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self).split(separator: "\n").suffix(3).joined(separator: " | ")
+            notes.append("anchor failed (status \(process.terminationStatus)): \(reason)")
+            return nil
+        }
+        func number(_ key: String) -> Double { (o[key] as? NSNumber)?.doubleValue ?? 0 }
+        let load = (o["loadavg"] as? [NSNumber])?.map { String(format: "%.2f", $0.doubleValue) }.joined(separator: " ") ?? "?"
+        return AnchorResult(version: o["version"] as? String ?? "?", transformers: o["transformers"] as? String ?? "?", peft: o["peft"] as? String ?? "?",
+                            stepRate: rate, forwardRate: forward, stepMs: number("step_ms"), stepMinMs: number("step_min_ms"),
+                            forwardMs: number("forward_ms"), loadAverage: load)
+    }
+}

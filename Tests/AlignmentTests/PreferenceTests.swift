@@ -1,0 +1,75 @@
+import Alignment
+import Foundation
+import LanguageModels
+import MLXEngine
+import MLXNN
+import Testing
+import ValueAlignTesting
+import ValueSpace
+
+@Suite struct PreferenceTests {
+    let pairs = [
+        PreferenceExample(prompt: [.user("Is it safe?")], chosen: "yes, it is", rejected: "no way"),
+        PreferenceExample(prompt: [.user("Help me")], chosen: "gladly", rejected: "go away"),
+        PreferenceExample(prompt: [.user("Thanks")], chosen: "you are welcome", rejected: "whatever"),
+        PreferenceExample(prompt: [.user("Hi")], chosen: "hello there", rejected: "hmph"),
+    ]
+
+    @Test func dpoLossIsLog2AtStepZero() throws {
+        let loaded = try tinyLoaded()
+        let objective = PreferenceObjective(model: loaded, examples: pairs)
+        var first: TrainingProgress?
+        try TrainingRunner(objective: objective, parameters: toyParameters(PreferenceObjective.self, steps: 1, batchSize: 4)).run {
+            first = $0
+            return true
+        }
+        let p = try #require(first)
+        #expect(abs(p.loss - log(2)) <= 1e-6)
+        #expect(abs(p.metrics["rewards/margins"]!) <= 1e-6)
+        // The reference pass really ran without the adapter: after one update the policy moved
+        // while the reference (adapters disabled) equals the untouched base model.
+        let base = try tinyLoaded()
+        let batch = try TokenBatch(prompts: [[10, 11, 12]], responses: [[13, 14]], padTokenId: 256)
+        let reference = try loaded.model.withAdaptersDisabled { try loaded.model.sequenceLogProbs(batch).item(Float.self) }
+        #expect(reference == (try base.model.sequenceLogProbs(batch).item(Float.self)))
+        #expect(reference != (try loaded.model.sequenceLogProbs(batch).item(Float.self)))
+        #expect(loaded.model.hasLoRA, "the adapters are back after the reference pass")
+    }
+
+    @Test(arguments: [PreferenceObjective.Loss.dpo, .ipo])
+    func trainingRaisesTheChosenOverRejectedMargin(loss: PreferenceObjective.Loss) throws {
+        var options = PreferenceObjective.Options()
+        options.loss = loss
+        var p = toyParameters(PreferenceObjective.self, steps: 25, batchSize: 4, learningRate: 5e-3)
+        p.maxGradientNorm = 0
+        var history: [TrainingProgress] = []
+        try TrainingRunner(objective: PreferenceObjective(model: try tinyLoaded(), examples: pairs, options: options), parameters: p).run {
+            history.append($0)
+            return true
+        }
+        #expect(history.count == 25)
+        let firstMargin = history[0].metrics["rewards/margins"]!, lastMargin = history.last!.metrics["rewards/margins"]!
+        // IPO regresses h towards 1/(2 beta) = 5, i.e. a reward margin of beta * 5 = 0.5.
+        #expect(lastMargin > firstMargin + (loss == .dpo ? 0.5 : 0.3), "margin \(firstMargin) -> \(lastMargin)")
+        #expect(history.last!.metrics["rewards/accuracies"]! == 1)
+        #expect(history.last!.loss < history[0].loss)
+        if loss == .ipo {
+            // IPO's loss at h = 0 is (1 / (2 beta))^2 = 25.
+            #expect(abs(history[0].loss - 25) <= 1e-3)
+        }
+    }
+
+    @Test func badPreferenceSettingsAreRejected() throws {
+        var options = PreferenceObjective.Options()
+        options.beta = 0
+        let runner = TrainingRunner(objective: PreferenceObjective(model: try tinyLoaded(), examples: pairs, options: options),
+                                    parameters: toyParameters(PreferenceObjective.self, steps: 1, batchSize: 2))
+        #expect(throws: TrainingError.invalidConfiguration(field: "beta", message: "must be a finite number > 0, got 0.0")) { try runner.validate() }
+    }
+
+    @Test func hhPairsBecomeExamples() throws {
+        let pair = PreferencePair(context: [.user("a"), .assistant("b"), .user("c")], chosen: "d", rejected: "e", line: 3)
+        let e = PreferenceExample(pair)
+        #expect(e.prompt.count == 3 && e.chosen == "d" && e.rejected == "e")
+    }
+}
