@@ -1,7 +1,7 @@
 import Foundation
 public import LanguageModels
 import MLXEngine
-public import ValueSpace
+import ValueSpace
 
 /// Chooses the evaluator's design by measurement: trains heads for many feature and training
 /// settings on the training side only and scores each by k-fold cross-validation (folds by

@@ -1,6 +1,6 @@
 import Foundation
 public import LanguageModels
-public import MLXEngine
+import MLXEngine
 public import ValueSpace
 
 /// Trains the evaluator's heads: extracts (or reads cached) features of the FULCRA data with the
@@ -28,7 +28,7 @@ public struct EvaluatorTraining {
         public var validationFraction: Double?
         /// Folds of the cross-validation whose out-of-fold logits set the decision offsets
         /// (`OffsetCalibration`); 0 = no offsets.
-        public var calibrationFolds = 5
+        public var calibrationFolds = EvaluatorTraining.defaultCalibrationFolds
         /// Floor on out-of-fold opposed recall when setting the offsets.
         public var minimumOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
         /// Pairs per forward pass during extraction (part of the cache key).
@@ -40,12 +40,23 @@ public struct EvaluatorTraining {
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
-    // The design chosen by `valuealign evaluator sweep` (numbers in Resources/README.md).
-    public static let defaultLayers = [12]
-    public static let defaultPoolings: [HiddenPooling] = [.meanResponse, .last]
-    public static let defaultScoredAnswerWeight: Float = 0.5
+    // The design chosen by `valuealign evaluator sweep` (measurements in docs/evaluator.md): the
+    // response-averaged hidden state after layer 16 of 30 (so the evaluator runs half the model),
+    // a 512-unit hidden layer, strong weight decay, no class weights (the decision offsets do
+    // that job), scored answers weighted like labelled dialogues, and offsets that keep
+    // out-of-fold opposed recall at 0.7 or more. The shipped weights are these defaults, seed 0.
+    public static let defaultLayers = [16]
+    public static let defaultPoolings: [HiddenPooling] = [.meanResponse]
+    public static let defaultScoredAnswerWeight: Float = 1
     public static let defaultMinimumOpposedRecall = 0.7
-    public static var defaultHeads: HeadTrainingParameters { HeadTrainingParameters() }
+    public static let defaultCalibrationFolds = 5
+    public static var defaultHeads: HeadTrainingParameters {
+        var h = HeadTrainingParameters()
+        h.hiddenUnits = 512
+        h.weightDecay = 1
+        h.classWeightPower = 0
+        return h
+    }
 
     /// A stage of a run, for progress displays: `done` of `total` units (pairs, epochs).
     public struct Progress: Sendable {

@@ -110,6 +110,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay = EvaluatorTraining.defaultHeads.weightDecay
     @Option(help: "Class weighting power (0 none, 1 balanced).") var classWeightPower = EvaluatorTraining.defaultHeads.classWeightPower
     @Option(help: "Weight of a scored answer relative to a labelled dialogue (0 = labels only).") var scoredWeight = EvaluatorTraining.defaultScoredAnswerWeight
+    @Option(help: "Cross-validation folds whose out-of-fold predictions set the decision offsets (0 = no offsets).") var calibrationFolds = EvaluatorTraining.defaultCalibrationFolds
+    @Option(help: "Floor on out-of-fold opposed recall when setting the offsets (values with at least 20 opposed labels).") var minOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
     @Option(help: "Most prompt tokens read.") var maxPromptTokens = PairEncoding().maxPromptTokens
     @Option(help: "Most response tokens read.") var maxResponseTokens = PairEncoding().maxResponseTokens
     @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
@@ -122,6 +124,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
         guard parsedPoolings != nil else { throw ValidationError("--poolings must be from \(HiddenPooling.allCases.map(\.rawValue)), got '\(poolings)'") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard scoredWeight >= 0 else { throw ValidationError("--scored-weight must be >= 0") }
+        guard calibrationFolds == 0 || calibrationFolds >= 2 else { throw ValidationError("--calibration-folds must be 0 or at least 2") }
+        guard (0...1).contains(minOpposedRecall) else { throw ValidationError("--min-opposed-recall must be in [0, 1]") }
     }
 
     var parsedLayers: [Int]? {
@@ -147,6 +151,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
         p.heads.classWeightPower = classWeightPower
         p.heads.seed = seed
         p.scoredAnswerWeight = scoredWeight
+        p.calibrationFolds = calibrationFolds
+        p.minimumOpposedRecall = minOpposedRecall
         p.batchSize = batchSize
         p.cacheDirectory = noCache ? nil : cacheDir
         p.command = commandLineForRecord
@@ -220,8 +226,9 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
         commandName: "sweep",
         abstract: "Choose the evaluator's design: cross-validate head settings on the training side (the held-out split is not read).",
         discussion: """
-        Stage 'layers' tries every extracted layer with each pooling (linear heads, default training); stage 'heads' \
-        tries head and training settings on --layers. Candidates are ranked by mean macro-F1 + mean opposed recall + \
+        Stage 'layers' tries every extracted layer with each pooling (linear heads); stage 'heads' tries head and \
+        training settings, with calibrated decision offsets, on --layers and --poolings; stage 'file' runs the \
+        candidates listed in --candidates (JSON). Candidates are ranked by mean macro-F1 + mean opposed recall + \
         mean Pearson's r (the last two over security, conformity, benevolence, universalism).
         """
     )
@@ -264,12 +271,14 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
             progress.finish()
             let sweep = try EvaluatorSweep(tables: tables, folds: folds)
             var candidates: [EvaluatorSweep.Candidate] = []
-            let base = EvaluatorTraining.defaultHeads
+            // The layer stage compares features with cheap linear heads (class weights ^0.5, scored
+            // answers at half weight), the settings its recorded results in docs/evaluator.md used.
+            let base = HeadTrainingParameters()
             switch stage {
             case .layers:
                 for l in allLayers {
                     for p in [[HiddenPooling.meanResponse], [.last], [.meanResponse, .last]] {
-                        candidates.append(.init(layers: [l], poolings: p, heads: base, scoredAnswerWeight: EvaluatorTraining.defaultScoredAnswerWeight))
+                        candidates.append(.init(layers: [l], poolings: p, heads: base, scoredAnswerWeight: 0.5))
                     }
                 }
             case .heads:

@@ -95,6 +95,13 @@ import ValueSpace
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-heads-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try EvaluatorWeights.save(heads: heads, configuration: config, to: path)
+        // Plain metadata says what the file is without decoding the configuration.
+        let metadata = try ArrayIO.loadSafetensors(path).metadata
+        typealias Key = EvaluatorWeights.MetadataKey
+        #expect(metadata[Key.formatVersion] == String(EvaluatorWeights.formatVersion))
+        #expect(metadata[Key.baseModelFingerprint] == config.baseModel.fingerprint)
+        #expect(metadata[Key.layers] == config.layers.map(String.init).joined(separator: ","))
+        #expect(metadata[Key.poolings] == config.poolings.map(\.rawValue).joined(separator: ","))
         let (loadedHeads, loadedConfig) = try EvaluatorWeights.load(path)
         #expect(loadedConfig == config)
         #expect(loadedHeads.inputWidth == heads.inputWidth)
@@ -191,6 +198,16 @@ import ValueSpace
         let wrong = dir.appendingPathComponent("wrong.safetensors").path
         try EvaluatorWeights.save(heads: try ValueHeads(inputWidth: 7, hiddenUnits: 0, seed: 0), configuration: configuration(), to: wrong)
         #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(wrong) }
+        // A newer file format than this build reads.
+        let newer = dir.appendingPathComponent("newer.safetensors").path
+        try EvaluatorWeights.save(heads: try ValueHeads(inputWidth: configuration().featureWidth, hiddenUnits: 0, seed: 0), configuration: configuration(), to: newer)
+        var (arrays, metadata) = try ArrayIO.loadSafetensors(newer)
+        metadata[EvaluatorWeights.MetadataKey.formatVersion] = String(EvaluatorWeights.formatVersion + 1)
+        try ArrayIO.saveSafetensors(newer, arrays: arrays, metadata: metadata)
+        #expect { try EvaluatorWeights.load(newer) } throws: { "\($0)".contains("format version") }
+        metadata[EvaluatorWeights.MetadataKey.formatVersion] = String(EvaluatorWeights.formatVersion)
+        try ArrayIO.saveSafetensors(newer, arrays: arrays, metadata: metadata)
+        _ = try EvaluatorWeights.load(newer)
         // Garbage bytes.
         let garbage = dir.appendingPathComponent("garbage.safetensors").path
         try Data("not a safetensors file".utf8).write(to: URL(fileURLWithPath: garbage))
