@@ -146,6 +146,10 @@ public final class AlignmentJob: @unchecked Sendable {
         var state = (try? AlignmentFiles.readJSON(AlignRunState.self, from: url("state.json"))) ?? AlignRunState()
         let clock = RunClock(offset: state.elapsedSeconds)
         func save() throws { try persist(&state, clock: clock) }
+        if state.afterSeconds != nil, let done = try? AlignmentFiles.readJSON(AlignmentReport.self, from: url("report.json")) {
+            events(.note("\(directory.path) holds a finished run; showing its report (--restart to run again)"))
+            return .finished(done)
+        }
 
         // 1. Before: the policy as given (no adapter).
         let before: HeldOutSummary
