@@ -80,6 +80,10 @@ public struct TrainingRecord: Sendable, Codable, Equatable {
     public var heldOutSeed: UInt64
     /// Data files by name with their fingerprints and the examples used from each.
     public var data: [DataFileRecord]
+    /// Folds whose out-of-fold logits set the decision offsets (0 = none).
+    public var calibrationFolds = 0
+    /// Floor on out-of-fold opposed recall used when setting the offsets.
+    public var minimumOpposedRecall = 0.0
 
     public init(command: String, seed: UInt64, heads: HeadTrainingParameters, scoredAnswerWeight: Float, heldOutFraction: Double, heldOutSeed: UInt64, data: [DataFileRecord]) {
         self.command = command

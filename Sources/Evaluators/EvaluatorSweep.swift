@@ -1,6 +1,7 @@
 import Foundation
 public import LanguageModels
-public import ValueSpace
+import MLXEngine
+import ValueSpace
 
 /// Chooses the evaluator's design by measurement: trains heads for many feature and training
 /// settings on the training side only and scores each by k-fold cross-validation (folds by
@@ -15,14 +16,21 @@ public struct EvaluatorSweep {
         public var poolings: [HiddenPooling]
         public var heads: HeadTrainingParameters
         public var scoredAnswerWeight: Float
-        public init(layers: [Int], poolings: [HiddenPooling], heads: HeadTrainingParameters, scoredAnswerWeight: Float) {
+        /// Fit decision offsets (`OffsetCalibration`) on the out-of-fold logits before scoring.
+        public var calibrate: Bool
+        /// Floor on out-of-fold opposed recall for the offsets (see `OffsetCalibration`).
+        public var minimumOpposedRecall: Double
+        public init(layers: [Int], poolings: [HiddenPooling], heads: HeadTrainingParameters, scoredAnswerWeight: Float, calibrate: Bool = false,
+                    minimumOpposedRecall: Double = 0) {
+            self.minimumOpposedRecall = minimumOpposedRecall
             self.layers = layers
             self.poolings = poolings
             self.heads = heads
             self.scoredAnswerWeight = scoredAnswerWeight
+            self.calibrate = calibrate
         }
         public var label: String {
-            "L\(layers.map(String.init).joined(separator: "+")) \(poolings.map(\.rawValue).joined(separator: "+")) hidden \(heads.hiddenUnits) cw^\(heads.classWeightPower) wd \(heads.weightDecay) ep \(heads.epochs) scored x\(scoredAnswerWeight)"
+            "L\(layers.map(String.init).joined(separator: "+")) \(poolings.map(\.rawValue).joined(separator: "+")) hidden \(heads.hiddenUnits) cw^\(heads.classWeightPower) wd \(heads.weightDecay) ep \(heads.epochs) scored x\(scoredAnswerWeight)\(calibrate ? " calibrated (recall >= \(minimumOpposedRecall))" : "")"
         }
     }
 
@@ -38,6 +46,8 @@ public struct EvaluatorSweep {
         /// meanMacroF1 + focusOpposedRecall + focusPearson: the figure candidates are ranked by.
         public var score: Double
         public var seconds: Double
+        /// The full cross-validated report (per value, confusion matrices).
+        public var report: EvaluatorReport
     }
 
     public let tables: FeatureTables
@@ -46,8 +56,6 @@ public struct EvaluatorSweep {
     public let heldOutSeed: UInt64
     let labelledRows: [Int]
     let scoredRows: [Int]
-    let labelledFold: [Int]
-    let scoredFold: [Int]
 
     public init(tables: FeatureTables, folds: Int = 5, heldOutFraction: Double = 0.15, heldOutSeed: UInt64 = 0) throws(EvaluatorError) {
         guard folds >= 2 else { throw .invalidParameter(field: "folds", message: "need at least 2, got \(folds)") }
@@ -58,37 +66,32 @@ public struct EvaluatorSweep {
         let split = DataSplit(data: tables.data, heldOutFraction: heldOutFraction, heldOutSeed: heldOutSeed, validationFraction: nil)
         labelledRows = split.labelledTrain
         scoredRows = split.scoredTrain
-        func fold(_ prompt: String) -> Int { Int(DatasetSplit.stableHash(prompt, seed: heldOutSeed &+ 1) % UInt64(folds)) }
-        labelledFold = labelledRows.map { fold(tables.data.labelled[$0].prompt) }
-        scoredFold = scoredRows.map { fold(tables.data.scored[$0].prompt) }
     }
 
-    /// Cross-validates one candidate.
+    /// Cross-validates one candidate. With `calibrate`, offsets are fitted on the same
+    /// out-of-fold logits they are then scored on: optimistic by a little, and equally so for
+    /// every calibrated candidate (training fits them on its own out-of-fold logits).
     public func evaluate(_ candidate: Candidate) throws -> Outcome {
         let start = Date()
-        var predictions = [ValueAssessment?](repeating: nil, count: labelledRows.count)
-        var scoredPredictions = [ValueAssessment?](repeating: nil, count: scoredRows.count)
-        for f in 0..<folds {
-            let trainL = labelledRows.indices.filter { labelledFold[$0] != f }.map { labelledRows[$0] }
-            let trainS = scoredRows.indices.filter { scoredFold[$0] != f }.map { scoredRows[$0] }
-            let testL = labelledRows.indices.filter { labelledFold[$0] == f }
-            let testS = scoredRows.indices.filter { scoredFold[$0] == f }
-            let set = try tables.trainingSet(labelledRows: trainL, scoredRows: trainS, layers: candidate.layers, poolings: candidate.poolings,
-                                             scoredAnswerWeight: candidate.scoredAnswerWeight)
-            let heads = try HeadTrainer(candidate.heads).train(set)
-            let pl = try tables.assess(heads, table: tables.labelled, rows: testL.map { labelledRows[$0] }, layers: candidate.layers, poolings: candidate.poolings)
-            for (k, i) in testL.enumerated() { predictions[i] = pl[k] }
-            let ps = try tables.assess(heads, table: tables.scored, rows: testS.map { scoredRows[$0] }, layers: candidate.layers, poolings: candidate.poolings)
-            for (k, i) in testS.enumerated() { scoredPredictions[i] = ps[k] }
+        var (labelledLogits, scoredLogits) = try tables.outOfFoldLogits(
+            labelledRows: labelledRows, scoredRows: scoredRows, folds: folds, foldSeed: heldOutSeed &+ 1, layers: candidate.layers,
+            poolings: candidate.poolings, heads: candidate.heads, scoredAnswerWeight: candidate.scoredAnswerWeight)
+        let labels = labelledRows.map { tables.data.labelled[$0].labels }
+        if candidate.calibrate {
+            let offsets = try OffsetCalibration.fit(logits: labelledLogits, labels: labels, minimumOpposedRecall: candidate.minimumOpposedRecall)
+            labelledLogits = OffsetCalibration.apply(offsets, to: labelledLogits)
+            scoredLogits = OffsetCalibration.apply(offsets, to: scoredLogits)
         }
+        let predictions = try TrainedValueEvaluator.assessments(logits: MLXArray(labelledLogits, shape: [labelledRows.count, 10, 3]))
+        let scoredPredictions = try TrainedValueEvaluator.assessments(logits: MLXArray(scoredLogits, shape: [scoredRows.count, 10, 3]))
         let report = try EvaluatorReport.compute(
-            evaluator: candidate.label, labels: labelledRows.map { tables.data.labelled[$0].labels }, predictions: predictions.map { $0! },
-            scores: scoredRows.map { tables.data.scored[$0].scores }, scoredPredictions: scoredPredictions.map { $0! })
+            evaluator: candidate.label, labels: labels, predictions: predictions,
+            scores: scoredRows.map { tables.data.scored[$0].scores }, scoredPredictions: scoredPredictions)
         let focus = EvaluatorReport.focusValues.map { report.values[$0.index] }
         let recall = Statistics.mean(focus.map(\.opposedRecall)), pearson = Statistics.mean(focus.map(\.pearson))
         return Outcome(
             candidate: candidate, meanAccuracy: report.meanAccuracy, meanMacroF1: report.meanMacroF1, focusOpposedRecall: recall,
             focusPearson: pearson, goalsMet: report.goalsMet.met, score: (report.meanMacroF1 ?? 0) + (recall ?? 0) + (pearson ?? 0),
-            seconds: Date().timeIntervalSince(start))
+            seconds: Date().timeIntervalSince(start), report: report)
     }
 }

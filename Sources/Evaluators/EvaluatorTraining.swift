@@ -1,6 +1,6 @@
 import Foundation
 public import LanguageModels
-public import MLXEngine
+import MLXEngine
 public import ValueSpace
 
 /// Trains the evaluator's heads: extracts (or reads cached) features of the FULCRA data with the
@@ -26,6 +26,11 @@ public struct EvaluatorTraining {
         /// When set, this fraction of the training side (by prompt, seed 1) is kept out of
         /// training and reported on: the split used to choose the design.
         public var validationFraction: Double?
+        /// Folds of the cross-validation whose out-of-fold logits set the decision offsets
+        /// (`OffsetCalibration`); 0 = no offsets.
+        public var calibrationFolds = EvaluatorTraining.defaultCalibrationFolds
+        /// Floor on out-of-fold opposed recall when setting the offsets.
+        public var minimumOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
         /// Pairs per forward pass during extraction (part of the cache key).
         public var batchSize = 16
         /// Feature cache folder; nil = no cache.
@@ -35,11 +40,23 @@ public struct EvaluatorTraining {
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
-    // The design chosen by `valuealign evaluator sweep` (numbers in Resources/README.md).
-    public static let defaultLayers = [12]
-    public static let defaultPoolings: [HiddenPooling] = [.meanResponse, .last]
-    public static let defaultScoredAnswerWeight: Float = 0.5
-    public static var defaultHeads: HeadTrainingParameters { HeadTrainingParameters() }
+    // The design chosen by `valuealign evaluator sweep` (measurements in docs/evaluator.md): the
+    // response-averaged hidden state after layer 16 of 30 (so the evaluator runs half the model),
+    // a 512-unit hidden layer, strong weight decay, no class weights (the decision offsets do
+    // that job), scored answers weighted like labelled dialogues, and offsets that keep
+    // out-of-fold opposed recall at 0.7 or more. The shipped weights are these defaults, seed 0.
+    public static let defaultLayers = [16]
+    public static let defaultPoolings: [HiddenPooling] = [.meanResponse]
+    public static let defaultScoredAnswerWeight: Float = 1
+    public static let defaultMinimumOpposedRecall = 0.7
+    public static let defaultCalibrationFolds = 5
+    public static var defaultHeads: HeadTrainingParameters {
+        var h = HeadTrainingParameters()
+        h.hiddenUnits = 512
+        h.weightDecay = 1
+        h.classWeightPower = 0
+        return h
+    }
 
     /// A stage of a run, for progress displays: `done` of `total` units (pairs, epochs).
     public struct Progress: Sendable {
@@ -68,17 +85,29 @@ public struct EvaluatorTraining {
         let split = DataSplit(data: data, heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, validationFraction: p.validationFraction)
         let set = try tables.trainingSet(labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, layers: p.layers, poolings: p.poolings,
                                          scoredAnswerWeight: p.scoredAnswerWeight)
-        var heads = p.heads
-        heads.seed = p.heads.seed
+        let heads = p.heads
+        var offsets = [Float](repeating: 0, count: 30)
+        if p.calibrationFolds >= 2 {
+            let oof = try tables.outOfFoldLogits(
+                labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, folds: p.calibrationFolds, foldSeed: p.heldOutSeed &+ 1,
+                layers: p.layers, poolings: p.poolings, heads: heads, scoredAnswerWeight: p.scoredAnswerWeight) { fold in
+                progress(Progress(stage: "calibrating decision offsets", done: fold, total: p.calibrationFolds, detail: "folds"))
+            }
+            offsets = try OffsetCalibration.fit(logits: oof.labelled, labels: split.labelledTrain.map { data.labelled[$0].labels },
+                                                minimumOpposedRecall: p.minimumOpposedRecall)
+        }
         let trained = try HeadTrainer(heads).train(set) { epoch, loss in
             progress(Progress(stage: "training heads", done: epoch, total: heads.epochs, detail: String(format: "loss %.4f", loss)))
         }
+        try trained.setClassOffsets(offsets)
         var files = data.files
         files[0].trainingExamples = split.labelledTrain.count
         // Scored files share one count: the split is by prompt over their union.
         for i in files.indices.dropFirst() { files[i].trainingExamples = split.scoredTrain.count }
-        let record = TrainingRecord(command: p.command, seed: p.heads.seed, heads: heads, scoredAnswerWeight: p.scoredAnswerWeight,
+        var record = TrainingRecord(command: p.command, seed: p.heads.seed, heads: heads, scoredAnswerWeight: p.scoredAnswerWeight,
                                     heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, data: files)
+        record.calibrationFolds = p.calibrationFolds
+        record.minimumOpposedRecall = p.minimumOpposedRecall
         let configuration = EvaluatorConfiguration(name: p.name, baseModel: tables.baseModel, layers: p.layers, poolings: p.poolings,
                                                    encoding: p.encoding, training: record)
         var validation: EvaluatorReport?
@@ -177,11 +206,47 @@ public struct FeatureTables: Sendable {
         return set
     }
 
+    /// Head logits [rows.count * 30] for `rows` of a table.
+    public func logits(_ heads: ValueHeads, table: FeatureTable, rows: [Int], layers: [Int], poolings: [HiddenPooling]) throws -> [Float] {
+        guard !rows.isEmpty else { return [] }
+        let features = try table.select(rows: rows, layers: layers, poolings: poolings)
+        let out = try heads(MLXArray(features, shape: [rows.count, features.count / rows.count]))
+        try eval(out)
+        return try out.asArray(Float.self)
+    }
+
     /// Assessments of `rows` of a table by `heads`.
     public func assess(_ heads: ValueHeads, table: FeatureTable, rows: [Int], layers: [Int], poolings: [HiddenPooling]) throws -> [ValueAssessment] {
         guard !rows.isEmpty else { return [] }
-        let features = try table.select(rows: rows, layers: layers, poolings: poolings)
-        return try TrainedValueEvaluator.assessments(logits: heads(MLXArray(features, shape: [rows.count, features.count / rows.count])))
+        return try TrainedValueEvaluator.assessments(logits: MLXArray(logits(heads, table: table, rows: rows, layers: layers, poolings: poolings), shape: [rows.count, 10, 3]))
+    }
+
+    /// Out-of-fold logits: the rows are split into `folds` by prompt (hash seed `foldSeed`); each
+    /// fold is predicted by heads trained on the others. Returns [labelledRows.count * 30] and
+    /// [scoredRows.count * 30].
+    public func outOfFoldLogits(
+        labelledRows: [Int], scoredRows: [Int], folds: Int, foldSeed: UInt64, layers: [Int], poolings: [HiddenPooling],
+        heads parameters: HeadTrainingParameters, scoredAnswerWeight: Float, progress: (Int) -> Bool = { _ in true }
+    ) throws -> (labelled: [Float], scored: [Float]) {
+        func fold(_ prompt: String) -> Int { Int(DatasetSplit.stableHash(prompt, seed: foldSeed) % UInt64(folds)) }
+        let labelledFold = labelledRows.map { fold(data.labelled[$0].prompt) }
+        let scoredFold = scoredRows.map { fold(data.scored[$0].prompt) }
+        var labelledLogits = [Float](repeating: 0, count: labelledRows.count * 30)
+        var scoredLogits = [Float](repeating: 0, count: scoredRows.count * 30)
+        for f in 0..<folds {
+            let trainL = labelledRows.indices.filter { labelledFold[$0] != f }.map { labelledRows[$0] }
+            let trainS = scoredRows.indices.filter { scoredFold[$0] != f }.map { scoredRows[$0] }
+            let testL = labelledRows.indices.filter { labelledFold[$0] == f }
+            let testS = scoredRows.indices.filter { scoredFold[$0] == f }
+            let set = try trainingSet(labelledRows: trainL, scoredRows: trainS, layers: layers, poolings: poolings, scoredAnswerWeight: scoredAnswerWeight)
+            let heads = try HeadTrainer(parameters).train(set)
+            let l = try logits(heads, table: labelled, rows: testL.map { labelledRows[$0] }, layers: layers, poolings: poolings)
+            for (k, i) in testL.enumerated() { labelledLogits.replaceSubrange(i * 30..<(i + 1) * 30, with: l[k * 30..<(k + 1) * 30]) }
+            let s = try logits(heads, table: scored, rows: testS.map { scoredRows[$0] }, layers: layers, poolings: poolings)
+            for (k, i) in testS.enumerated() { scoredLogits.replaceSubrange(i * 30..<(i + 1) * 30, with: s[k * 30..<(k + 1) * 30]) }
+            if !progress(f + 1) { throw EvaluatorError.cancelled }
+        }
+        return (labelledLogits, scoredLogits)
     }
 
     /// The metrics of `heads` on the given rows.

@@ -1,5 +1,5 @@
 import Foundation
-public import MLXEngine
+import MLXEngine
 import MLXNN
 
 /// Reading and writing an evaluator's weights file: the heads' tensors in safetensors, with the
@@ -8,7 +8,13 @@ public enum EvaluatorWeights {
     public static let metadataKey = "valuealign.evaluator"
 
     /// The shipped weights: $VALUEALIGN_EVALUATOR_WEIGHTS when set, else the file bundled with
-    /// this library (Sources/Evaluators/Resources). nil when neither exists.
+    /// this library (Sources/Evaluators/Resources, copied by SwiftPM into the
+    /// `ValueAlign_Evaluators.resources` bundle and found through `Bundle.module`). nil when
+    /// neither exists.
+    ///
+    /// Like every SwiftPM resource lookup on Linux, `Bundle.module` stops the process when the
+    /// resource bundle is neither beside the executable nor in the build folder it was built in;
+    /// keep the `.resources` folders next to a copied `valuealign` binary.
     public static func shippedPath() -> String? {
         if let p = ProcessInfo.processInfo.environment["VALUEALIGN_EVALUATOR_WEIGHTS"] { return p }
         return bundledPath()
@@ -17,24 +23,22 @@ public enum EvaluatorWeights {
     /// The bundled file name.
     public static let bundledFileName = "smollm2-value-heads.safetensors"
 
+    /// The version of the weights file layout (tensor names and metadata keys); loaders refuse
+    /// newer ones. The configuration JSON carries its own version too.
+    public static let formatVersion = 1
+
+    /// Metadata keys written beside the configuration JSON so that any safetensors reader (and a
+    /// person with `head -c`) can tell what a file is without decoding the JSON.
+    public enum MetadataKey {
+        public static let formatVersion = "valuealign.format_version"
+        public static let baseModelFingerprint = "valuealign.base_model.fingerprint"
+        public static let baseModelFile = "valuealign.base_model.file"
+        public static let layers = "valuealign.layers"
+        public static let poolings = "valuealign.poolings"
+    }
+
     static func bundledPath() -> String? {
-        // SwiftPM copies Resources/ into ValueAlign_Evaluators.resources beside the executable.
-        // Bundle.module is not used: it traps when that folder is missing (a binary copied away
-        // from its build), and an evaluator that cannot find its weights must throw instead. A
-        // checkout's Sources/Evaluators/Resources (from the working directory or above the
-        // executable) is the fallback.
-        var candidates: [String] = []
-        var roots = [FileManager.default.currentDirectoryPath]
-        if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent() {
-            candidates.append(executable.appendingPathComponent("ValueAlign_Evaluators.resources/\(bundledFileName)").path)
-            var dir = executable
-            for _ in 0..<5 {
-                roots.append(dir.path)
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        candidates += roots.map { "\($0)/Sources/Evaluators/Resources/\(bundledFileName)" }
-        return candidates.first { FileManager.default.fileExists(atPath: $0) }
+        Bundle.module.url(forResource: "smollm2-value-heads", withExtension: "safetensors")?.path
     }
 
     /// Writes heads and configuration.
@@ -42,7 +46,14 @@ public enum EvaluatorWeights {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(configuration), as: UTF8.self)
-        try heads.save(safetensors: path, metadata: [metadataKey: json])
+        try heads.save(safetensors: path, metadata: [
+            metadataKey: json,
+            MetadataKey.formatVersion: String(formatVersion),
+            MetadataKey.baseModelFingerprint: configuration.baseModel.fingerprint,
+            MetadataKey.baseModelFile: configuration.baseModel.fileName,
+            MetadataKey.layers: configuration.layers.map(String.init).joined(separator: ","),
+            MetadataKey.poolings: configuration.poolings.map(\.rawValue).joined(separator: ","),
+        ])
     }
 
     /// Reads heads and configuration, checking they fit each other.
@@ -53,6 +64,12 @@ public enum EvaluatorWeights {
             throw .invalidWeights(path: path, message: "cannot read safetensors: \(error)")
         }
         guard let json = metadata[metadataKey] else { throw .invalidWeights(path: path, message: "no '\(metadataKey)' metadata (not an evaluator weights file)") }
+        // Files written before the format version was recorded are version 1.
+        if let v = metadata[MetadataKey.formatVersion] {
+            guard let version = Int(v), version <= formatVersion else {
+                throw .invalidWeights(path: path, message: "format version '\(v)' is newer than this build reads (\(formatVersion))")
+            }
+        }
         let configuration: EvaluatorConfiguration
         do { configuration = try JSONDecoder().decode(EvaluatorConfiguration.self, from: Data(json.utf8)) } catch {
             throw .invalidWeights(path: path, message: "the configuration does not decode: \(error)")

@@ -54,7 +54,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// fingerprint) unless `checkBaseModel` is false.
     public static func load(weights: String? = nil, model: String? = nil, batchSize: Int = 32, checkBaseModel: Bool = true) throws -> TrainedValueEvaluator {
         guard let weightsPath = weights ?? EvaluatorWeights.shippedPath() else {
-            throw EvaluatorError.invalidWeights(path: EvaluatorWeights.bundledFileName, message: "not found beside the executable or in Sources/Evaluators/Resources; set VALUEALIGN_EVALUATOR_WEIGHTS or run `valuealign evaluator train`")
+            throw EvaluatorError.invalidWeights(path: EvaluatorWeights.bundledFileName, message: "not in the Evaluators resource bundle (Bundle.module); set VALUEALIGN_EVALUATOR_WEIGHTS or run `valuealign evaluator train`")
         }
         let (heads, configuration) = try EvaluatorWeights.load(weightsPath)
         let modelPath = try ModelLocator.resolve(model)

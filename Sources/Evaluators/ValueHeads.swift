@@ -11,6 +11,9 @@ import ValueSpace
 public final class ValueHeads: Module, @unchecked Sendable {
     @Parameter public var featureMean: MLXArray
     @Parameter public var featureScale: MLXArray
+    /// Per value and class offsets added to the logits [10, 3] (frozen): decision thresholds set
+    /// after training by `OffsetCalibration`; zero for fresh heads.
+    @Parameter public var classOffsets: MLXArray
     /// [hidden (optional), output]; the output has 30 units, value-major (value i: 3i..3i+2).
     public var layers: [Linear]
 
@@ -22,6 +25,7 @@ public final class ValueHeads: Module, @unchecked Sendable {
         let keys = try MLXRandom.split(MLXRandom.key(seed))
         _featureMean = Parameter(wrappedValue: try MLXArray.zeros([inputWidth]), key: "feature_mean")
         _featureScale = Parameter(wrappedValue: try MLXArray.ones([inputWidth]), key: "feature_scale")
+        _classOffsets = Parameter(wrappedValue: try MLXArray.zeros([Self.valueCount, Self.classCount]), key: "class_offsets")
         let outputs = Self.valueCount * Self.classCount
         if hiddenUnits > 0 {
             layers = [try Linear(inputWidth, hiddenUnits, key: keys[0]), try Linear(hiddenUnits, outputs, key: keys[1])]
@@ -29,7 +33,7 @@ public final class ValueHeads: Module, @unchecked Sendable {
             layers = [try Linear(inputWidth, outputs, key: keys[0])]
         }
         super.init()
-        freeze(keys: ["feature_mean", "feature_scale"])
+        freeze(keys: ["feature_mean", "feature_scale", "class_offsets"])
         // Evaluated now: MLX ties a lazy array to the thread that made it, and heads are often
         // made on one thread and run on the evaluator's queue.
         try eval(Array(parameters().values))
@@ -68,6 +72,16 @@ public final class ValueHeads: Module, @unchecked Sendable {
             x = try layer(x)
             if i < layers.count - 1 { x = try x.gelu() }
         }
-        return try x.reshaped(features.dim(0), Self.valueCount, Self.classCount)
+        return try x.reshaped(features.dim(0), Self.valueCount, Self.classCount) + classOffsets
+    }
+
+    /// Sets the decision offsets ([10 * 3], value-major).
+    public func setClassOffsets(_ offsets: [Float]) throws {
+        guard offsets.count == Self.valueCount * Self.classCount else {
+            throw EvaluatorError.invalidParameter(field: "classOffsets", message: "need 30 offsets, got \(offsets.count)")
+        }
+        let array = try MLXArray(offsets, shape: [Self.valueCount, Self.classCount])
+        try eval(array)
+        try update(parameters: ["class_offsets": array])
     }
 }

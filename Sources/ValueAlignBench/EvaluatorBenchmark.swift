@@ -1,5 +1,5 @@
 import Foundation
-public import Evaluators
+import Evaluators
 import LanguageModels
 import MLXEngine
 import ValueSpace

@@ -110,6 +110,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay = EvaluatorTraining.defaultHeads.weightDecay
     @Option(help: "Class weighting power (0 none, 1 balanced).") var classWeightPower = EvaluatorTraining.defaultHeads.classWeightPower
     @Option(help: "Weight of a scored answer relative to a labelled dialogue (0 = labels only).") var scoredWeight = EvaluatorTraining.defaultScoredAnswerWeight
+    @Option(help: "Cross-validation folds whose out-of-fold predictions set the decision offsets (0 = no offsets).") var calibrationFolds = EvaluatorTraining.defaultCalibrationFolds
+    @Option(help: "Floor on out-of-fold opposed recall when setting the offsets (values with at least 20 opposed labels).") var minOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
     @Option(help: "Most prompt tokens read.") var maxPromptTokens = PairEncoding().maxPromptTokens
     @Option(help: "Most response tokens read.") var maxResponseTokens = PairEncoding().maxResponseTokens
     @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
@@ -122,6 +124,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
         guard parsedPoolings != nil else { throw ValidationError("--poolings must be from \(HiddenPooling.allCases.map(\.rawValue)), got '\(poolings)'") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard scoredWeight >= 0 else { throw ValidationError("--scored-weight must be >= 0") }
+        guard calibrationFolds == 0 || calibrationFolds >= 2 else { throw ValidationError("--calibration-folds must be 0 or at least 2") }
+        guard (0...1).contains(minOpposedRecall) else { throw ValidationError("--min-opposed-recall must be in [0, 1]") }
     }
 
     var parsedLayers: [Int]? {
@@ -147,6 +151,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
         p.heads.classWeightPower = classWeightPower
         p.heads.seed = seed
         p.scoredAnswerWeight = scoredWeight
+        p.calibrationFolds = calibrationFolds
+        p.minimumOpposedRecall = minOpposedRecall
         p.batchSize = batchSize
         p.cacheDirectory = noCache ? nil : cacheDir
         p.command = commandLineForRecord
@@ -220,21 +226,24 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
         commandName: "sweep",
         abstract: "Choose the evaluator's design: cross-validate head settings on the training side (the held-out split is not read).",
         discussion: """
-        Stage 'layers' tries every extracted layer with each pooling (linear heads, default training); stage 'heads' \
-        tries head and training settings on --layers. Candidates are ranked by mean macro-F1 + mean opposed recall + \
+        Stage 'layers' tries every extracted layer with each pooling (linear heads); stage 'heads' tries head and \
+        training settings, with calibrated decision offsets, on --layers and --poolings; stage 'file' runs the \
+        candidates listed in --candidates (JSON). Candidates are ranked by mean macro-F1 + mean opposed recall + \
         mean Pearson's r (the last two over security, conformity, benevolence, universalism).
         """
     )
 
-    enum Stage: String, ExpressibleByArgument, CaseIterable { case layers, heads }
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case layers, heads, file }
 
     @OptionGroup var data: EvaluatorDataOptions
     @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
     @Option(help: "What to vary: layers or heads.") var stage: Stage = .layers
     @Option(help: "Layers for stage 'heads' (comma-separated; several = concatenated).") var layers = EvaluatorTraining.defaultLayers.map(String.init).joined(separator: ",")
+    @Option(help: "Poolings for stage 'heads' (comma-separated).") var poolings = EvaluatorTraining.defaultPoolings.map(\.rawValue).joined(separator: ",")
     @Option(help: "Cross-validation folds.") var folds = 5
     @Option(help: "Pairs per forward pass while extracting (part of the cache key).") var batchSize = 16
     @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
+    @Option(help: "For stage 'file': a JSON array of candidates (layers, poolings, heads, scoredAnswerWeight, calibrate, minimumOpposedRecall).") var candidates: String?
     @Option(help: "Write all outcomes as JSON here.") var json: String?
     @Flag(help: "No progress bars.") var quiet = false
 
@@ -243,39 +252,49 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
         let data = try EvaluatorData.load(labelled: self.data.labelled, scored: self.data.scored)
         let layerCount = try Checkpoint.read(modelPath).configuration.layerCount
         let allLayers = Array(0...layerCount)
-        let poolings: [HiddenPooling] = [.meanResponse, .last]
+        let extractedPoolings: [HiddenPooling] = [.meanResponse, .last]
         let (batchSize, cacheDir, folds, stage, quiet) = (self.batchSize, self.cacheDir, self.folds, self.stage, self.quiet)
         let chosen = layers.split(separator: ",").compactMap { Int($0) }
+        let chosenPoolings = poolings.split(separator: ",").compactMap { HiddenPooling(rawValue: String($0)) }
+        guard !chosen.isEmpty, !chosenPoolings.isEmpty else { throw ValidationError("--layers and --poolings need at least one valid entry") }
+        var fromFile: [EvaluatorSweep.Candidate] = []
+        if stage == .file {
+            guard let candidates else { throw ValidationError("--stage file needs --candidates FILE") }
+            fromFile = try JSONDecoder().decode([EvaluatorSweep.Candidate].self, from: Data(contentsOf: URL(fileURLWithPath: candidates)))
+        }
+        let listed = fromFile
         let progress = StageProgress(quiet: quiet)
         let outcomes = try await offPool { () -> [EvaluatorSweep.Outcome] in
             // Every layer is extracted once (one full forward pass per pair) and cached.
-            let tables = try FeatureTables.load(data: data, modelPath: modelPath, layers: allLayers, poolings: poolings, encoding: PairEncoding(),
+            let tables = try FeatureTables.load(data: data, modelPath: modelPath, layers: allLayers, poolings: extractedPoolings, encoding: PairEncoding(),
                                                 batchSize: batchSize, cacheDirectory: cacheDir, progress: progress.update)
             progress.finish()
             let sweep = try EvaluatorSweep(tables: tables, folds: folds)
             var candidates: [EvaluatorSweep.Candidate] = []
-            let base = EvaluatorTraining.defaultHeads
+            // The layer stage compares features with cheap linear heads (class weights ^0.5, scored
+            // answers at half weight), the settings its recorded results in docs/evaluator.md used.
+            let base = HeadTrainingParameters()
             switch stage {
             case .layers:
                 for l in allLayers {
                     for p in [[HiddenPooling.meanResponse], [.last], [.meanResponse, .last]] {
-                        candidates.append(.init(layers: [l], poolings: p, heads: base, scoredAnswerWeight: EvaluatorTraining.defaultScoredAnswerWeight))
+                        candidates.append(.init(layers: [l], poolings: p, heads: base, scoredAnswerWeight: 0.5))
                     }
                 }
             case .heads:
-                for hidden in [0, 256] {
+                for hidden in [0, 256, 512] {
                     for power in [Float(0), 0.5, 1] {
-                        for weight in [Float(0), 0.5, 1] {
-                            for decay in [Float(0.05), 0.5] {
-                                var h = base
-                                h.hiddenUnits = hidden
-                                h.classWeightPower = power
-                                h.weightDecay = decay
-                                candidates.append(.init(layers: chosen, poolings: poolings, heads: h, scoredAnswerWeight: weight))
-                            }
+                        for weight in [Float(1), 2] {
+                            var h = base
+                            h.hiddenUnits = hidden
+                            h.classWeightPower = power
+                            h.weightDecay = 1
+                            candidates.append(.init(layers: chosen, poolings: chosenPoolings, heads: h, scoredAnswerWeight: weight, calibrate: true))
                         }
                     }
                 }
+            case .file:
+                candidates = listed
             }
             var outcomes: [EvaluatorSweep.Outcome] = []
             let bar = ProgressBar(total: candidates.count, label: "cross-validating", unit: "settings", quiet: quiet)
@@ -285,7 +304,7 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
                 bar.update(outcomes.count)
                 if !quiet {
                     FileHandle.standardError.write(Data(String(format: "%@  acc %.3f  F1 %.3f  recall(-1) %.3f  r %.3f  goals %d  score %.3f\n",
-                        c.label, o.meanAccuracy ?? .nan, o.meanMacroF1 ?? .nan, o.focusOpposedRecall ?? .nan, o.focusPearson ?? .nan, o.goalsMet, o.score).utf8))
+                        c.label, o.meanAccuracy ?? Double.nan, o.meanMacroF1 ?? Double.nan, o.focusOpposedRecall ?? Double.nan, o.focusPearson ?? Double.nan, o.goalsMet, o.score).utf8))
                 }
             }
             bar.update(outcomes.count, final: true)
@@ -293,8 +312,11 @@ struct EvaluatorSweepCommand: AsyncParsableCommand {
         }
         print("rank  score  mean acc  macro-F1  recall -1 (4)  r (4)  goals  setting")
         for (i, o) in outcomes.sorted(by: { $0.score > $1.score }).prefix(25).enumerated() {
-            print(String(format: "%4d  %.3f  %8.3f  %8.3f  %13.3f  %5.3f  %5d  %@", i + 1, o.score, o.meanAccuracy ?? .nan, o.meanMacroF1 ?? .nan,
-                         o.focusOpposedRecall ?? .nan, o.focusPearson ?? .nan, o.goalsMet, o.candidate.label))
+            print(String(format: "%4d  %.3f  %8.3f  %8.3f  %13.3f  %5.3f  %5d  %@", i + 1, o.score, o.meanAccuracy ?? Double.nan, o.meanMacroF1 ?? Double.nan,
+                         o.focusOpposedRecall ?? Double.nan, o.focusPearson ?? Double.nan, o.goalsMet, o.candidate.label))
+        }
+        if let best = outcomes.max(by: { $0.score < $1.score }) {
+            print("\nbest setting, cross-validated on the training side:\n" + best.report.table())
         }
         if let json {
             let encoder = JSONEncoder()

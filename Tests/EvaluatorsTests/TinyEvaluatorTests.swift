@@ -81,16 +81,33 @@ import ValueSpace
             #expect(a.vector.components.allSatisfy { $0 >= -1 && $0 <= 1 })
         }
 
+        // Decision offsets move the probabilities and survive saving.
+        var offsets = [Float](repeating: 0, count: 30)
+        offsets[5 * 3] = 3  // security: favour "opposed"
+        try heads.setClassOffsets(offsets)
+        let shifted = try await evaluator.evaluate(Self.pairs)
+        for (a, b) in zip(results, shifted) {
+            #expect(b.probabilities[5][0] > a.probabilities[5][0])
+            #expect(abs(b.vector.components[0] - a.vector.components[0]) < 1e-6)
+        }
+
         // Save, load, same outputs.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-heads-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try EvaluatorWeights.save(heads: heads, configuration: config, to: path)
+        // Plain metadata says what the file is without decoding the configuration.
+        let metadata = try ArrayIO.loadSafetensors(path).metadata
+        typealias Key = EvaluatorWeights.MetadataKey
+        #expect(metadata[Key.formatVersion] == String(EvaluatorWeights.formatVersion))
+        #expect(metadata[Key.baseModelFingerprint] == config.baseModel.fingerprint)
+        #expect(metadata[Key.layers] == config.layers.map(String.init).joined(separator: ","))
+        #expect(metadata[Key.poolings] == config.poolings.map(\.rawValue).joined(separator: ","))
         let (loadedHeads, loadedConfig) = try EvaluatorWeights.load(path)
         #expect(loadedConfig == config)
         #expect(loadedHeads.inputWidth == heads.inputWidth)
         let reloaded = try TrainedValueEvaluator(configuration: loadedConfig, heads: loadedHeads, model: model, tokenizer: tokenizer, template: .chatml)
         let again = try await reloaded.evaluate(Self.pairs)
-        for (a, b) in zip(results, again) {
+        for (a, b) in zip(shifted, again) {
             expectClose(a.vector.components, b.vector.components, atol: 1e-6, rtol: 0)
         }
     }
@@ -181,6 +198,16 @@ import ValueSpace
         let wrong = dir.appendingPathComponent("wrong.safetensors").path
         try EvaluatorWeights.save(heads: try ValueHeads(inputWidth: 7, hiddenUnits: 0, seed: 0), configuration: configuration(), to: wrong)
         #expect(throws: EvaluatorError.self) { try EvaluatorWeights.load(wrong) }
+        // A newer file format than this build reads.
+        let newer = dir.appendingPathComponent("newer.safetensors").path
+        try EvaluatorWeights.save(heads: try ValueHeads(inputWidth: configuration().featureWidth, hiddenUnits: 0, seed: 0), configuration: configuration(), to: newer)
+        var (arrays, metadata) = try ArrayIO.loadSafetensors(newer)
+        metadata[EvaluatorWeights.MetadataKey.formatVersion] = String(EvaluatorWeights.formatVersion + 1)
+        try ArrayIO.saveSafetensors(newer, arrays: arrays, metadata: metadata)
+        #expect { try EvaluatorWeights.load(newer) } throws: { "\($0)".contains("format version") }
+        metadata[EvaluatorWeights.MetadataKey.formatVersion] = String(EvaluatorWeights.formatVersion)
+        try ArrayIO.saveSafetensors(newer, arrays: arrays, metadata: metadata)
+        _ = try EvaluatorWeights.load(newer)
         // Garbage bytes.
         let garbage = dir.appendingPathComponent("garbage.safetensors").path
         try Data("not a safetensors file".utf8).write(to: URL(fileURLWithPath: garbage))
