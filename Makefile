@@ -28,8 +28,12 @@ export VALUEALIGN_MODEL ?= $(MODEL_FILE)
 .PHONY: run test deps build build-release bench clean
 
 ## make run: set up what is missing, build in release mode, run the main job.
+## The main job: measure the embedded model's values on held-out prompts, align it toward the
+## BaseAlign ideal target within a 15-minute budget, re-measure, write runs/main/report.html.
+## Rerunning continues an interrupted run, or shows the finished one (RUN_ARGS=--restart to redo).
+RUN_ARGS ?=
 run: deps build-release
-	.build/release/valuealign bench engine
+	.build/release/valuealign align --budget 15m --out runs/main $(RUN_ARGS)
 
 ## make test: set up what is missing and run the whole test suite.
 test: deps

@@ -36,6 +36,7 @@ let package = Package(
         .library(name: "ValueSpace", targets: ["ValueSpace"]),
         .library(name: "Evaluators", targets: ["Evaluators"]),
         .library(name: "Alignment", targets: ["Alignment"]),
+        .library(name: "BaseAlign", targets: ["BaseAlign"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -89,12 +90,14 @@ let package = Package(
         ),
         // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
+        .target(name: "BaseAlign", dependencies: ["Alignment", "Evaluators", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators", "Alignment"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign", "ValueAlignBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -107,6 +110,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "BaseAlignTests", dependencies: ["BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(

@@ -77,7 +77,7 @@ public enum Rewards {
 
 /// Waits for async work from synchronous code running on its own thread (the training loop).
 /// Never call it from Swift's cooperative pool: the waiting thread would be one the work needs.
-func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+public func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let box = AwaitedResult<T>()
     let done = DispatchSemaphore(value: 0)
     Task.detached {

@@ -14,7 +14,7 @@ public struct BootstrapParameters: Sendable, Codable, Equatable {
         self.seed = seed
     }
 
-    func validate() throws(ValueSpaceError) {
+    public func validate() throws(ValueSpaceError) {
         guard resamples >= 1 else { throw .invalidArgument("bootstrap resamples must be at least 1, got \(resamples)") }
         guard level > 0 && level < 1 else { throw .invalidArgument("confidence level must be in (0, 1), got \(level)") }
     }

@@ -1,0 +1,214 @@
+import Foundation
+public import MLXNN
+public import ValueSpace
+
+/// How `valuealign align` turns rewards into updates.
+public enum AlignMethod: String, Sendable, Codable, CaseIterable {
+    /// GRPO: groups of k samples per prompt, group-normalised advantages, clipped ratio, k3 KL.
+    case grpo
+    /// Iterated on-policy DPO: each round samples k answers per prompt with the current policy,
+    /// ranks them by the reward and trains on best-versus-worst pairs.
+    case dpo
+    /// The same rounds with the IPO loss.
+    case ipo
+    /// Best-of-N fine-tuning (rejection sampling): SFT on each prompt's best-rewarded answer.
+    case bonSFT = "bon-sft"
+}
+
+/// Where rewards come from.
+public enum RewardSpecification: Sendable, Codable, Equatable, CustomStringConvertible {
+    /// BaseAlign: -d(v, t) from the value evaluator and the target profile.
+    case baseAlign
+    /// A reward model trained by `valuealign rm train` (its run's `final` folder).
+    case rewardModel(path: String)
+
+    /// Parses `basealign` or `rm:PATH`.
+    public init(parsing text: String) throws(AlignError) {
+        if text == "basealign" {
+            self = .baseAlign
+        } else if text.hasPrefix("rm:"), text.count > 3 {
+            self = .rewardModel(path: String(text.dropFirst(3)))
+        } else {
+            throw .invalidConfiguration(field: "reward", message: "'\(text)' is not a reward; use basealign or rm:PATH (a `valuealign rm train` output folder)")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .baseAlign: "basealign"
+        case let .rewardModel(path): "rm:\(path)"
+        }
+    }
+}
+
+/// Durations on the command line: `90s`, `15m`, `1h30m`, `2h`, or plain seconds.
+public enum DurationText {
+    public static func seconds(_ text: String) throws(AlignError) -> Double {
+        let bad = AlignError.invalidConfiguration(field: "budget", message: "'\(text)' is not a duration; write e.g. 90s, 15m or 1h30m")
+        if let plain = Double(text) {
+            guard plain.isFinite, plain > 0 else { throw bad }
+            return plain
+        }
+        var total = 0.0, number = ""
+        var sawUnit = false
+        for c in text {
+            if c.isNumber || c == "." {
+                number.append(c)
+            } else {
+                guard let n = Double(number) else { throw bad }
+                switch c {
+                case "h": total += n * 3600
+                case "m": total += n * 60
+                case "s": total += n
+                default: throw bad
+                }
+                number = ""
+                sawUnit = true
+            }
+        }
+        guard number.isEmpty, sawUnit, total > 0 else { throw bad }
+        return total
+    }
+
+    /// 754 s -> "12m34s".
+    public static func format(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" }
+        if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+        return "\(s)s"
+    }
+}
+
+/// Held-out sets the job measures before and after training.
+public struct EvaluationSets: Sendable, Codable, Equatable {
+    /// Value-laden prompts: the profile and the distance to the target are measured on these
+    /// (and on `harm`).
+    public var values: String
+    /// Harmful requests: harmful-answer and refusal rates (and they count in the distance).
+    public var harm: String?
+    /// Benign requests (some look harmful): the over-refusal rate.
+    public var benign: String?
+    /// Plain text for perplexity (capability retention).
+    public var text: String?
+    /// The split of the prompt files to use ("heldout" in the project's prompt sets).
+    public var split: String?
+    /// At most this many prompts per file (nil: all).
+    public var limit: Int?
+
+    public init(values: String, harm: String? = nil, benign: String? = nil, text: String? = nil, split: String? = "heldout", limit: Int? = nil) {
+        self.values = values
+        self.harm = harm
+        self.benign = benign
+        self.text = text
+        self.split = split
+        self.limit = limit
+    }
+}
+
+/// Everything that decides what an alignment run does. It is written to the run folder
+/// (`config.json`); rerunning with a different configuration in the same folder is refused.
+public struct AlignConfiguration: Sendable, Codable, Equatable {
+    /// The policy model (path as resolved by `ModelLocator`).
+    public var model: String
+    /// The target profile, stored in full so a run is reproducible even if presets change.
+    public var target: ValueProfile
+    public var method: AlignMethod
+    public var reward: RewardSpecification
+    /// Training prompt files (JSONL, `valuealign generate`'s format).
+    public var prompts: [String]
+    /// Only training prompts with this split (the project's sets: "train"); nil = all lines.
+    public var trainSplit: String?
+    /// Use at most this many training prompts (nil: all), after the split filter.
+    public var trainLimit: Int?
+    public var evaluation: EvaluationSets
+
+    /// Wall-clock budget for the whole job (measure, train, measure, report), in seconds.
+    /// Training stops early enough for the final measurement to fit.
+    public var budgetSeconds: Double?
+    /// Optimiser steps of training in all (exact and reproducible); nil: until the budget ends.
+    public var steps: Int?
+    public var seed: UInt64 = 42
+
+    /// Answers sampled per prompt (GRPO's group size; the candidates of DPO and best-of-N).
+    public var samplesPerPrompt = 4
+    /// DPO / IPO / best-of-N: prompts sampled per round (the policy is refreshed between rounds).
+    public var promptsPerRound = 64
+    /// DPO / IPO / best-of-N: passes over a round's examples.
+    public var epochsPerRound = 2
+    /// DPO / IPO: pairs whose best and worst rewards differ by less than this are dropped
+    /// (they carry no preference).
+    public var minimumRewardGap = 0.05
+    /// Examples per optimiser step (pairs for DPO, answers for best-of-N); GRPO: prompts per
+    /// step (each with `samplesPerPrompt` answers).
+    public var batchSize = 8
+    public var learningRate: Float = 1e-4
+    public var warmupSteps = 2
+    /// DPO's β (0.1, TRL's default); GRPO's KL weight λ (0.04, TRL's β default).
+    public var beta: Float = 0.1
+    public var lora = LoRAConfiguration(rank: 16, alpha: 32, dropout: 0, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+    /// Sampling for training.
+    public var temperature: Float = 0.9
+    public var topP: Float = 1
+    public var maxNewTokens = 128
+    public var maxPromptTokens = 256
+    /// Answers to held-out prompts: greedy, so before and after are compared without sampling noise.
+    public var evaluationMaxNewTokens = 128
+    public var generationBatchSize = 32
+    /// Evaluator weights (nil: the shipped ones); recorded so the run can be reproduced.
+    public var evaluatorWeights: String?
+    public var bootstrap = BootstrapParameters()
+
+    public init(model: String, target: ValueProfile, method: AlignMethod, reward: RewardSpecification, prompts: [String], evaluation: EvaluationSets) {
+        self.model = model
+        self.target = target
+        self.method = method
+        self.reward = reward
+        self.prompts = prompts
+        self.evaluation = evaluation
+    }
+
+    /// Range checks of every field (files and models are checked by `AlignmentJob.validate`).
+    public func validate() throws(AlignError) {
+        func bad(_ field: String, _ message: String) -> AlignError { .invalidConfiguration(field: field, message: message) }
+        if prompts.isEmpty { throw bad("prompts", "name at least one training prompt file") }
+        if let b = budgetSeconds, !(b >= AlignmentJob.minimumBudgetSeconds) {
+            throw bad("budget", "\(DurationText.format(b)) is too small for one measurement and one training step; allow at least \(DurationText.format(AlignmentJob.minimumBudgetSeconds))")
+        }
+        if budgetSeconds == nil && steps == nil { throw bad("steps", "give --steps N, --budget DURATION or both") }
+        if let s = steps, s < 1 { throw bad("steps", "a budget of \(s) steps is too small for one optimiser step; use at least 1") }
+        if samplesPerPrompt < 2 { throw bad("samples", "needs at least 2 answers per prompt to compare, got \(samplesPerPrompt)") }
+        if promptsPerRound < 1 { throw bad("prompts-per-round", "must be at least 1, got \(promptsPerRound)") }
+        if epochsPerRound < 1 { throw bad("epochs-per-round", "must be at least 1, got \(epochsPerRound)") }
+        if batchSize < 1 { throw bad("batch-size", "must be at least 1, got \(batchSize)") }
+        if !(learningRate > 0) || !learningRate.isFinite { throw bad("learning-rate", "must be a finite number > 0, got \(learningRate)") }
+        if warmupSteps < 0 { throw bad("warmup-steps", "must be >= 0, got \(warmupSteps)") }
+        if !(beta >= 0) || !beta.isFinite { throw bad("beta", "must be a finite number >= 0, got \(beta)") }
+        if !(minimumRewardGap >= 0) { throw bad("min-reward-gap", "must be >= 0, got \(minimumRewardGap)") }
+        if !(temperature > 0) || !temperature.isFinite { throw bad("temperature", "training samples need a temperature > 0, got \(temperature)") }
+        if !(topP > 0 && topP <= 1) { throw bad("top-p", "must be in (0, 1], got \(topP)") }
+        if maxNewTokens < 1 || evaluationMaxNewTokens < 1 { throw bad("max-new-tokens", "must be at least 1") }
+        if maxPromptTokens < 1 { throw bad("max-prompt-tokens", "must be at least 1") }
+        if generationBatchSize < 1 { throw bad("generation-batch-size", "must be at least 1") }
+        if lora.rank < 1 || lora.targetModules.isEmpty { throw bad("lora", "rank must be at least 1 and the target layers non-empty") }
+        if let l = trainLimit, l < 1 { throw bad("train-limit", "must be at least 1, got \(l)") }
+        if let l = evaluation.limit, l < 1 { throw bad("eval-limit", "must be at least 1, got \(l)") }
+        do { try bootstrap.validate() } catch { throw bad("bootstrap", "\(error)") }
+    }
+}
+
+/// What goes wrong in an alignment run, said so that the user knows what to change.
+public enum AlignError: Error, Equatable, CustomStringConvertible {
+    case invalidConfiguration(field: String, message: String)
+    /// The run folder holds another run.
+    case runDirectory(path: String, message: String)
+    case data(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidConfiguration(field, message): "--\(field): \(message)"
+        case let .runDirectory(path, message): "run folder \(path): \(message)"
+        case let .data(message): message
+        }
+    }
+}

@@ -1,0 +1,213 @@
+public import Foundation
+public import LanguageModels
+public import ValueSpace
+
+/// One held-out answer with everything the report needs.
+public struct HeldOutAnswer: Sendable, Codable, Equatable {
+    /// "values", "harm" or "benign".
+    public var set: String
+    public var id: String
+    public var prompt: String
+    public var response: String
+    public var vector: ValueVector
+    public var refusal: Bool
+    /// Harm set only: not a refusal and opposes a protected value (`HarmJudgement`).
+    public var harmful: Bool
+    public var completionTokens: Int
+}
+
+/// The measurement of one model state (before or after training) on the held-out sets.
+public struct HeldOutSummary: Sendable, Codable {
+    public var label: String
+    public var model: String
+    public var evaluator: String
+    /// Answers per set.
+    public var answers: [String: Int]
+    /// Profile over the value-laden and harmful prompts' answers.
+    public var profile: ValueProfile
+    /// Mean BaseAlign distance to the target over the same answers.
+    public var distance: Estimate
+    /// Harm set: share of harmful answers, and of refusals.
+    public var harmfulRate: Estimate?
+    public var harmRefusalRate: Estimate?
+    /// Benign set: share of refusals (over-refusal).
+    public var overRefusalRate: Estimate?
+    /// Perplexity of the held-out text (exp of the mean negative log-likelihood per token).
+    public var perplexity: Double?
+    public var perplexityTokens: Int?
+    public var meanAnswerTokens: Double
+    public var generatedTokens: Int
+    public var generationSeconds: Double
+    public var seconds: Double
+    public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
+}
+
+/// Answers the held-out prompts with a backend (greedy), scores them with the evaluator, and
+/// measures perplexity on the held-out text. Files go to `directory`: `<set>.responses.jsonl`
+/// (resumable: a rerun answers only what is missing), `answers.jsonl`, `summary.json`.
+public struct HeldOutEvaluation {
+    public var sets: EvaluationSets
+    public var target: ValueProfile
+    public var maxNewTokens: Int
+    public var batchSize: Int
+    public var evaluatorBatchSize = 32
+    public var bootstrap: BootstrapParameters
+
+    public init(sets: EvaluationSets, target: ValueProfile, maxNewTokens: Int, batchSize: Int, bootstrap: BootstrapParameters) {
+        self.sets = sets
+        self.target = target
+        self.maxNewTokens = maxNewTokens
+        self.batchSize = batchSize
+        self.bootstrap = bootstrap
+    }
+
+    /// The prompt files by set name, in the order they are measured.
+    public var files: [(set: String, path: String)] {
+        [("values", sets.values)] + (sets.harm.map { [("harm", $0)] } ?? []) + (sets.benign.map { [("benign", $0)] } ?? [])
+    }
+
+    /// Reads every prompt file (line-numbered errors, split filter) before any work.
+    public func checkPrompts() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for (set, path) in files { counts[set] = try job(path, output: "/dev/null").loadPrompts().count }
+        if let text = sets.text { _ = try Self.readText(text) }
+        return counts
+    }
+
+    func job(_ path: String, output: String) -> GenerationJob {
+        var p = GenerationJob.Parameters(promptsPath: path, outputPath: output)
+        p.batchSize = batchSize
+        p.generation = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
+        p.split = sets.split
+        p.limit = sets.limit
+        return GenerationJob(p)
+    }
+
+    static func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw AlignError.data("\(path): cannot read the held-out text file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw AlignError.data("\(path): the held-out text is not valid UTF-8") }
+        guard text.contains(where: { !$0.isWhitespace }) else { throw AlignError.data("\(path): the held-out text file is empty") }
+        return text
+    }
+
+    public enum Stage: Sendable { case generating(set: String, done: Int, total: Int), evaluating(done: Int, total: Int), perplexity }
+
+    public func run(
+        label: String, backend: LocalChatBackend, evaluator: any ValueEvaluator, directory: URL,
+        progress: @escaping @Sendable (Stage) -> Void = { _ in }
+    ) async throws -> HeldOutSummary {
+        let start = Date()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var records: [(set: String, record: GenerationRecord)] = []
+        var generationSeconds = 0.0, generated = 0
+        for (set, path) in files {
+            let output = directory.appendingPathComponent("\(set).responses.jsonl").path
+            let j = job(path, output: output)
+            let t0 = Date()
+            var tokensHere = 0
+            try await j.run(backend: backend) { p in
+                tokensHere = p.generatedTokens
+                progress(.generating(set: set, done: p.done, total: p.total))
+                return true
+            }
+            generationSeconds += Date().timeIntervalSince(t0)
+            generated += tokensHere
+            // In prompt-file order, whatever order earlier (interrupted) runs wrote them in.
+            var byId: [String: GenerationRecord] = [:]
+            for (_, r) in try JSONLines.read(GenerationRecord.self, from: output) { byId[r.id] = r }
+            for (id, _) in try j.loadPrompts() {
+                guard let r = byId[id] else { throw AlignError.data("\(output): no answer for prompt '\(id)' after generation") }
+                records.append((set, r))
+            }
+        }
+
+        let pairs = records.map { ValuePair(prompt: $0.record.messages.last { $0.role == .user }?.content ?? "", response: $0.record.response) }
+        var assessments: [ValueAssessment] = []
+        for s in stride(from: 0, to: pairs.count, by: evaluatorBatchSize) {
+            let chunk = Array(pairs[s..<min(s + evaluatorBatchSize, pairs.count)])
+            let scored = try await evaluator.evaluate(chunk)
+            guard scored.count == chunk.count else {
+                throw AlignError.data("the evaluator \(evaluator.name) returned \(scored.count) assessments for \(chunk.count) answers")
+            }
+            assessments += scored
+            progress(.evaluating(done: assessments.count, total: pairs.count))
+        }
+        let answers = zip(records, zip(pairs, assessments)).map { item, scored in
+            let (pair, a) = scored
+            let refusal = RefusalDetector.isRefusal(pair.response)
+            return HeldOutAnswer(
+                set: item.set, id: item.record.id, prompt: pair.prompt, response: pair.response, vector: a.vector, refusal: refusal,
+                harmful: item.set == "harm" && HarmJudgement.isHarmful(answer: pair.response, vector: a.vector),
+                completionTokens: item.record.completion_tokens)
+        }
+        let answersPath = directory.appendingPathComponent("answers.jsonl").path
+        try? FileManager.default.removeItem(atPath: answersPath)
+        for a in answers { try JSONLines.append(a, to: answersPath) }
+
+        var perplexity: Double?, perplexityTokens: Int?
+        if let textPath = sets.text {
+            progress(.perplexity)
+            let text = try Self.readText(textPath)
+            let (nll, count) = try await backend.perform { loaded, _ in try Self.negativeLogLikelihood(text, loaded: loaded) }
+            perplexity = exp(nll / Double(count))
+            perplexityTokens = count
+        }
+
+        let profiled = answers.filter { $0.set != "benign" }
+        let harm = answers.filter { $0.set == "harm" }
+        let benign = answers.filter { $0.set == "benign" }
+        func rate(_ items: [HeldOutAnswer], _ flag: (HeldOutAnswer) -> Bool) throws -> Estimate? {
+            items.isEmpty ? nil : try ValueAggregation.mean(items.map { flag($0) ? 1 : 0 }, bootstrap: bootstrap)
+        }
+        let summary = HeldOutSummary(
+            label: label, model: backend.modelName, evaluator: evaluator.name,
+            answers: Dictionary(grouping: answers, by: \.set).mapValues(\.count),
+            profile: try ValueAggregation.measuredProfile(
+                name: "\(backend.modelName) (\(label))", vectors: profiled.map(\.vector), bootstrap: bootstrap,
+                source: "valuealign align: \(profiled.count) held-out answers scored by \(evaluator.name)"),
+            distance: try ValueAggregation.meanDistance(profiled.map(\.vector), to: target.vector, metric: .basealign, bootstrap: bootstrap),
+            harmfulRate: try rate(harm, \.harmful), harmRefusalRate: try rate(harm, \.refusal), overRefusalRate: try rate(benign, \.refusal),
+            perplexity: perplexity, perplexityTokens: perplexityTokens,
+            meanAnswerTokens: answers.isEmpty ? 0 : Double(answers.reduce(0) { $0 + $1.completionTokens }) / Double(answers.count),
+            generatedTokens: generated, generationSeconds: generationSeconds, seconds: Date().timeIntervalSince(start))
+        try AlignmentFiles.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
+        return summary
+    }
+
+    /// Summed negative log-likelihood and token count of `text`, in windows of 256 tokens (the
+    /// first token of each window is context only).
+    static func negativeLogLikelihood(_ text: String, loaded: LoadedModel, window: Int = 256) throws -> (Double, Int) {
+        let ids = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
+        guard ids.count >= 2 else { throw AlignError.data("the held-out text has fewer than 2 tokens") }
+        var prompts: [[Int]] = [], responses: [[Int]] = []
+        for start in stride(from: 0, to: ids.count - 1, by: window) {
+            let piece = Array(ids[start..<min(start + window + 1, ids.count)])
+            guard piece.count >= 2 else { continue }
+            prompts.append([piece[0]])
+            responses.append(Array(piece.dropFirst()))
+        }
+        let scores = try loaded.model.score(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId, batchSize: 4)
+        let logp = scores.reduce(0.0) { $0 + $1.tokenLogProbs.reduce(0.0) { $0 + Double($1) } }
+        return (-logp, scores.reduce(0) { $0 + $1.tokenLogProbs.count })
+    }
+
+    /// Reads a measurement written earlier.
+    public static func load(_ directory: URL) throws -> (HeldOutSummary, [HeldOutAnswer]) {
+        let data = try Data(contentsOf: directory.appendingPathComponent("summary.json"))
+        let summary = try JSONDecoder().decode(HeldOutSummary.self, from: data)
+        let answers = try JSONLines.read(HeldOutAnswer.self, from: directory.appendingPathComponent("answers.jsonl").path).map(\.1)
+        return (summary, answers)
+    }
+}
+
+enum AlignmentFiles {
+    static func writeJSON(_ value: some Encodable, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(value).write(to: url, options: .atomic)
+    }
+
+    static func readJSON<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        try JSONDecoder().decode(type, from: Data(contentsOf: url))
+    }
+}

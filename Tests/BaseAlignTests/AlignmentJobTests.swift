@@ -1,0 +1,220 @@
+import Alignment
+import BaseAlign
+import Foundation
+import LanguageModels
+import MLXNN
+import Testing
+import ValueAlignTesting
+import ValueSpace
+
+/// A tiny random Llama with the byte tokenizer and ChatML.
+func tinyPolicy(seed: UInt64 = 3) throws -> LoadedModel {
+    let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 2), seed: seed)
+    return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny", path: "<memory>")
+}
+
+/// A deterministic evaluator that reads characters: benevolence and universalism rise with the
+/// share of letters in the answer, security falls with the share of digits. Random-weight models
+/// write random bytes, so answers differ in reward and the alignment loop has a signal.
+struct LetterEvaluator: ValueEvaluator {
+    var name: String { "letters" }
+    func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
+        try pairs.map { pair in
+            let scalars = pair.response.unicodeScalars
+            let n = Double(max(scalars.count, 1))
+            let early = Double(scalars.filter { CharacterSet.letters.contains($0) }.count) / n
+            let digits = Double(scalars.filter { ("0"..."9").contains($0) }.count) / n
+            func clamp(_ x: Double) -> Double { min(1, max(-1, x)) }
+            var c = [Double](repeating: 0, count: 10)
+            c[SchwartzValue.benevolence.index] = clamp(early * 3 - 1)
+            c[SchwartzValue.universalism.index] = clamp(early * 2 - 0.5)
+            c[SchwartzValue.security.index] = clamp(0.5 - digits * 8)
+            let v = try ValueVector(c)
+            return ValueAssessment(vector: v, probabilities: c.map { x in [max(0, -x), 1 - abs(x), max(0, x)] })
+        }
+    }
+}
+
+/// Prompt files for toy runs in a fresh folder.
+struct ToyData {
+    let root: URL
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("basealign-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        var lines: [String] = []
+        for i in 0..<12 { lines.append(#"{"id": "v\#(i)", "prompt": "tell me \#(i)", "split": "\#(i < 8 ? "train" : "heldout")"}"#) }
+        try lines.joined(separator: "\n").write(to: root.appendingPathComponent("values.jsonl"), atomically: true, encoding: .utf8)
+        lines = (0..<6).map { #"{"id": "h\#($0)", "prompt": "bad thing \#($0)", "split": "\#($0 < 3 ? "train" : "heldout")"}"# }
+        try lines.joined(separator: "\n").write(to: root.appendingPathComponent("harm.jsonl"), atomically: true, encoding: .utf8)
+        lines = (0..<4).map { #"{"id": "b\#($0)", "prompt": "kill a process \#($0)", "split": "heldout"}"# }
+        try lines.joined(separator: "\n").write(to: root.appendingPathComponent("benign.jsonl"), atomically: true, encoding: .utf8)
+        try "A short text about bread, rain and music, for perplexity.".write(to: root.appendingPathComponent("text.txt"), atomically: true, encoding: .utf8)
+    }
+    func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+
+    func configuration(method: AlignMethod = .dpo, steps: Int? = 3) throws -> AlignConfiguration {
+        var c = AlignConfiguration(
+            model: "<memory>", target: try ProfileStore.defaultTarget(), method: method, reward: .baseAlign,
+            prompts: [path("values.jsonl"), path("harm.jsonl")],
+            evaluation: EvaluationSets(values: path("values.jsonl"), harm: path("harm.jsonl"), benign: path("benign.jsonl"), text: path("text.txt")))
+        c.trainSplit = "train"
+        c.steps = steps
+        c.samplesPerPrompt = 3
+        c.promptsPerRound = 4
+        c.epochsPerRound = 1
+        c.batchSize = 2
+        c.learningRate = 1e-2
+        c.maxNewTokens = 12
+        c.temperature = 2  // the tiny random model is peaked; spread its answers
+        c.evaluationMaxNewTokens = 10
+        c.minimumRewardGap = 0
+        c.lora = LoRAConfiguration(rank: 4, alpha: 8, targetModules: ["q_proj", "v_proj"])
+        c.bootstrap = BootstrapParameters(resamples: 200, seed: 1)
+        return c
+    }
+}
+
+func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
+    let policy = try tinyPolicy()
+    try PEFTAdapter.load(from: dir, into: policy.model)
+    var result: [String: [Float]] = [:]
+    for (k, v) in policy.model.parameters() where k.contains(".lora_") { result[k] = try v.asArray(Float.self) }
+    return result
+}
+
+@Suite(.serialized) struct AlignmentJobTests {
+    @Test(arguments: [AlignMethod.dpo, .bonSFT, .grpo])
+    func runsEndToEndAndWritesEverything(method: AlignMethod) async throws {
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        var c = try data.configuration(method: method, steps: 2)
+        if method == .grpo { c.batchSize = 2 }
+        let out = data.root.appendingPathComponent("run")
+        let job = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+        let outcome = try await job.run()
+        guard case let .finished(report) = outcome else { Issue.record("run did not finish"); return }
+        for file in ["report.json", "report.html", "report.md", "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                     "before/answers.jsonl", "after/answers.jsonl", "config.json", "state.json"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
+        }
+        #expect(report.training.steps == 2, "\(report.training)")
+        #expect(report.before.answers == ["values": 4, "harm": 3, "benign": 4])
+        #expect(report.after.answers == report.before.answers)
+        #expect(report.before.perplexity.map { $0 > 1 && $0.isFinite } == true)
+        #expect(report.perplexityRatio.map { $0 > 0 } == true)
+        // The paired change equals the difference of the two means (same prompts on both sides).
+        #expect(abs(report.distanceChange.value - (report.after.distance.value - report.before.distance.value)) < 1e-9)
+        #expect(report.distanceChange.lower <= report.distanceChange.value && report.distanceChange.value <= report.distanceChange.upper)
+        let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("<svg") && html.contains("over-refusal"))
+        // The adapter changed something: LoRA B starts at zero and two steps moved it.
+        let weights = try adapterWeights(out.appendingPathComponent("adapter"))
+        #expect(!weights.isEmpty)
+        #expect(weights.filter { $0.key.contains("lora_B") }.values.contains { $0.contains { $0 != 0 } })
+    }
+
+    @Test func resumedRunEndsWhereAnUninterruptedRunEnds() async throws {
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        let c = try data.configuration(method: .dpo, steps: 4)
+        let straight = data.root.appendingPathComponent("straight")
+        _ = try await AlignmentJob(configuration: c, directory: straight, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run()
+
+        // Stop after the first optimiser step, in a fresh "process" (new policy), then resume.
+        let interrupted = data.root.appendingPathComponent("interrupted")
+        let seen = Counter()
+        let first = try await AlignmentJob(configuration: c, directory: interrupted, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+            .run(events: { if case .training = $0 { seen.increment() } }, shouldStop: { seen.value >= 1 })
+        guard case .stopped = first else { Issue.record("the first run was not stopped"); return }
+        #expect(!FileManager.default.fileExists(atPath: interrupted.appendingPathComponent("adapter").path))
+        let second = try await AlignmentJob(configuration: c, directory: interrupted, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run()
+        guard case let .finished(report) = second else { Issue.record("the resumed run did not finish"); return }
+        #expect(report.training.steps == 4)
+
+        let a = try adapterWeights(straight.appendingPathComponent("adapter"))
+        let b = try adapterWeights(interrupted.appendingPathComponent("adapter"))
+        #expect(a.keys.sorted() == b.keys.sorted())
+        for (k, v) in a {
+            let w = try #require(b[k])
+            #expect(zip(v, w).allSatisfy { abs($0 - $1) <= 1e-5 }, "adapter tensor \(k) differs after resume")
+        }
+        let before1 = try String(contentsOf: straight.appendingPathComponent("after/answers.jsonl"), encoding: .utf8)
+        let before2 = try String(contentsOf: interrupted.appendingPathComponent("after/answers.jsonl"), encoding: .utf8)
+        #expect(before1 == before2)
+    }
+
+    @Test func badConfigurationsAreRejectedBeforeAnyWork() async throws {
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        let out = data.root.appendingPathComponent("run")
+
+        var c = try data.configuration()
+        c.steps = nil
+        #expect(throws: AlignError.self) { try c.validate() }  // neither steps nor budget
+        c.budgetSeconds = 5
+        #expect { try c.validate() } throws: { "\($0)".contains("too small") }
+        c.budgetSeconds = nil
+        c.steps = 0
+        #expect { try c.validate() } throws: { "\($0)".contains("too small for one optimiser step") }
+
+        // An empty training split: the error names the file, and nothing is written.
+        c = try data.configuration()
+        c.trainSplit = "nothing"
+        let job = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+        await #expect { _ = try await job.run() } throws: { "\($0)".contains("values.jsonl") && "\($0)".contains("nothing") }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+
+        // An empty prompt file, with its path in the message.
+        try "".write(to: data.root.appendingPathComponent("empty.jsonl"), atomically: true, encoding: .utf8)
+        c = try data.configuration()
+        c.prompts = [data.path("empty.jsonl")]
+        await #expect { _ = try await AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run() }
+            throws: { "\($0)".contains("empty.jsonl") }
+
+        // A run folder holding another configuration.
+        c = try data.configuration(steps: 1)
+        _ = try await AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run()
+        var other = c
+        other.seed = 99
+        await #expect { _ = try await AlignmentJob(configuration: other, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run() }
+            throws: { "\($0)".contains("another configuration") }
+
+        // An adapter made for another base model: resuming with it is refused, naming the problem.
+        let bigger = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 3), seed: 3)
+        let wrong = LoadedModel(model: bigger, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny3", path: "<memory>")
+        await #expect { _ = try await AlignmentJob(configuration: c, directory: out, policy: wrong, evaluator: LetterEvaluator()).run() }
+            throws: { "\($0)".localizedCaseInsensitiveContains("adapter") || "\($0)".contains("layers") }
+
+        // Unknown profile and reward.
+        #expect(throws: (any Error).self) { try ProfileStore.resolve("no-such-profile") }
+        #expect(throws: AlignError.self) { try RewardSpecification(parsing: "rm:") }
+    }
+
+    @Test func durationsParse() throws {
+        #expect(try DurationText.seconds("15m") == 900)
+        #expect(try DurationText.seconds("1h30m") == 5400)
+        #expect(try DurationText.seconds("90s") == 90)
+        #expect(try DurationText.seconds("42") == 42)
+        for bad in ["", "m", "15x", "-3", "1h30"] { #expect(throws: AlignError.self) { try DurationText.seconds(bad) } }
+        #expect(DurationText.format(754) == "12m34s")
+    }
+
+    @Test func refusalsAndHarm() throws {
+        #expect(RefusalDetector.isRefusal("I'm sorry, but I can't help with that."))
+        #expect(RefusalDetector.isRefusal("I can\u{2019}t do that"))
+        #expect(!RefusalDetector.isRefusal("Sure! Use kill -9 followed by the process id."))
+        var c = [Double](repeating: 0, count: 10)
+        c[SchwartzValue.benevolence.index] = -0.8
+        let opposed = try ValueVector(c)
+        #expect(HarmJudgement.isHarmful(answer: "Here is how to do it.", vector: opposed))
+        #expect(!HarmJudgement.isHarmful(answer: "I cannot help with hurting anyone.", vector: opposed))
+        #expect(!HarmJudgement.isHarmful(answer: "Here is how.", vector: .zero))
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
