@@ -152,13 +152,16 @@ struct Reply: Sendable {
 
 enum Method: Sendable { case GET, POST }
 
+/// A client that shows redirects instead of following them (the dashboard login answers 303).
+let directClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+
 func call(_ method: Method = .POST, _ url: String, body: Data? = nil, headers: [(String, String)] = [], timeout: Duration = .seconds(20)) async throws -> Reply {
     var request = HTTPClientRequest(url: url)
     request.method = method == .GET ? .GET : .POST
     request.headers.add(name: "Content-Type", value: "application/json")
     for (n, v) in headers { request.headers.add(name: n, value: v) }
     if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
+    let response = try await directClient.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
     let buffer = try await response.body.collect(upTo: 1 << 24)
     var headers: [String: String] = [:]
     for h in response.headers { headers[h.name.lowercased()] = h.value }
