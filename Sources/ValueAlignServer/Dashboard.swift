@@ -144,6 +144,7 @@ extension GuardServer {
             <div class="row">
             <div><h2>Recent traffic against the target</h2><p class="legend">\(legend)</p>\(radar)</div>
             <div><h2>Per value: thresholds crossed</h2>
+            <p class="muted">Share of chat decisions in which a threshold on the value (input or output) was crossed, by its action.</p>
             <table><tr><th>Value</th><th>Target</th><th>Answers (mean)</th><th>Blocked</th><th>Revised</th><th>Flagged</th></tr>
             \(rows)</table></div>
             </div>

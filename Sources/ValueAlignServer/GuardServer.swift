@@ -86,8 +86,12 @@ public final class GuardServer: Sendable {
         }
     }
 
+    /// Runs until cancelled (when the server stops), so that the task group in `run` ends with the server.
     func retentionLoop() async {
-        guard let retention = configuration.retention else { return }
+        guard let retention = configuration.retention else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
         while !Task.isCancelled {
             do {
                 let removed = try await audit.purge(olderThan: Date().addingTimeInterval(-retention.seconds))

@@ -1,4 +1,6 @@
 import Foundation
+import Evaluators
+import OpenAIBackend
 import Testing
 import ValueAlignServer
 import ValueSpace
@@ -129,6 +131,37 @@ struct ChatGuardTests {
                 let health = try await call(.GET, g.baseURL + "/healthz")
                 #expect(health.json["status"] as? String == "ok")
                 #expect(health.json["evaluator"] as? String == "lexicon")
+            }
+        }
+    }
+}
+
+@Suite("Guard service lifecycle")
+struct LifecycleTests {
+    @Test("run() serves until cancelled, and the retention loop neither stops it nor outlives it")
+    func runUntilCancelled() async throws {
+        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, _ in
+            for retention in [nil, Duration.seconds(86400)] {
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("guard-run-\(UUID().uuidString)").path
+                defer { try? FileManager.default.removeItem(atPath: directory) }
+                let store = try SQLiteAuditStore(directory: directory)
+                try await store.record(AuditRecord(requestID: "req_ancient", keyID: "k", time: Date(timeIntervalSince1970: 0), endpoint: "chat", action: "allow", status: 200))
+                var configuration = GuardConfiguration(host: "127.0.0.1", port: 0, policy: try policy(standardPolicy))
+                configuration.retention = retention
+                let upstream = try OpenAICompatibleBackend(baseURL: upstreamURL, model: "fake-model", apiKey: nil, apiKeyEnvironmentVariable: nil, maxRetries: 0)
+                let server = try GuardServer(configuration: configuration, upstream: upstream, evaluator: LexiconValueEvaluator(), audit: store)
+                let ports = AsyncStream.makeStream(of: Int.self)
+                let running = Task { try await server.run { ports.continuation.yield($0) } }
+                var iterator = ports.stream.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                try await Task.sleep(for: .milliseconds(200))  // longer than the old bug took to stop the server
+                let reply = try await chat("http://127.0.0.1:\(port)", "hello")
+                #expect(reply.status == 200)
+                // With a retention period the ancient row was purged at start-up; without, it stays.
+                #expect(try await store.query(AuditQuery(requestID: "req_ancient")).count == (retention == nil ? 1 : 0))
+                running.cancel()
+                _ = await running.result
+                await store.close()
             }
         }
     }
