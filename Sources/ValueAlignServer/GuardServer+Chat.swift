@@ -272,8 +272,8 @@ extension GuardServer {
         } catch is ClientGone {
             clientGone = true
         } catch {
-            failure = APIError.from(upstreamError(error))
-            if (error as? APIError)?.code == "evaluator_failed" { failure = error as? APIError }
+            // nextPiece and assess already throw APIErrors; anything else is the upstream's.
+            failure = (error as? APIError) ?? APIError.from(upstreamError(error))
         }
         // Dropping the source cancels the upstream request when the stream ended early.
         source.cancel()

@@ -30,6 +30,9 @@ struct UpstreamReply: Sendable {
     var pieces: [String]? = nil
     var status: Int = 200
     var delay: Duration = .zero
+    /// Streams: pause between pieces, and cut the connection after this many pieces.
+    var piecePause: Duration = .milliseconds(1)
+    var cutAfter: Int? = nil
     static func text(_ t: String, pieces: [String]? = nil) -> UpstreamReply { UpstreamReply(text: t, pieces: pieces) }
 }
 
@@ -54,9 +57,10 @@ func withUpstream<T: Sendable>(_ script: @escaping UpstreamScript, _ body: @Send
         if stream {
             let pieces = reply.pieces ?? [reply.text]
             return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in
-                for piece in pieces {
+                for (i, piece) in pieces.enumerated() {
+                    if i == reply.cutAfter { throw CutOnPurpose() }
                     try await writer.write(ByteBuffer(string: sse(["choices": [["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]]])))
-                    try await Task.sleep(for: .milliseconds(1))
+                    try await Task.sleep(for: reply.piecePause)
                 }
                 try await writer.write(ByteBuffer(string: sse(["choices": [["index": 0, "delta": [String: String](), "finish_reason": "stop"]]]) + "data: [DONE]\n\n"))
                 try await writer.finish(nil)
@@ -76,6 +80,8 @@ func withUpstream<T: Sendable>(_ script: @escaping UpstreamScript, _ body: @Send
         try await body("http://127.0.0.1:\(client.port!)/v1", log)
     }
 }
+
+struct CutOnPurpose: Error {}
 
 func sse(_ object: [String: Any]) -> String {
     "data: " + String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self) + "\n\n"

@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Evaluators
+import NIOCore
 import Foundation
 import Testing
 import ValueAlignServer
@@ -91,5 +94,84 @@ struct StreamingTests {
                 #expect(row.action == "error" && row.status == 502)
             }
         }
+    }
+}
+
+@Suite("Guard streaming failures")
+struct StreamingFailureTests {
+    static let pieces = (0..<12).map { "Be kind and help \($0). " }
+
+    @Test("the upstream cut mid-stream: checked text, then an error event and [DONE]; audited as error")
+    func upstreamCut() async throws {
+        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces, cutAfter: 6) }) { upstreamURL, _ in
+            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
+                let reply = try await chat(g.baseURL, "hello", stream: true)
+                #expect(reply.status == 200)
+                #expect(Self.pieces.joined().hasPrefix(reply.streamedContent))
+                let error = try #require(reply.events.first { $0.hasPrefix("{\"error\"") })
+                #expect(error.contains("upstream"))
+                #expect(reply.events.last == "[DONE]")
+                let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
+                #expect(row.action == "error" && row.error != nil)
+            }
+        }
+    }
+
+    @Test("the evaluator failing mid-stream fails closed: the refusal and content_filter")
+    func evaluatorFails() async throws {
+        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces) }) { upstreamURL, _ in
+            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy), evaluator: FailingAfter(calls: 3)) { g in
+                let reply = try await chat(g.baseURL, "hello", stream: true)
+                #expect(reply.streamFinishReason == "content_filter")
+                #expect(reply.streamedContent.hasSuffix("Sorry, I cannot answer that."))
+                let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
+                #expect(row.action == "block")
+                #expect(row.error?.contains("evaluator") == true)
+            }
+        }
+    }
+
+    @Test("a client leaving mid-stream: the upstream is cancelled and the audit row still written")
+    func clientLeaves() async throws {
+        let slow = (0..<60).map { "Be kind and help \($0). " }
+        try await withUpstream({ _, _ in UpstreamReply(pieces: slow, piecePause: .milliseconds(40)) }) { upstreamURL, _ in
+            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
+                var request = HTTPClientRequest(url: g.baseURL + "/v1/chat/completions")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: #"{"messages": [{"role": "user", "content": "hi"}], "stream": true}"#))
+                let reader = Task {
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                    var chunks = 0
+                    for try await _ in response.body {
+                        chunks += 1
+                        if chunks == 2 { break }  // leave after the role chunk and one window
+                    }
+                    return response.headers.first(name: "X-Request-Id")
+                }
+                let id = try #require(try await reader.value)
+                var row: AuditRecord?
+                for _ in 0..<100 where row == nil {
+                    try await Task.sleep(for: .milliseconds(50))
+                    row = try await g.server.audit.query(AuditQuery(requestID: id)).first
+                }
+                let written = try #require(row, "no audit row within 5 s of the client leaving")
+                #expect(written.reasons.contains("client disconnected"))
+                #expect(written.totalMilliseconds < 2000)  // the 60 x 40 ms stream was not read to its end
+            }
+        }
+    }
+}
+
+/// The lexicon evaluator until `calls` evaluations, then failing (a crashed model server).
+actor FailingAfter: ValueEvaluator {
+    struct Broken: Error {}
+    let calls: Int
+    private var made = 0
+    init(calls: Int) { self.calls = calls }
+    nonisolated var name: String { "failing" }
+    func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
+        made += 1
+        if made > calls { throw Broken() }
+        return try await LexiconValueEvaluator().evaluate(pairs)
     }
 }
