@@ -187,10 +187,11 @@ struct ServeBench: AsyncParsableCommand {
     @Option(help: "Requests per phase (direct, then guarded).") var requests = 2000
     @Option(help: "Requests in flight at once.") var concurrency = 8
     @Option(help: "Seconds per phase at most.") var timeLimit: Double = 60
+    @Option(help: "Milliseconds a lone request waits for others to share its evaluator batch.") var batchDelayMs: Double = 2
     @Flag(help: "Print only the JSON line.") var json = false
 
     func validate() throws {
-        guard requests >= 1, concurrency >= 1, timeLimit > 0 else { throw ValidationError("--requests, --concurrency and --time-limit must be positive") }
+        guard requests >= 1, concurrency >= 1, timeLimit > 0, batchDelayMs >= 0 else { throw ValidationError("--requests, --concurrency and --time-limit must be positive") }
     }
 
     func run() async throws {
@@ -202,6 +203,7 @@ struct ServeBench: AsyncParsableCommand {
         parameters.requests = requests
         parameters.concurrency = concurrency
         parameters.timeLimit = .milliseconds(Int64(timeLimit * 1000))
+        parameters.evaluatorBatchDelay = .microseconds(Int64(batchDelayMs * 1000))
         let evaluator = try evaluatorOptions.make()
         let report = try await GuardBenchmark(parameters).run(evaluator: evaluator)
         if !json {
