@@ -27,12 +27,18 @@ public struct LexiconValueEvaluator: ValueEvaluator {
     public let lexicon: [SchwartzValue: Entry]
     /// How strongly one matched stem moves a component (tanh(weight) for a single match).
     public let weight: Double
+    /// The stems as lower-case UTF-8 bytes, by value index: matching compares bytes (this
+    /// evaluator sits on the guard's hot path).
+    private let compiled: [(index: Int, supports: [[UInt8]], opposes: [[UInt8]])]
 
     /// An evaluator over `lexicon`; stems are matched case-insensitively at word starts.
     public init(name: String = "lexicon", lexicon: [SchwartzValue: Entry] = LexiconValueEvaluator.builtIn, weight: Double = 0.8) {
         self.name = name
         self.lexicon = lexicon.mapValues { Entry(supports: $0.supports.map { $0.lowercased() }, opposes: $0.opposes.map { $0.lowercased() }) }
         self.weight = weight
+        compiled = self.lexicon.sorted { $0.key < $1.key }.map { value, entry in
+            (value.index, entry.supports.map { Array($0.utf8) }, entry.opposes.map { Array($0.utf8) })
+        }
     }
 
     /// Reads a lexicon file: a JSON object keyed by value name, each `{"supports": [stems],
@@ -60,23 +66,45 @@ public struct LexiconValueEvaluator: ValueEvaluator {
     public func assess(_ pair: ValuePair) -> ValueAssessment {
         let words = Self.words(pair.response)
         var components = [Double](repeating: 0, count: SchwartzValue.allCases.count)
-        for (value, entry) in lexicon {
+        for (index, supports, opposes) in compiled {
             var score = 0
             for word in words {
-                if entry.supports.contains(where: { word.hasPrefix($0) }) { score += 1 }
-                if entry.opposes.contains(where: { word.hasPrefix($0) }) { score -= 1 }
+                if supports.contains(where: { Self.word(word, startsWith: $0) }) { score += 1 }
+                if opposes.contains(where: { Self.word(word, startsWith: $0) }) { score -= 1 }
             }
-            components[value.index] = tanh(weight * Double(score))
+            components[index] = tanh(weight * Double(score))
         }
         let probabilities = components.map { v in [max(-v, 0), 1 - abs(v), max(v, 0)] }
         // tanh stays within [-1, 1], so the checked initialiser cannot fail.
         return ValueAssessment(vector: (try? ValueVector(components)) ?? .zero, probabilities: probabilities)
     }
 
-    /// Lower-cased runs of letters (apostrophes kept inside words); stems are single words.
-    static func words(_ text: String) -> [Substring] {
-        let lower = text.lowercased()
-        return lower.split { !($0.isLetter || $0 == "'") }
+    /// Lower-cased words as UTF-8 bytes: runs of letters and apostrophes (any non-ASCII byte
+    /// counts as a letter, so accented words stay whole); stems are single words.
+    static func words(_ text: String) -> [ArraySlice<UInt8>] {
+        let bytes = Array(text.lowercased().utf8)
+        var result: [ArraySlice<UInt8>] = []
+        var start: Int?
+        for (i, b) in bytes.enumerated() {
+            let inWord = (b >= 0x61 && b <= 0x7A) || b >= 0x80 || b == 0x27 || b == 0x2D
+            if inWord, start == nil { start = i }
+            if !inWord, let s = start {
+                result.append(bytes[s..<i])
+                start = nil
+            }
+        }
+        if let s = start { result.append(bytes[s...]) }
+        return result
+    }
+
+    static func word(_ word: ArraySlice<UInt8>, startsWith stem: [UInt8]) -> Bool {
+        guard word.count >= stem.count else { return false }
+        var i = word.startIndex
+        for b in stem {
+            if word[i] != b { return false }
+            i += 1
+        }
+        return true
     }
 
     /// A small built-in lexicon, written for this project: a few unambiguous stems per value.

@@ -30,6 +30,9 @@ public struct GuardBenchmark: Sendable {
         /// Policy for the guarded phase (thresholds on both sides make both evaluations run).
         public var policy: GuardPolicy
         public var evaluatorBatchDelay: Duration = .milliseconds(2)
+        /// Requests per second, spread evenly (open loop); nil sends as fast as the workers can
+        /// (closed loop: each worker sends its next request when the last is answered).
+        public var rate: Double? = nil
         public init(policy: GuardPolicy) { self.policy = policy }
     }
 
@@ -60,6 +63,7 @@ public struct GuardBenchmark: Sendable {
         public var evaluatorMeanBatch: Double
         public var auditRows: Int
         public var concurrency: Int
+        public var rate: Double?
     }
 
     public let parameters: Parameters
@@ -118,7 +122,7 @@ public struct GuardBenchmark: Sendable {
             evaluatorP50: percentile(guarded.evaluator, 0.5), evaluatorP99: percentile(guarded.evaluator, 0.99),
             overheadExcludingEvaluatorP50: percentile(overhead, 0.5), overheadExcludingEvaluatorP99: percentile(overhead, 0.99),
             evaluator: evaluator.name, evaluatorBatches: batches, evaluatorMeanBatch: batches > 0 ? Double(pairs) / Double(batches) : 0,
-            auditRows: rows, concurrency: parameters.concurrency)
+            auditRows: rows, concurrency: parameters.concurrency, rate: parameters.rate)
     }
 
     struct Samples: Sendable {
@@ -136,12 +140,13 @@ public struct GuardBenchmark: Sendable {
     func load(client: HTTPClient, url: String, body: Data, count: Int) async throws -> Samples {
         let start = ContinuousClock.now
         let deadline = start + parameters.timeLimit
-        let counter = Counter(limit: count)
+        let counter = Counter(limit: count, start: start, interval: parameters.rate.map { 1 / $0 })
         let results = try await withThrowingTaskGroup(of: Samples.self) { group in
             for _ in 0..<parameters.concurrency {
                 group.addTask {
                     var samples = Samples()
-                    while await counter.take(), ContinuousClock.now < deadline {
+                    while let slot = await counter.take(), ContinuousClock.now < deadline {
+                        if let slot { try? await Task.sleep(until: slot, clock: .continuous) }
                         var request = HTTPClientRequest(url: url)
                         request.method = .POST
                         request.headers.add(name: "Content-Type", value: "application/json")
@@ -197,14 +202,23 @@ func percentile(_ values: [Double], _ q: Double) -> Double {
     return sorted[min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
 }
 
-/// Hands out at most `limit` tickets.
+/// Hands out at most `limit` tickets; with an interval, each carries its start time.
 actor Counter {
-    private var left: Int
-    init(limit: Int) { left = limit }
-    func take() -> Bool {
-        guard left > 0 else { return false }
-        left -= 1
-        return true
+    private var given = 0
+    private let limit: Int
+    private let start: ContinuousClock.Instant
+    private let interval: Double?
+    init(limit: Int, start: ContinuousClock.Instant, interval: Double?) {
+        self.limit = limit
+        self.start = start
+        self.interval = interval
+    }
+    /// nil when all tickets are gone; otherwise the time to send at (nil: now).
+    func take() -> ContinuousClock.Instant?? {
+        guard given < limit else { return nil }
+        defer { given += 1 }
+        guard let interval else { return .some(nil) }
+        return .some(start + .microseconds(Int64(Double(given) * interval * 1e6)))
     }
 }
 

@@ -297,16 +297,7 @@ public final class GuardServer: Sendable {
     /// Writes an audit row, retrying twice; false when it could not be written.
     func write(_ record: AuditRecord) async -> Bool {
         metrics.increment("valuealign_decisions_total", [("endpoint", record.endpoint), ("action", record.action)])
-        var logMetadata: Logger.Metadata = [
-            "request_id": .string(record.requestID), "key_id": .string(record.keyID), "endpoint": .string(record.endpoint),
-            "action": .string(record.action), "status": .stringConvertible(record.status),
-            "total_ms": .string(String(format: "%.1f", record.totalMilliseconds)),
-        ]
-        if configuration.logText {
-            logMetadata["prompt"] = record.promptText.map { .string($0) }
-            logMetadata["response"] = record.responseText.map { .string($0) }
-        }
-        logger.info("decision", metadata: logMetadata)
+        if logger.logLevel <= .info { logDecision(record) }
         var stored = record
         if !configuration.storeText {
             stored.promptText = nil
@@ -323,6 +314,20 @@ public final class GuardServer: Sendable {
         }
         metrics.increment("valuealign_audit_failures_total")
         return false
+    }
+
+    /// One log line per decision: ids, action, status, time; text only with `logText`.
+    func logDecision(_ record: AuditRecord) {
+        var logMetadata: Logger.Metadata = [
+            "request_id": .string(record.requestID), "key_id": .string(record.keyID), "endpoint": .string(record.endpoint),
+            "action": .string(record.action), "status": .stringConvertible(record.status),
+            "total_ms": .string(String(format: "%.1f", record.totalMilliseconds)),
+        ]
+        if configuration.logText {
+            logMetadata["prompt"] = record.promptText.map { .string($0) }
+            logMetadata["response"] = record.responseText.map { .string($0) }
+        }
+        logger.info("decision", metadata: logMetadata)
     }
 
     /// GET /admin/audit?limit=&action=&key=&since=&format=jsonl|csv (admin key).

@@ -75,7 +75,7 @@ public final class SQLiteAuditStore: AuditStore {
                     """,
                 arguments: [
                     r.requestID, r.keyID, r.time.timeIntervalSince1970, r.endpoint, r.model, r.action, r.status, encodeJSON(r.reasons),
-                    r.inputVector.map(encodeJSON), r.outputVector.map(encodeJSON), r.revisionRounds, r.totalMilliseconds,
+                    r.inputVector.map(encodeVector), r.outputVector.map(encodeVector), r.revisionRounds, r.totalMilliseconds,
                     r.upstreamMilliseconds, r.evaluatorMilliseconds, r.error, r.promptText, r.responseText,
                 ])
         }
@@ -124,6 +124,9 @@ public final class SQLiteAuditStore: AuditStore {
 func encodeJSON<T: Encodable>(_ value: T) -> String {
     String(decoding: (try? JSONEncoder().encode(value)) ?? Data("null".utf8), as: UTF8.self)
 }
+
+/// A vector as a JSON array, without JSONEncoder (one per audit row on the hot path).
+func encodeVector(_ v: [Double]) -> String { "[" + v.map { $0.isFinite ? "\($0)" : "0" }.joined(separator: ",") + "]" }
 
 func decodeJSON<T: Decodable>(_ text: String?) -> T? {
     guard let text else { return nil }

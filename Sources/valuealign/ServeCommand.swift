@@ -188,9 +188,11 @@ struct ServeBench: AsyncParsableCommand {
     @Option(help: "Requests in flight at once.") var concurrency = 8
     @Option(help: "Seconds per phase at most.") var timeLimit: Double = 60
     @Option(help: "Milliseconds a lone request waits for others to share its evaluator batch.") var batchDelayMs: Double = 2
+    @Option(help: "Requests per second, evenly spaced (open loop); default: as fast as the clients go.") var rate: Double?
     @Flag(help: "Print only the JSON line.") var json = false
 
     func validate() throws {
+        if let rate, rate <= 0 { throw ValidationError("--rate must be > 0") }
         guard requests >= 1, concurrency >= 1, timeLimit > 0, batchDelayMs >= 0 else { throw ValidationError("--requests, --concurrency and --time-limit must be positive") }
     }
 
@@ -204,11 +206,12 @@ struct ServeBench: AsyncParsableCommand {
         parameters.concurrency = concurrency
         parameters.timeLimit = .milliseconds(Int64(timeLimit * 1000))
         parameters.evaluatorBatchDelay = .microseconds(Int64(batchDelayMs * 1000))
+        parameters.rate = rate
         let evaluator = try evaluatorOptions.make()
         let report = try await GuardBenchmark(parameters).run(evaluator: evaluator)
         if !json {
             func f(_ x: Double) -> String { String(format: "%.2f", x) }
-            print("guard load test on loopback: \(report.concurrency) concurrent clients, evaluator \(report.evaluator), policy \(guardPolicy.name)")
+            print("guard load test on loopback: \(report.concurrency) concurrent clients\(rate.map { ", \(String(format: "%g", $0)) req/s offered" } ?? ""), evaluator \(report.evaluator), policy \(guardPolicy.name)")
             print("  direct to upstream: \(report.direct.requests) requests (\(report.direct.failures) failed) in \(f(report.direct.seconds)) s = \(f(report.direct.requestsPerSecond)) req/s; p50 \(f(report.direct.p50)) ms, p99 \(f(report.direct.p99)) ms")
             print("  through the guard:  \(report.guarded.requests) requests (\(report.guarded.failures) failed) in \(f(report.guarded.seconds)) s = \(f(report.guarded.requestsPerSecond)) req/s; p50 \(f(report.guarded.p50)) ms, p99 \(f(report.guarded.p99)) ms")
             print("  added latency: p50 \(f(report.addedP50)) ms, p99 \(f(report.addedP99)) ms")
