@@ -6,7 +6,9 @@ public import ValueSpace
 /// Callers hand in their pairs and wait; the batcher runs at most `maxConcurrentBatches`
 /// evaluator calls at once, each over at most `maxBatchSize` pairs from whichever requests are
 /// waiting. While a batch computes, new pairs queue up and form the next batch, so under load
-/// batches grow by themselves; when idle, a lone request waits at most `maxDelay` for company.
+/// batches grow by themselves; when idle, a lone request waits for company for a tenth of the
+/// recent batch time, at most `maxDelay` (so a fast evaluator adds no wait, and a slow one waits
+/// a little to save a whole batch's time).
 /// The evaluator runs in its own task (the trained evaluator on its own dispatch queue), never on
 /// an event loop.
 public actor EvaluationBatcher {
@@ -23,6 +25,8 @@ public actor EvaluationBatcher {
     private var queue: [Waiting] = []
     private var running = 0
     private var timerArmed = false
+    /// Moving average of batch durations (seconds); nil before the first batch.
+    private var recentBatchSeconds: Double?
     private let observer: (@Sendable (_ batchSize: Int, _ seconds: Double) -> Void)?
 
     /// Statistics since start: batches run, pairs evaluated, seconds inside the evaluator.
@@ -67,13 +71,13 @@ public actor EvaluationBatcher {
     private func schedule() {
         while running < maxConcurrentBatches, queue.count >= maxBatchSize { startBatch() }
         guard running < maxConcurrentBatches, !queue.isEmpty else { return }
-        if maxDelay == .zero {
+        let delay = recentBatchSeconds.map { min(maxDelay, .microseconds(Int64($0 * 0.1 * 1e6))) } ?? maxDelay
+        if delay < .microseconds(20) {
             while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
             return
         }
         guard !timerArmed else { return }
         timerArmed = true
-        let delay = maxDelay
         Task { [weak self] in
             try? await Task.sleep(for: delay)
             await self?.timerFired()
@@ -115,6 +119,7 @@ public actor EvaluationBatcher {
         batches += 1
         pairs += batchSize
         evaluatorSeconds += seconds
+        recentBatchSeconds = recentBatchSeconds.map { 0.9 * $0 + 0.1 * seconds } ?? seconds
         observer?(batchSize, seconds)
         // Whatever queued up meanwhile goes at once: it has already waited a batch's time.
         while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
