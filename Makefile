@@ -35,10 +35,11 @@ RUN_ARGS ?=
 run: deps build-release
 	.build/release/valuealign align --budget 15m --out runs/main $(RUN_ARGS)
 
-## make test: set up what is missing and run the whole test suite.
+## make test: set up what is missing and run the whole test suite; the guard server's PostgreSQL
+## audit tests get a throwaway server on loopback (Debian's postgresql, installed if missing).
 test: deps
 	swift build --build-tests -j $(SWIFT_JOBS)
-	swift test --skip-build --no-parallel
+	scripts/with_test_postgres.sh swift test --skip-build --no-parallel
 
 deps: $(OPENBLAS) $(MLX_LIB) $(MODEL_FILE)
 

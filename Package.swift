@@ -37,11 +37,18 @@ let package = Package(
         .library(name: "Evaluators", targets: ["Evaluators"]),
         .library(name: "Alignment", targets: ["Alignment"]),
         .library(name: "BaseAlign", targets: ["BaseAlign"]),
+        .library(name: "ValueAlignServer", targets: ["ValueAlignServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        // The guard server's audit log (SQLite by default, PostgreSQL when a URL is given), key
+        // hashing, and YAML policy files.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // Thin C++ layer over mlx::core with a plain C interface. Every entry point catches every
@@ -92,12 +99,27 @@ let package = Package(
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
         .target(name: "BaseAlign", dependencies: ["Alignment", "Evaluators", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        // The guard server: an OpenAI-compatible proxy enforcing a value policy, with audit log,
+        // dashboard and OpenRLHF-compatible reward endpoint.
+        .target(
+            name: "ValueAlignServer",
+            dependencies: [
+                "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators", "Alignment"], swiftSettings: strictSwift),
         .executableTarget(
             name: "valuealign",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign", "ValueAlignBench",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign", "ValueAlignBench", "ValueAlignServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -122,6 +144,16 @@ let package = Package(
             name: "OpenAIBackendTests",
             dependencies: [
                 "OpenAIBackend", "LanguageModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ValueAlignServerTests",
+            dependencies: [
+                "ValueAlignServer", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "MLXEngine", "ValueAlignTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

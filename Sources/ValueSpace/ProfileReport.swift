@@ -126,8 +126,10 @@ public struct ProfileReport: Sendable {
     }
 
     /// Radar chart: axes in circumplex order from the top, clockwise; radius maps -1 to the
-    /// centre, 0 to the dashed middle ring and +1 to the rim.
-    func radarSVG() -> String {
+    /// centre, 0 to the dashed middle ring and +1 to the rim. Public so that other pages (the
+    /// guard's dashboard) can embed it; they style the classes `grid`, `axis`, `ring` and
+    /// `profile-shape` (`target`) as `html()` does.
+    public func radarSVG() -> String {
         let size = 480.0, c = size / 2, radius = 160.0
         let values = SchwartzValue.circumplexOrder
         func angle(_ i: Double) -> Double { -Double.pi / 2 + 2 * Double.pi * i / Double(values.count) }

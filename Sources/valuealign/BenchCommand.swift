@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self, ServeBench.self]
     )
 }
 

@@ -7,7 +7,7 @@ import ValueSpace
 
 /// Which evaluator scores answers.
 struct EvaluatorOptions: ParsableArguments {
-    @Option(help: "trained (the shipped probe on the embedded model) or judge (an LLM judge).")
+    @Option(help: "trained (the shipped probe on the embedded model), judge (an LLM judge) or lexicon (keyword stems; fast, crude).")
     var evaluator = "trained"
 
     @Option(help: "Trained evaluator weights (default: the shipped ones).")
@@ -23,12 +23,13 @@ struct EvaluatorOptions: ParsableArguments {
     var judgePerValue = false
 
     func validate() throws {
-        guard ["trained", "judge"].contains(evaluator) else { throw ValidationError("--evaluator must be trained or judge, got '\(evaluator)'") }
+        guard ["trained", "judge", "lexicon"].contains(evaluator) else { throw ValidationError("--evaluator must be trained, judge or lexicon, got '\(evaluator)'") }
         if judgeURL != nil, judgeModel == nil { throw ValidationError("--judge-url needs --judge-model naming the served model") }
     }
 
     func make() throws -> any ValueEvaluator {
         if evaluator == "trained" { return try TrainedValueEvaluator.load(weights: evaluatorWeights) }
+        if evaluator == "lexicon" { return LexiconValueEvaluator() }
         let backend: any ChatBackend
         if let judgeURL {
             backend = try OpenAICompatibleBackend(baseURL: judgeURL, model: judgeModel!)

@@ -1,0 +1,142 @@
+import Foundation
+public import ValueSpace
+
+/// Lets concurrent requests share evaluator batches.
+///
+/// Callers hand in their pairs and wait; the batcher runs at most `maxConcurrentBatches`
+/// evaluator calls at once, each over at most `maxBatchSize` pairs from whichever requests are
+/// waiting. While a batch computes, new pairs queue up and form the next batch, so under load
+/// batches grow by themselves; when idle, a lone request waits for company for a tenth of the
+/// recent batch time, at most `maxDelay` (so a fast evaluator adds no wait, and a slow one waits
+/// a little to save a whole batch's time).
+/// The evaluator runs in its own task (the trained evaluator on its own dispatch queue), never on
+/// an event loop.
+public actor EvaluationBatcher {
+    public nonisolated let evaluator: any ValueEvaluator
+    public nonisolated let maxBatchSize: Int
+    public nonisolated let maxDelay: Duration
+    public nonisolated let maxConcurrentBatches: Int
+
+    struct Waiting {
+        var pair: ValuePair
+        var continuation: CheckedContinuation<ValueAssessment, any Error>
+    }
+
+    private var queue: [Waiting] = []
+    private var running = 0
+    private var timerArmed = false
+    /// Moving average of batch durations (seconds); nil before the first batch.
+    private var recentBatchSeconds: Double?
+    private let observer: (@Sendable (_ batchSize: Int, _ seconds: Double) -> Void)?
+
+    /// Statistics since start: batches run, pairs evaluated, seconds inside the evaluator.
+    public private(set) var batches = 0
+    public private(set) var pairs = 0
+    public private(set) var evaluatorSeconds = 0.0
+
+    /// - Parameter observer: told the size and duration of every batch (metrics).
+    public init(evaluator: any ValueEvaluator, maxBatchSize: Int = 32, maxDelay: Duration = .milliseconds(2), maxConcurrentBatches: Int = 1,
+                observer: (@Sendable (_ batchSize: Int, _ seconds: Double) -> Void)? = nil) {
+        self.evaluator = evaluator
+        self.maxBatchSize = max(1, maxBatchSize)
+        self.maxDelay = maxDelay
+        self.maxConcurrentBatches = max(1, maxConcurrentBatches)
+        self.observer = observer
+    }
+
+    /// The assessments of `pairs`, in order, computed together with other callers' pairs.
+    public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
+        guard !pairs.isEmpty else { return [] }
+        // One child task per pair keeps the continuations independent: the pairs may land in
+        // different batches.
+        return try await withThrowingTaskGroup(of: (Int, ValueAssessment).self) { group in
+            for (i, pair) in pairs.enumerated() {
+                group.addTask { (i, try await self.evaluateOne(pair)) }
+            }
+            var results = [ValueAssessment?](repeating: nil, count: pairs.count)
+            for try await (i, a) in group { results[i] = a }
+            return results.map { $0! }
+        }
+    }
+
+    func evaluateOne(_ pair: ValuePair) async throws -> ValueAssessment {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.append(Waiting(pair: pair, continuation: continuation))
+            schedule()
+        }
+    }
+
+    /// Starts full batches while there is capacity; a partial batch waits at most `maxDelay`
+    /// for company (or for a running batch to finish, whichever comes first).
+    private func schedule() {
+        while running < maxConcurrentBatches, queue.count >= maxBatchSize { startBatch() }
+        guard running < maxConcurrentBatches, !queue.isEmpty else { return }
+        let delay = recentBatchSeconds.map { min(maxDelay, .microseconds(Int64($0 * 0.1 * 1e6))) } ?? maxDelay
+        if delay < .microseconds(20) {
+            while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
+            return
+        }
+        guard !timerArmed else { return }
+        timerArmed = true
+        Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            await self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timerArmed = false
+        while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
+    }
+
+    private func startBatch() {
+        let take = min(maxBatchSize, queue.count)
+        let batch = Array(queue.prefix(take))
+        queue.removeFirst(take)
+        running += 1
+        let evaluator = self.evaluator
+        Task.detached { [weak self] in
+            let start = ContinuousClock.now
+            let result: Result<[ValueAssessment], any Error>
+            do { result = .success(try await evaluator.evaluate(batch.map(\.pair))) } catch { result = .failure(error) }
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            switch result {
+            case let .success(assessments) where assessments.count == batch.count:
+                for (w, a) in zip(batch, assessments) { w.continuation.resume(returning: a) }
+            case .success(let assessments):
+                let error = EvaluatorFailure(message: "the evaluator \(evaluator.name) returned \(assessments.count) assessments for \(batch.count) pairs")
+                for w in batch { w.continuation.resume(throwing: error) }
+            case let .failure(error):
+                for w in batch { w.continuation.resume(throwing: error) }
+            }
+            await self?.finished(batchSize: batch.count, seconds: seconds)
+        }
+    }
+
+    private func finished(batchSize: Int, seconds: Double) {
+        running -= 1
+        batches += 1
+        pairs += batchSize
+        evaluatorSeconds += seconds
+        recentBatchSeconds = recentBatchSeconds.map { 0.9 * $0 + 0.1 * seconds } ?? seconds
+        observer?(batchSize, seconds)
+        // Whatever queued up meanwhile goes at once: it has already waited a batch's time.
+        while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
+    }
+}
+
+/// The evaluator misbehaved (wrong number of results).
+struct EvaluatorFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// The batcher as a `ValueEvaluator`, so that library code taking an evaluator (BaseAlign's
+/// reward) shares the server's batches.
+public struct BatchedEvaluator: ValueEvaluator {
+    public let batcher: EvaluationBatcher
+    public init(_ batcher: EvaluationBatcher) { self.batcher = batcher }
+    public var name: String { batcher.evaluator.name }
+    public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] { try await batcher.evaluate(pairs) }
+}
