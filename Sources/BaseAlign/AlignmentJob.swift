@@ -29,6 +29,9 @@ public struct AlignRunState: Sendable, Codable, Equatable {
     public var roundsWithoutExamples = 0
     /// The newest trained adapter (run-folder relative): the policy of the next round.
     public var latestAdapter: String?
+    /// `PEFTAdapter.fingerprint` of the policy the run began with: a run folder only continues
+    /// (or shows its report) with the same base model.
+    public var modelFingerprint: String?
     public var trainingDone = false
     /// Why training ended: "steps", "budget", "no-signal".
     public var stopReason: String?
@@ -109,6 +112,13 @@ public final class AlignmentJob: @unchecked Sendable {
                 throw AlignError.runDirectory(path: directory.path, message: "holds a run with another configuration; use another --out, or --restart to discard it")
             }
         }
+        if let state = try? AlignmentFiles.readJSON(AlignRunState.self, from: url("state.json")),
+           let recorded = state.modelFingerprint {
+            let current = PEFTAdapter.fingerprint(policy.model.configuration)
+            if recorded != current {
+                throw AlignError.runDirectory(path: directory.path, message: "holds a run (and adapters) for another base model (\(recorded)); this model is \(current); use another --out, or --restart to discard it")
+            }
+        }
         return prompts
     }
 
@@ -144,6 +154,7 @@ public final class AlignmentJob: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AlignmentFiles.writeJSON(configuration, to: url("config.json"))
         var state = (try? AlignmentFiles.readJSON(AlignRunState.self, from: url("state.json"))) ?? AlignRunState()
+        if state.modelFingerprint == nil { state.modelFingerprint = PEFTAdapter.fingerprint(policy.model.configuration) }
         let clock = RunClock(offset: state.elapsedSeconds)
         func save() throws { try persist(&state, clock: clock) }
         if state.afterSeconds != nil, let done = try? AlignmentFiles.readJSON(AlignmentReport.self, from: url("report.json")) {
