@@ -118,7 +118,8 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     public var prompts: [String]
     /// Only training prompts with this split (the project's sets: "train"); nil = all lines.
     public var trainSplit: String?
-    /// Use at most this many training prompts (nil: all), after the split filter.
+    /// Use at most this many training prompts (nil: all), after the split filter: a random subset
+    /// drawn with the run's seed from all prompt files together.
     public var trainLimit: Int?
     public var evaluation: EvaluationSets
 
@@ -131,8 +132,12 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
 
     /// Answers sampled per prompt (GRPO's group size; the candidates of DPO and best-of-N).
     public var samplesPerPrompt = 4
+    /// DPO / IPO / best-of-N: how many of each prompt's `samplesPerPrompt` candidates are sampled
+    /// with the target's value-conditioned system prompt (``ValueGuidance``); training always
+    /// sees the prompt without it. 0 samples every candidate from the policy as it is.
+    public var guidedSamples = 0
     /// DPO / IPO / best-of-N: prompts sampled per round (the policy is refreshed between rounds).
-    public var promptsPerRound = 64
+    public var promptsPerRound = 32
     /// DPO / IPO / best-of-N: passes over a round's examples.
     public var epochsPerRound = 2
     /// DPO / IPO: pairs whose best and worst rewards differ by less than this are dropped
@@ -177,6 +182,8 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         }
         if budgetSeconds == nil && steps == nil { throw bad("steps", "give --steps N, --budget DURATION or both") }
         if let s = steps, s < 1 { throw bad("steps", "a budget of \(s) steps is too small for one optimiser step; use at least 1") }
+        if guidedSamples < 0 || guidedSamples > samplesPerPrompt { throw bad("guided-samples", "must lie in 0...\(samplesPerPrompt) (the samples per prompt), got \(guidedSamples)") }
+        if guidedSamples > 0, method == .grpo { throw bad("guided-samples", "applies to dpo, ipo and bon-sft (GRPO's samples must come from the policy)") }
         if samplesPerPrompt < 2 { throw bad("samples", "needs at least 2 answers per prompt to compare, got \(samplesPerPrompt)") }
         if promptsPerRound < 1 { throw bad("prompts-per-round", "must be at least 1, got \(promptsPerRound)") }
         if epochsPerRound < 1 { throw bad("epochs-per-round", "must be at least 1, got \(epochsPerRound)") }

@@ -32,6 +32,9 @@ public struct AlignRunState: Sendable, Codable, Equatable {
     /// `PEFTAdapter.fingerprint` of the policy the run began with: a run folder only continues
     /// (or shows its report) with the same base model.
     public var modelFingerprint: String?
+    /// Wall time of the completed rounds (sampling, scoring, training), to fit the last round
+    /// into a budget.
+    public var roundSeconds: Double?
     public var trainingDone = false
     /// Why training ended: "steps", "budget", "no-signal".
     public var stopReason: String?
@@ -132,7 +135,12 @@ public final class AlignmentJob: @unchecked Sendable {
             let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             for (id, record) in try GenerationJob(p).loadPrompts() { result.append(("\(file):\(id)", record.conversation)) }
         }
-        if let limit = configuration.trainLimit { result = Array(result.prefix(limit)) }
+        // A limit keeps a seeded random subset (in file order), so that it draws from every file
+        // rather than only the first.
+        if let limit = configuration.trainLimit, limit < result.count {
+            let keep = Set(Self.shuffled(result.count, seed: Alignment.SplitMix64.derive(configuration.seed, 0x7121, 0)).prefix(limit))
+            result = result.indices.filter(keep.contains).map { result[$0] }
+        }
         guard result.count >= 1 else { throw AlignError.data("no training prompts") }
         if configuration.method == .grpo, result.count < configuration.batchSize {
             throw AlignError.invalidConfiguration(field: "batch-size", message: "\(result.count) training prompts cannot fill one GRPO step of \(configuration.batchSize) prompts")
@@ -180,8 +188,9 @@ public final class AlignmentJob: @unchecked Sendable {
 
         // 2. Training.
         if !state.trainingDone {
-            // Leave room for the second measurement (as long as the first, plus a margin) and the report.
-            let reserve = (state.beforeSeconds ?? before.seconds) * 1.15 + 15
+            // Leave room for the second measurement (the first took this long; LoRA layers make
+            // generation ~1.2x slower, plus a margin) and the report.
+            let reserve = (state.beforeSeconds ?? before.seconds) * 1.3 + 20
             let deadline = configuration.budgetSeconds.map { $0 - reserve }
             if let d = deadline, clock.now >= d {
                 events(.note("the budget leaves no time to train after the first measurement (\(DurationText.format(clock.now)) used); training one step anyway"))
@@ -265,7 +274,24 @@ public final class AlignmentJob: @unchecked Sendable {
                 if let latest = state.latestAdapter, !policy.model.hasLoRA {
                     try PEFTAdapter.load(from: url(latest), into: policy.model)
                 }
-                let chosen = (r * c.promptsPerRound..<(r + 1) * c.promptsPerRound).map(promptAt)
+                // On a budget, a round that would not finish in time is shrunk to fit (measured by
+                // the rounds so far), or skipped when too few prompts would remain: a round cut
+                // during sampling trains on nothing.
+                var roundPrompts = c.promptsPerRound
+                if let deadline, state.roundsDone > 0, let spent = state.roundSeconds, spent > 0 {
+                    let perRound = spent / Double(state.roundsDone)
+                    let fits = (deadline - clock.now) / perRound
+                    if fits < 1 {
+                        roundPrompts = Int(Double(c.promptsPerRound) * fits * 0.9)
+                        if roundPrompts < min(c.promptsPerRound, max(c.batchSize, 4)) {
+                            events(.note(String(format: "%.0f s of budget left, a round takes ~%.0f s: no further round", deadline - clock.now, perRound)))
+                            state.stopReason = "budget"
+                            break
+                        }
+                    }
+                }
+                let roundStart = clock.now
+                let chosen = (r * c.promptsPerRound..<(r * c.promptsPerRound + roundPrompts)).map(promptAt)
                 events(.phase("round \(r + 1): sampling \(c.samplesPerPrompt) answers for each of \(chosen.count) prompts"))
                 let sets = try await onThread { [self] in
                     try sampleCandidates(chosen, round: r, directory: roundURL, events: events, stop: { shouldStop() || (r > 0 && timeUp()) })
@@ -330,6 +356,7 @@ public final class AlignmentJob: @unchecked Sendable {
                 state.stepsDone += summary.steps
                 state.examplesTrained += count
                 state.roundsDone += 1
+                state.roundSeconds = (state.roundSeconds ?? 0) + clock.now - roundStart
                 state.latestAdapter = String(format: "round-%03d/train/final", r)
                 try save()
             }
@@ -386,6 +413,7 @@ public final class AlignmentJob: @unchecked Sendable {
         let perBatch = max(1, c.generationBatchSize / k)
         let generator = policy.makeGenerator()
         let roundSeed = Alignment.SplitMix64.derive(c.seed, 0x5A_3B, UInt64(round))
+        let guidance = c.guidedSamples > 0 ? ValueGuidance.systemPrompt(for: c.target) : nil
         var index = 0
         events(.sampling(round: round, done: done.count, total: prompts.count))
         while index < prompts.count {
@@ -400,8 +428,12 @@ public final class AlignmentJob: @unchecked Sendable {
             var ids: [[Int]] = [], conversations: [[ChatMessage]] = []
             for i in batch {
                 let tokens = Array(policy.promptTokens(prompts[i].messages).suffix(room))
-                for _ in 0..<k {
-                    ids.append(tokens)
+                let guidedTokens = guidance.map { Array(policy.promptTokens(ValueGuidance.guided(prompts[i].messages, guidance: $0))
+                    .suffix(policy.model.configuration.maxPositionEmbeddings - c.maxNewTokens)) }
+                for s in 0..<k {
+                    // The first `guidedSamples` candidates see the value-conditioned system prompt;
+                    // every candidate is scored (and trained) on the prompt as it is.
+                    ids.append(s < c.guidedSamples ? guidedTokens ?? tokens : tokens)
                     conversations.append(prompts[i].messages)
                 }
             }

@@ -140,3 +140,48 @@ public struct AlignmentReport: Sendable, Codable {
             ])
     }
 }
+
+extension AlignmentReport {
+    /// Reads `report.json` of a finished run folder (or the file itself).
+    public static func load(_ path: String) throws -> AlignmentReport {
+        var url = URL(fileURLWithPath: path)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            url = url.appendingPathComponent("report.json")
+        }
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw AlignError.runDirectory(path: path, message: "has no report.json (is the run finished?)")
+        }
+        do { return try AlignmentFiles.readJSON(AlignmentReport.self, from: url) } catch {
+            throw AlignError.runDirectory(path: path, message: "report.json is unreadable: \(error)")
+        }
+    }
+
+    /// A Markdown table comparing finished runs, one row each: distance to each run's own target
+    /// before and after with the paired change, harmful-answer and over-refusal rates, perplexity
+    /// ratio, answer length and training effort.
+    public static func comparisonTable(_ runs: [(name: String, report: AlignmentReport)]) -> String {
+        var lines = [
+            "| run | target | method, reward | steps (rounds) | train tok | distance before → after | change [95% CI] | harmful % before → after | over-refusal % before → after | perplexity × | answer tokens | seed |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for (name, r) in runs {
+            let change = String(format: "%+.3f [%+.3f, %+.3f]%@", r.distanceChange.value, r.distanceChange.lower, r.distanceChange.upper,
+                                r.movedTowardTarget ? " ✓" : "")
+            func rates(_ a: Estimate?, _ b: Estimate?) -> String {
+                guard let a, let b else { return "-" }
+                return String(format: "%.1f → %.1f", a.value * 100, b.value * 100)
+            }
+            let harmful = rates(r.before.harmfulRate, r.after.harmfulRate)
+            let refusal = rates(r.before.overRefusalRate, r.after.overRefusalRate)
+            let cells = [
+                name, r.target.name, "\(r.training.method), \(r.training.reward)", "\(r.training.steps) (\(r.training.rounds))", "\(r.training.tokens)",
+                String(format: "%.3f → %.3f", r.before.distance.value, r.after.distance.value), change, harmful, refusal,
+                r.perplexityRatio.map { String(format: "%.3f", $0) } ?? "-",
+                String(format: "%.0f → %.0f", r.before.meanAnswerTokens, r.after.meanAnswerTokens), "\(r.seed)",
+            ]
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -35,7 +35,7 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(parsing: .upToNextOption, help: "Training prompt files (JSONL).")
     var prompts = ["data/prompts/value_prompts.jsonl", "data/prompts/harm_prompts.jsonl", "data/prompts/benign_prompts.jsonl"]
     @Option(help: "Only training prompts with this split ('' for every line).") var trainSplit = "train"
-    @Option(help: "Use at most this many training prompts.") var trainLimit: Int?
+    @Option(help: "Use at most this many training prompts: a random subset of all files, drawn with --seed.") var trainLimit: Int?
     @Option(help: "Held-out value-laden prompts (profile and distance).") var evalValues = "data/prompts/value_prompts.jsonl"
     @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = "data/prompts/benign_prompts.jsonl"
@@ -47,7 +47,8 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Run folder.") var out = "runs/align"
     @Option(help: "Seed of prompt order, sampling, adapter initialisation and bootstrap.") var seed: UInt64 = 42
     @Option(help: "Answers sampled per prompt.") var samples = 4
-    @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = 64
+    @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default 2 for dpo/ipo/bon-sft, 0 for grpo.") var guidedSamples: Int?
+    @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = 32
     @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = 2
     @Option(help: "dpo/ipo/bon-sft: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = 0.05
     @Option(help: "Pairs (dpo), answers (bon-sft) or prompts (grpo) per optimiser step.") var batchSize = 8
@@ -83,6 +84,7 @@ struct AlignCommand: AsyncParsableCommand {
         c.steps = steps
         c.seed = seed
         c.samplesPerPrompt = samples
+        c.guidedSamples = guidedSamples ?? (method == "grpo" ? 0 : 2)
         c.promptsPerRound = promptsPerRound
         c.epochsPerRound = epochsPerRound
         c.minimumRewardGap = minRewardGap

@@ -11,6 +11,9 @@ final class ProgressBar {
     private let interactive = isatty(STDERR_FILENO) == 1
     private let quiet: Bool
     private var lastDone = -1
+    /// The count at the first update: work done before the bar appeared (a first batch, or
+    /// a resumed run) does not count toward its rate.
+    private var firstDone: Int?
 
     init(total: Int, label: String, unit: String = "items", quiet: Bool = false) {
         self.total = total
@@ -30,15 +33,20 @@ final class ProgressBar {
         lastDone = done
         let elapsed = now.timeIntervalSince(start)
         let fraction = total > 0 ? Double(done) / Double(total) : 1
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        let eta = rate > 0 ? Double(total - done) / rate : 0
+        if firstDone == nil { firstDone = done }
+        let counted = done - (firstDone ?? 0)
+        // No rate until there is something to divide: a bar that appears after a first batch
+        // would otherwise show that batch over a few microseconds.
+        let rate = elapsed >= 0.5 && counted > 0 ? Double(counted) / elapsed : 0
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        var line = "\(label) \(bar) \(done)/\(total) \(unit)  \(String(format: "%.1f", rate))/s"
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        var line = "\(label) \(bar) \(done)/\(total) \(unit)"
+        if rate > 0 { line += "  \(String(format: "%.1f", rate))/s" }
         if !extra.isEmpty { line += "  \(extra)" }
         line += "  elapsed \(Self.clock(elapsed))"
-        if done < total { line += "  ETA \(Self.clock(eta))" }
+        if done < total, rate > 0 { line += "  ETA \(Self.clock(eta))" }
         let text = interactive ? "\r\u{1B}[2K" + line + (final ? "\n" : "") : line + "\n"
         FileHandle.standardError.write(Data(text.utf8))
     }

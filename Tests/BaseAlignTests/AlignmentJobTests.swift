@@ -107,6 +107,14 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect(report.distanceChange.lower <= report.distanceChange.value && report.distanceChange.value <= report.distanceChange.upper)
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(html.contains("<svg") && html.contains("over-refusal"))
+        // `valuealign compare` reads the folder back and puts the run's figures in one row.
+        let loaded = try AlignmentReport.load(out.path)
+        let table = AlignmentReport.comparisonTable([("run", loaded)])
+        let rows = table.split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows[2].contains(String(format: "%.3f → %.3f", report.before.distance.value, report.after.distance.value)))
+        #expect(rows[2].contains("\(method.rawValue), "))
+        #expect(throws: AlignError.self) { try AlignmentReport.load(data.root.path) }
         // The adapter changed something: LoRA B starts at zero and two steps moved it.
         let weights = try adapterWeights(out.appendingPathComponent("adapter"))
         #expect(!weights.isEmpty)
@@ -188,6 +196,39 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         // Unknown profile and reward.
         #expect(throws: (any Error).self) { try ProfileStore.resolve("no-such-profile") }
         #expect(throws: AlignError.self) { try RewardSpecification(parsing: "rm:") }
+    }
+
+    @Test func guidedSamplesSeeTheTargetsValues() async throws {
+        let target = try ProfileStore.defaultTarget()
+        let guidance = try #require(ValueGuidance.systemPrompt(for: target))
+        for v in SchwartzValue.allCases {
+            #expect(guidance.contains(v.displayName) == (target.vector[v] >= 0.3), "\(v)")
+        }
+        let withSystem = ValueGuidance.guided([.system("Be brief."), .user("hi")], guidance: guidance)
+        #expect(withSystem.count == 2 && withSystem[0].content.hasPrefix(guidance) && withSystem[0].content.hasSuffix("Be brief."))
+        #expect(ValueGuidance.guided([.user("hi")], guidance: guidance).map(\.role) == [.system, .user])
+
+        // The guided candidate is sampled from another prompt; training data keep the prompt as is.
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        func candidates(guided: Int) async throws -> [CandidateSet] {
+            var c = try data.configuration(steps: 1)
+            c.guidedSamples = guided
+            let out = data.root.appendingPathComponent("run-\(guided)")
+            _ = try await AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run()
+            return try JSONLines.read(CandidateSet.self, from: out.appendingPathComponent("round-000/candidates.jsonl").path).map(\.1)
+        }
+        let plain = try await candidates(guided: 0), guided = try await candidates(guided: 1)
+        #expect(plain.map(\.id) == guided.map(\.id))
+        #expect(plain.map(\.messages) == guided.map(\.messages))
+        #expect(zip(plain, guided).contains { $0.answers[0] != $1.answers[0] })
+
+        var c = try data.configuration()
+        c.guidedSamples = c.samplesPerPrompt + 1
+        #expect { try c.validate() } throws: { "\($0)".contains("guided-samples") }
+        c = try data.configuration(method: .grpo)
+        c.guidedSamples = 1
+        #expect { try c.validate() } throws: { "\($0)".contains("guided-samples") }
     }
 
     @Test func durationsParse() throws {
