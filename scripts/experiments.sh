@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 V=.build/release/valuealign
 DATA=${VALUEALIGN_DATA:-../shared/data}
-STEPS=${STEPS:-16}
+STEPS=${STEPS:-12}   # one bon-sft round: ~30 answers, 4 steps x 3 epochs
 COMMON=(--steps "$STEPS")
 
 # 1. BaseAlign (the main job's settings, step-bounded).

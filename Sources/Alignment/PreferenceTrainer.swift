@@ -9,11 +9,28 @@ public struct PreferenceExample: Sendable, Codable, Equatable {
     public var prompt: [ChatMessage]
     public var chosen: String
     public var rejected: String
+    /// False when that answer was cut by a token limit: it is scored without the end-of-turn
+    /// token (as it was sampled). Absent in JSON means true.
+    public var chosenFinished: Bool
+    public var rejectedFinished: Bool
 
-    public init(prompt: [ChatMessage], chosen: String, rejected: String) {
+    public init(prompt: [ChatMessage], chosen: String, rejected: String, chosenFinished: Bool = true, rejectedFinished: Bool = true) {
         self.prompt = prompt
         self.chosen = chosen
         self.rejected = rejected
+        self.chosenFinished = chosenFinished
+        self.rejectedFinished = rejectedFinished
+    }
+
+    enum CodingKeys: String, CodingKey { case prompt, chosen, rejected, chosenFinished, rejectedFinished }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decode([ChatMessage].self, forKey: .prompt)
+        chosen = try c.decode(String.self, forKey: .chosen)
+        rejected = try c.decode(String.self, forKey: .rejected)
+        chosenFinished = try c.decodeIfPresent(Bool.self, forKey: .chosenFinished) ?? true
+        rejectedFinished = try c.decodeIfPresent(Bool.self, forKey: .rejectedFinished) ?? true
     }
 
     /// An HH preference pair (`PreferenceDataset.load`).
@@ -45,7 +62,8 @@ public struct PairBatch {
     public var responses: ResponseTokens
 
     init(_ examples: [PreferenceExample], encoder: ChatEncoder, maxLength: Int, padTokenId: Int) throws {
-        let encoded = examples.map { TokenizedPreference(prompt: encoder.prompt($0.prompt), chosen: encoder.response($0.chosen), rejected: encoder.response($0.rejected)) }
+        let encoded = examples.map { TokenizedPreference(prompt: encoder.prompt($0.prompt), chosen: encoder.response($0.chosen, finished: $0.chosenFinished),
+                                                             rejected: encoder.response($0.rejected, finished: $0.rejectedFinished)) }
         try self.init(encoded, maxLength: maxLength, padTokenId: padTokenId)
     }
 

@@ -7,18 +7,32 @@ import MLXNN
 public struct SFTExample: Sendable, Codable, Equatable {
     public var prompt: [ChatMessage]
     public var response: String
+    /// False when the response was cut by a token limit: it is trained without the end-of-turn
+    /// token. Absent in JSON means true.
+    public var finished: Bool
 
-    public init(prompt: [ChatMessage], response: String) {
+    public init(prompt: [ChatMessage], response: String, finished: Bool = true) {
         self.prompt = prompt
         self.response = response
+        self.finished = finished
+    }
+
+    enum CodingKeys: String, CodingKey { case prompt, response, finished }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decode([ChatMessage].self, forKey: .prompt)
+        response = try c.decode(String.self, forKey: .response)
+        finished = try c.decodeIfPresent(Bool.self, forKey: .finished) ?? true
     }
 
     /// Best-of-N fine-tuning: the candidate with the highest reward becomes the example (the
-    /// first of equals). Nil when there are no candidates or the counts differ.
-    public static func bestOfN(prompt: [ChatMessage], candidates: [String], rewards: [Double]) -> SFTExample? {
-        guard !candidates.isEmpty, candidates.count == rewards.count,
+    /// first of equals). Nil when there are no candidates or the counts differ. `finished`
+    /// (one flag per candidate; nil: all finished) says which candidates ended on their own.
+    public static func bestOfN(prompt: [ChatMessage], candidates: [String], rewards: [Double], finished: [Bool]? = nil) -> SFTExample? {
+        guard !candidates.isEmpty, candidates.count == rewards.count, finished.map({ $0.count == candidates.count }) ?? true,
               let best = rewards.indices.max(by: { rewards[$0] < rewards[$1] || (rewards[$0] == rewards[$1] && $0 > $1) }) else { return nil }
-        return SFTExample(prompt: prompt, response: candidates[best])
+        return SFTExample(prompt: prompt, response: candidates[best], finished: finished?[best] ?? true)
     }
 }
 
@@ -65,7 +79,7 @@ public final class SFTObjective: TrainingObjective {
     public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
         var prompts: [[Int]] = [], responses: [[Int]] = []
         for i in indices {
-            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(examples[i].prompt), response: encoder.response(examples[i].response), maxLength: maxLength)
+            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(examples[i].prompt), response: encoder.response(examples[i].response, finished: examples[i].finished), maxLength: maxLength)
             prompts.append(p)
             responses.append(r)
         }

@@ -90,9 +90,12 @@ public struct ChatEncoder {
     public func prompt(_ messages: [ChatMessage]) -> [Int] { loaded.promptTokens(messages) }
 
     /// The response's ids plus the end-of-turn id. Special-token text inside the response is
-    /// encoded as plain text.
-    public func response(_ text: String) -> [Int] {
-        loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false) + (endOfTurn.map { [$0] } ?? [])
+    /// encoded as plain text. An answer cut by a token limit (`finished: false`) gets no
+    /// end-of-turn id: training on it must not teach the model to stop mid-sentence.
+    public func response(_ text: String, finished: Bool = true) -> [Int] {
+        let ids = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
+        guard finished || ids.isEmpty else { return ids }
+        return ids + (endOfTurn.map { [$0] } ?? [])
     }
 
     /// Cuts a pair to at most `maxLength` ids: the response keeps its start (at least half the

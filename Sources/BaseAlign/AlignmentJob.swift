@@ -47,6 +47,19 @@ public struct CandidateSet: Sendable, Codable, Equatable {
     public var messages: [ChatMessage]
     public var answers: [String]
     public var rewards: [Double]
+    /// Per answer: whether it ended on its own (end of turn or a stop string) rather than at
+    /// `maxNewTokens`. Nil in files written before it was recorded (read as all finished).
+    public var finished: [Bool]?
+
+    public init(id: String, messages: [ChatMessage], answers: [String], rewards: [Double], finished: [Bool]? = nil) {
+        self.id = id
+        self.messages = messages
+        self.answers = answers
+        self.rewards = rewards
+        self.finished = finished
+    }
+
+    func isFinished(_ i: Int) -> Bool { finished.map { i < $0.count ? $0[i] : true } ?? true }
 }
 
 /// `valuealign align`: measure the policy on held-out prompts, align it toward the target by
@@ -188,9 +201,10 @@ public final class AlignmentJob: @unchecked Sendable {
 
         // 2. Training.
         if !state.trainingDone {
-            // Leave room for the second measurement (the first took this long; LoRA layers make
-            // generation ~1.2x slower, plus a margin) and the report.
-            let reserve = (state.beforeSeconds ?? before.seconds) * 1.3 + 20
+            // Leave room for the second measurement and the report: the first measurement's time
+            // plus a margin. (Measured on the 2-core machine: 183-194 s after vs 220 s before; the
+            // first also pays the process's warm-up, so LoRA's extra ops fit inside the margin.)
+            let reserve = (state.beforeSeconds ?? before.seconds) * 1.1 + 20
             let deadline = configuration.budgetSeconds.map { $0 - reserve }
             if let d = deadline, clock.now >= d {
                 events(.note("the budget leaves no time to train after the first measurement (\(DurationText.format(clock.now)) used); training one step anyway"))
@@ -385,14 +399,16 @@ public final class AlignmentJob: @unchecked Sendable {
             guard let best = s.rewards.indices.max(by: { s.rewards[$0] < s.rewards[$1] }),
                   let worst = s.rewards.indices.min(by: { s.rewards[$0] < s.rewards[$1] }),
                   s.rewards[best] - s.rewards[worst] >= configuration.minimumRewardGap, best != worst else { return nil }
-            return PreferenceExample(prompt: s.messages, chosen: s.answers[best], rejected: s.answers[worst])
+            return PreferenceExample(prompt: s.messages, chosen: s.answers[best], rejected: s.answers[worst],
+                                     chosenFinished: s.isFinished(best), rejectedFinished: s.isFinished(worst))
         }
     }
 
     func bestOfN(_ sets: [CandidateSet]) -> [SFTExample] {
         sets.compactMap { s in
             guard let hi = s.rewards.max(), let lo = s.rewards.min(), hi - lo >= configuration.minimumRewardGap else { return nil }
-            return SFTExample.bestOfN(prompt: s.messages, candidates: s.answers, rewards: s.rewards)
+            return SFTExample.bestOfN(prompt: s.messages, candidates: s.answers, rewards: s.rewards,
+                                      finished: s.answers.indices.map(s.isFinished))
         }
     }
 
@@ -448,7 +464,8 @@ public final class AlignmentJob: @unchecked Sendable {
             }
             for (j, i) in batch.enumerated() {
                 let set = CandidateSet(id: prompts[i].id, messages: prompts[i].messages,
-                                       answers: Array(texts[(j * k)..<((j + 1) * k)]), rewards: Array(rewards[(j * k)..<((j + 1) * k)]))
+                                       answers: Array(texts[(j * k)..<((j + 1) * k)]), rewards: Array(rewards[(j * k)..<((j + 1) * k)]),
+                                       finished: samples[(j * k)..<((j + 1) * k)].map { $0.finishReason == .stop })
                 try JSONLines.append(set, to: path)
                 done[set.id] = set
             }

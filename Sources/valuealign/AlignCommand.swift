@@ -30,7 +30,7 @@ struct AlignCommand: AsyncParsableCommand {
 
     @Option(name: .shortAndLong, help: "Model to align: 'embedded' (default), a GGUF file, a Hugging Face folder or a name in the models folder.") var model: String?
     @Option(help: "Target profile: a preset name (valuealign profile list) or a JSON file.") var target = "basealign-ideal"
-    @Option(help: "grpo, dpo, ipo or bon-sft.") var method = "dpo"
+    @Option(help: "bon-sft (default), dpo, ipo or grpo.") var method = "bon-sft"
     @Option(help: "basealign or rm:PATH.") var reward = "basealign"
     @Option(parsing: .upToNextOption, help: "Training prompt files (JSONL).")
     var prompts = ["data/prompts/value_prompts.jsonl", "data/prompts/harm_prompts.jsonl", "data/prompts/benign_prompts.jsonl"]
@@ -49,17 +49,17 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Answers sampled per prompt.") var samples = 4
     @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default 2 for dpo/ipo/bon-sft, 0 for grpo.") var guidedSamples: Int?
     @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = 32
-    @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = 2
+    @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = 3
     @Option(help: "dpo/ipo/bon-sft: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = 0.05
     @Option(help: "Pairs (dpo), answers (bon-sft) or prompts (grpo) per optimiser step.") var batchSize = 8
-    @Option(help: "Peak learning rate (constant after warm-up).") var learningRate: Float = 1e-4
+    @Option(help: "Peak learning rate, constant after warm-up (default 5e-4 for bon-sft, 1e-4 for dpo/ipo/grpo).") var learningRate: Float?
     @Option(help: "Linear warm-up steps.") var warmupSteps = 2
     @Option(help: "DPO/IPO beta; GRPO's KL weight (default 0.1 for dpo/ipo, 0.04 for grpo).") var beta: Float?
     @Option(help: "LoRA rank.") var loraRank = 16
     @Option(help: "LoRA alpha.") var loraAlpha: Float = 32
     @Option(parsing: .upToNextOption, help: "Layers to adapt.") var loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     @Option(help: "Sampling temperature for training answers.") var temperature: Float = 0.9
-    @Option(help: "Most new tokens per training answer.") var maxNewTokens = 128
+    @Option(help: "Most new tokens per training answer.") var maxNewTokens = 64
     @Option(help: "Most new tokens per held-out answer.") var evalMaxNewTokens = 128
     @Option(help: "Sequences per generation batch.") var generationBatchSize = 32
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
@@ -89,7 +89,7 @@ struct AlignCommand: AsyncParsableCommand {
         c.epochsPerRound = epochsPerRound
         c.minimumRewardGap = minRewardGap
         c.batchSize = batchSize
-        c.learningRate = learningRate
+        c.learningRate = learningRate ?? (m == .bonSFT ? 5e-4 : 1e-4)
         c.warmupSteps = warmupSteps
         c.beta = beta ?? (m == .grpo ? 0.04 : 0.1)
         c.lora = LoRAConfiguration(rank: loraRank, alpha: loraAlpha, dropout: 0, targetModules: loraTargets)

@@ -72,4 +72,34 @@ import ValueSpace
         let e = PreferenceExample(pair)
         #expect(e.prompt.count == 3 && e.chosen == "d" && e.rejected == "e")
     }
+
+    /// An answer cut by the token limit is trained without the end-of-turn token (else best-of-N
+    /// and DPO on short samples teach the model to stop mid-sentence); files written before the
+    /// flag existed read as finished.
+    @Test func answersCutByTheTokenLimitGetNoEndOfTurn() throws {
+        let loaded = try tinyLoaded()
+        let encoder = ChatEncoder(loaded)
+        let end = try #require(encoder.endOfTurn)
+        #expect(encoder.response("abc").last == end)
+        #expect(encoder.response("abc", finished: false) == Array(encoder.response("abc").dropLast()))
+
+        let cut = SFTExample(prompt: [.user("hi")], response: "abc", finished: false)
+        let whole = SFTExample(prompt: [.user("hi")], response: "abc")
+        func tokens(_ e: SFTExample) throws -> Int { try SFTObjective(model: loaded, examples: [e]).prepare([0], seed: 1).tokens }
+        #expect(try tokens(whole) == tokens(cut) + 1)
+
+        let best = try #require(SFTExample.bestOfN(prompt: [.user("q")], candidates: ["a", "b", "c"], rewards: [0.1, 0.9, 0.5], finished: [true, false, true]))
+        #expect(best.response == "b" && !best.finished)
+        #expect(SFTExample.bestOfN(prompt: [.user("q")], candidates: ["a", "b"], rewards: [0.1, 0.9], finished: [true]) == nil)
+        #expect(SFTExample.bestOfN(prompt: [.user("q")], candidates: ["a", "b"], rewards: [0.1, 0.9])?.finished == true)
+
+        let old = Data(#"{"prompt": [{"role": "user", "content": "q"}], "response": "r"}"#.utf8)
+        #expect(try JSONDecoder().decode(SFTExample.self, from: old).finished)
+        let oldPair = Data(#"{"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}"#.utf8)
+        let pair = try JSONDecoder().decode(PreferenceExample.self, from: oldPair)
+        #expect(pair.chosenFinished && pair.rejectedFinished)
+        let cutPair = PreferenceExample(prompt: [.user("q")], chosen: "a", rejected: "b", chosenFinished: false)
+        let roundTrip = try JSONDecoder().decode(PreferenceExample.self, from: JSONEncoder().encode(cutPair))
+        #expect(roundTrip == cutPair && !roundTrip.chosenFinished && roundTrip.rejectedFinished)
+    }
 }

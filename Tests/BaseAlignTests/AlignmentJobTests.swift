@@ -222,6 +222,10 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect(plain.map(\.id) == guided.map(\.id))
         #expect(plain.map(\.messages) == guided.map(\.messages))
         #expect(zip(plain, guided).contains { $0.answers[0] != $1.answers[0] })
+        // Each answer records whether it ended on its own; the tiny random model rarely stops
+        // within 12 tokens, so most were cut by the limit.
+        #expect(plain.allSatisfy { $0.finished?.count == $0.answers.count })
+        #expect(plain.contains { $0.finished?.contains(false) == true })
 
         var c = try data.configuration()
         c.guidedSamples = c.samplesPerPrompt + 1
