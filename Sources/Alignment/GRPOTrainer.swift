@@ -166,8 +166,7 @@ public final class GRPOObjective: TrainingObjective {
         let generation = GenerationParameters(maxTokens: options.maxCompletionTokens, temperature: options.temperature,
                                               topK: options.topK, topP: options.topP, seed: seed)
         let samples = try loaded.makeGenerator().generate(promptIds, parameters: generation)
-        // The end-of-turn token that stopped an answer is part of what the policy chose.
-        let answers = samples.map { s in s.finishReason == .stop ? s.tokens + (encoder.endOfTurn.map { [$0] } ?? []) : s.tokens }
+        let answers = samples.map { encoder.ending($0.tokens, finished: $0.finishReason == .stop) }
         let texts = samples.map(\.text)
         let rewardFunction = reward, asked = conversations
         let rewards = try blockingAwait { try await rewardFunction(asked, texts) }

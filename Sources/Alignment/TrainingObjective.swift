@@ -94,8 +94,14 @@ public struct ChatEncoder {
     /// end-of-turn id: training on it must not teach the model to stop mid-sentence.
     public func response(_ text: String, finished: Bool = true) -> [Int] {
         let ids = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
-        guard finished || ids.isEmpty else { return ids }
-        return ids + (endOfTurn.map { [$0] } ?? [])
+        // A response is never empty: one with no text keeps the end-of-turn id either way.
+        return ending(ids, finished: finished || ids.isEmpty)
+    }
+
+    /// An answer's ids as trained: with the end-of-turn id when the answer ended on its own
+    /// (that token is part of what the policy chose), without it when a token limit cut it.
+    public func ending(_ ids: [Int], finished: Bool) -> [Int] {
+        finished ? ids + (endOfTurn.map { [$0] } ?? []) : ids
     }
 
     /// Cuts a pair to at most `maxLength` ids: the response keeps its start (at least half the

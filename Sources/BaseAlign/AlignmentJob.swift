@@ -202,8 +202,8 @@ public final class AlignmentJob: @unchecked Sendable {
         // 2. Training.
         if !state.trainingDone {
             // Leave room for the second measurement and the report: the first measurement's time
-            // plus a margin. (Measured on the 2-core machine: 183-194 s after vs 220 s before; the
-            // first also pays the process's warm-up, so LoRA's extra ops fit inside the margin.)
+            // plus a margin. (Measured on the 2-core machine: 183-232 s after vs 220 s before; the
+            // first also pays the process's warm-up, so LoRA's extra ops mostly fit in the margin.)
             let reserve = (state.beforeSeconds ?? before.seconds) * 1.1 + 20
             let deadline = configuration.budgetSeconds.map { $0 - reserve }
             if let d = deadline, clock.now >= d {
