@@ -77,6 +77,34 @@ int mlxb_quantized_matmul_rows(mlxb_array x, mlxb_array w, mlxb_array scales, ml
   });
 }
 
+int mlxb_rope_kernel(mlxb_array x, int dims, bool traditional, float base, float scale, int offset, mlxb_array* out) {
+  return produce("rope", out, [&] { return valuealign::kernels::rope(x->value, dims, traditional, base, scale, offset); });
+}
+
+int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inputs, size_t n_inputs, mlxb_vector* out) {
+  return guard("decode_layer", [&] {
+    if (spec == nullptr || inputs == nullptr || out == nullptr) throw std::invalid_argument("[decode_layer] null argument");
+    valuealign::kernels::DecodeLayerSpec s;
+    s.heads = spec->heads;
+    s.kv_heads = spec->kv_heads;
+    s.head_dim = spec->head_dim;
+    s.eps = spec->eps;
+    s.rope_dims = spec->rope_dims;
+    s.traditional = spec->rope_traditional;
+    s.rope_base = spec->rope_base;
+    s.rope_scale = spec->rope_scale;
+    s.attn_scale = spec->attention_scale;
+    s.offset = spec->offset;
+    for (int i = 0; i < 4; ++i) {
+      s.bits[i] = spec->bits[i];
+      s.groups[i] = spec->groups[i];
+    }
+    s.has_bias = spec->has_bias;
+    s.has_mask = spec->has_mask;
+    *out = new mlxb_vector_s{valuealign::kernels::decode_layer(s, arrays_of(inputs, n_inputs))};
+  });
+}
+
 int mlxb_kernel_isa(void) {
   try {
     return valuealign::kernels::isa();

@@ -34,6 +34,31 @@ mlx::core::array quantized_matmul_rows(const mlx::core::array& x, const mlx::cor
                                        const mlx::core::array& scales, const std::optional<mlx::core::array>& biases,
                                        int group_size, int bits);
 
+// Rotary position embedding, MLX's semantics (mlx::core::fast::rope): x [..., L, D], positions
+// (offset + l) * scale, the first `dims` features rotated in adjacent pairs (traditional) or
+// halves. One primitive whose VJP is the inverse rotation (MLX's CPU rope is a ~20-op fallback).
+// Non-float32 x or a non-CPU default device go to mlx::core::fast::rope.
+mlx::core::array rope(const mlx::core::array& x, int dims, bool traditional, float base, float scale, int offset);
+
+// Shape and settings of one fused Llama decode layer (decode_layer.cpp describes the inputs).
+struct DecodeLayerSpec {
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  float eps = 1e-5f;
+  int rope_dims = 0;
+  bool traditional = false;
+  float rope_base = 10000, rope_scale = 1;
+  float attn_scale = 1;
+  int offset = 0;  // position of the new token; the caches hold positions [0, offset)
+  int bits[4] = {4, 4, 4, 4};  // qkv, o, gate_up, down
+  int groups[4] = {32, 32, 32, 32};
+  bool has_bias = false;
+  bool has_mask = false;
+};
+
+// One decoder layer for one new token per sequence (inference only; CPU only, else throws).
+// Returns {y [B, 1, H], keys', values'}; see decode_layer.cpp for the inputs.
+std::vector<mlx::core::array> decode_layer(const DecodeLayerSpec& spec, const std::vector<mlx::core::array>& inputs);
+
 // Instruction set in use: 0 portable C++, 1 AVX2(+FMA), 2 AVX-512F. Chosen at first use from CPUID.
 int isa();
 // Force an ISA for tests; -1 = automatic; throws std::invalid_argument if the CPU lacks it.

@@ -17,7 +17,17 @@ public enum Fast {
     /// Rotary position embedding over the first `dimensions` features of the last axis of
     /// [..., L, D] input, positions starting at `offset`. `traditional` rotates adjacent pairs
     /// (GGUF's layout); otherwise the two halves (Hugging Face's).
+    ///
+    /// On the CPU with float32 input this is ValueAlign's rope kernel: one primitive reading `x`
+    /// through its strides, whose gradient is the inverse rotation (MLX's own CPU rope is a
+    /// composition of about twenty ops). Elsewhere it is MLX's `fast::rope`; both agree
+    /// (``mlxRope(_:dimensions:traditional:base:scale:offset:)`` is MLX's, for comparison).
     public static func rope(_ x: MLXArray, dimensions: Int, traditional: Bool, base: Float, scale: Float = 1, offset: Int = 0) throws(MLXError) -> MLXArray {
+        try produce("rope") { mlxb_rope_kernel(x.handle, Int32(dimensions), traditional, base, scale, Int32(offset), $0) }
+    }
+
+    /// MLX's own `fast::rope` (on the CPU, its op-by-op fallback).
+    public static func mlxRope(_ x: MLXArray, dimensions: Int, traditional: Bool, base: Float, scale: Float = 1, offset: Int = 0) throws(MLXError) -> MLXArray {
         try produce("rope") { mlxb_rope(x.handle, Int32(dimensions), traditional, base, scale, Int32(offset), $0) }
     }
 
@@ -89,6 +99,95 @@ public enum Fast {
     /// ValueAlign's fused attention (grouped-query; causal and/or additive mask), differentiable.
     public static func attention(queries: MLXArray, keys: MLXArray, values: MLXArray, scale: Float, causal: Bool, mask: MLXArray? = nil) throws(MLXError) -> MLXArray {
         try produce("attention") { mlxb_attention(queries.handle, keys.handle, values.handle, scale, causal, mask?.handle, $0) }
+    }
+
+    /// A matrix in MLX's affine quantised layout: `weight` [N, K * bits / 32] (uint32 codes),
+    /// `scales` and `biases` [N, K / groupSize] (float16 or float32).
+    public struct PackedMatrix: @unchecked Sendable {
+        public var weight: MLXArray
+        public var scales: MLXArray
+        public var biases: MLXArray
+        public var groupSize: Int
+        public var bits: Int
+
+        public init(weight: MLXArray, scales: MLXArray, biases: MLXArray, groupSize: Int, bits: Int) {
+            self.weight = weight
+            self.scales = scales
+            self.biases = biases
+            self.groupSize = groupSize
+            self.bits = bits
+        }
+    }
+
+    /// The shape and settings of a Llama decoder layer, for ``decodeLayer(_:settings:offset:inputNorm:postAttentionNorm:qkv:output:gateUp:down:keys:values:qkvBias:mask:)``.
+    public struct DecodeLayerSettings: Sendable, Equatable {
+        public var heads: Int
+        public var kvHeads: Int
+        public var headDimension: Int
+        public var normEps: Float
+        public var ropeDimensions: Int
+        public var ropeTraditional: Bool
+        public var ropeBase: Float
+        public var ropeScale: Float
+        public var attentionScale: Float
+
+        public init(heads: Int, kvHeads: Int, headDimension: Int, normEps: Float, ropeDimensions: Int, ropeTraditional: Bool,
+                    ropeBase: Float, ropeScale: Float, attentionScale: Float) {
+            self.heads = heads
+            self.kvHeads = kvHeads
+            self.headDimension = headDimension
+            self.normEps = normEps
+            self.ropeDimensions = ropeDimensions
+            self.ropeTraditional = ropeTraditional
+            self.ropeBase = ropeBase
+            self.ropeScale = ropeScale
+            self.attentionScale = attentionScale
+        }
+    }
+
+    /// One Llama decoder layer for one new token per sequence, as a single graph node (CPU only,
+    /// inference only: it has no gradient).
+    ///
+    /// Computes, for `x` [B, 1, H]: `h = rmsNorm(x) * inputNorm`; q, k, v from the fused packed
+    /// `qkv` (q rows, then k, then v; plus `qkvBias`); rope at position `offset`; writes k and v into
+    /// the caches [B, kvHeads, capacity, headDim] at `offset`; attention over positions
+    /// [0, offset] with the additive `mask` [B or 1, capacity] (left padding); then the output
+    /// projection, the residual, the post-attention norm, the SwiGLU MLP from the fused packed
+    /// `gateUp` (gate rows, then up rows) and `down`, and the second residual. Returns the layer's
+    /// output and the caches with the new position written (in place when the caller holds no
+    /// other reference to the old ones). The same layer through MLX ops costs ~25 graph nodes;
+    /// decode steps at SmolLM2's size are bound by that per-node cost.
+    public static func decodeLayer(
+        _ x: MLXArray, settings: DecodeLayerSettings, offset: Int, inputNorm: MLXArray, postAttentionNorm: MLXArray,
+        qkv: PackedMatrix, output: PackedMatrix, gateUp: PackedMatrix, down: PackedMatrix,
+        keys: MLXArray, values: MLXArray, qkvBias: MLXArray? = nil, mask: MLXArray? = nil
+    ) throws(MLXError) -> (output: MLXArray, keys: MLXArray, values: MLXArray) {
+        let packed = [qkv, output, gateUp, down]
+        var inputs = [x, inputNorm, postAttentionNorm]
+        for p in packed { inputs += [p.weight, p.scales, p.biases] }
+        inputs += [keys, values]
+        if let qkvBias { inputs.append(qkvBias) }
+        if let mask { inputs.append(mask) }
+        var spec = mlxb_decode_layer_spec()
+        spec.heads = Int32(settings.heads)
+        spec.kv_heads = Int32(settings.kvHeads)
+        spec.head_dim = Int32(settings.headDimension)
+        spec.eps = settings.normEps
+        spec.rope_dims = Int32(settings.ropeDimensions)
+        spec.rope_traditional = settings.ropeTraditional
+        spec.rope_base = settings.ropeBase
+        spec.rope_scale = settings.ropeScale
+        spec.attention_scale = settings.attentionScale
+        spec.offset = Int32(offset)
+        spec.bits = (Int32(packed[0].bits), Int32(packed[1].bits), Int32(packed[2].bits), Int32(packed[3].bits))
+        spec.groups = (Int32(packed[0].groupSize), Int32(packed[1].groupSize), Int32(packed[2].groupSize), Int32(packed[3].groupSize))
+        spec.has_bias = qkvBias != nil
+        spec.has_mask = mask != nil
+        let parts = try withHandles(inputs) { (handles) throws(MLXError) in
+            try produceList("decode_layer") { mlxb_decode_layer(&spec, handles, inputs.count, $0) }
+        }
+        guard parts.count == 3 else { throw .operationFailed(operation: "decode_layer", message: "expected 3 outputs, got \(parts.count)") }
+        return (parts[0], parts[1], parts[2])
     }
 
     /// The instruction sets ValueAlign's kernels can use.

@@ -21,7 +21,7 @@ public struct EngineBenchmark: Sendable {
     /// Runs everything; `log` receives progress lines.
     public func run(log: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var report = BenchmarkReport(benchmark: "bench engine")
-        report.notes.append("MLX \(Engine.mlxVersion); BLAS provider \(Engine.blasProvider); kernel ISA \(Fast.kernelISA)")
+        report.notes.append("MLX \(Engine.mlxVersion); BLAS provider \(Engine.blasProvider) (kernels \(BLASCore.current ?? "?")); kernel ISA \(Fast.kernelISA)")
 
         for n in parameters.matmulSizes {
             log("matmul \(n)x\(n)")

@@ -77,7 +77,7 @@ public struct EvaluatorBenchmark {
         report.notes.append(String(format: "evaluator %@: layers %@ of %d run, poolings %@; %.0f tokens per pair on average; cost %.2fx one prefill pass",
                                    evaluator.name, "\(evaluator.configuration.layers)", evaluator.configuration.baseModel.layerCount,
                                    evaluator.configuration.poolings.map(\.rawValue).joined(separator: "+"), meanTokens, evaluatorMs / prefillMs))
-        report.notes.append("kernel ISA \(Fast.kernelISA); medians of \(p.iterations) runs after one warm-up")
+        report.notes.append("BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); medians of \(p.iterations) runs after one warm-up")
         return report
     }
 }

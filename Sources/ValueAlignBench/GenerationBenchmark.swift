@@ -75,7 +75,7 @@ public struct GenerationBenchmark {
                 anchorName: anchor.map { _ in "llama-batched-bench \(b)" }, anchorValue: anchor, higherIsBetter: true, goal: ">= 2x"))
         }
         report.figures.append(BenchmarkFigure(name: "peak memory", value: Double(Memory.stats.peak) / 1_048_576, unit: "MiB", higherIsBetter: false))
-        report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); kernel ISA \(Fast.kernelISA); threads \(p.threads)")
+        report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); threads \(p.threads)")
         if p.anchors, anchors == nil { report.notes.append("llama.cpp anchor unavailable: run bash bench/anchors/llamacpp.sh") }
         return report
     }

@@ -59,7 +59,7 @@ public struct QuantizedKernelBenchmark: Sendable {
     /// Runs everything; `log` receives progress lines and the full per-shape table.
     public func run(log: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var report = BenchmarkReport(benchmark: "bench quantized")
-        report.notes.append("MLX \(Engine.mlxVersion); BLAS provider \(Engine.blasProvider); kernel ISA \(Fast.kernelISA)")
+        report.notes.append("MLX \(Engine.mlxVersion); BLAS provider \(Engine.blasProvider) (kernels \(BLASCore.current ?? "?")); kernel ISA \(Fast.kernelISA)")
 
         let file = try parameters.modelPath.map { try ArrayIO.loadGGUF($0) }
         report.notes.append(file != nil ? "weights: SmolLM2-135M GGUF (\(parameters.modelPath!))" : "weights: random, quantised like SmolLM2's GGUF (no model file given)")

@@ -115,7 +115,7 @@ public struct TrainBenchmark {
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); LoRA r=\(p.loraRank) alpha=\(2 * p.loraRank) on q_proj, v_proj; batch \(p.batch) x \(p.sequence) tokens; medians of \(p.iterations) steps after \(p.warmup) warm-up")
         report.notes.append("the DPO step includes its reference forward (adapter off); the anchor's step is a plain LM step without one")
         report.notes.append("load average (1, 5, 15 min): before \(loadBefore); after ours \(loadAfterOurs); after the anchor \(Self.loadAverage())")
-        report.notes.append("MLX \(Engine.mlxVersion); BLAS \(Engine.blasProvider); kernel ISA \(Fast.kernelISA); anchor threads \(p.threads)")
+        report.notes.append("MLX \(Engine.mlxVersion); BLAS \(Engine.blasProvider) (kernels \(BLASCore.current ?? "?")); kernel ISA \(Fast.kernelISA); anchor threads \(p.threads)")
         if let anchor { report.notes.append(String(format: "anchor step %.0f ms (min %.0f), forward %.0f ms; anchor's load average %@", anchor.stepMs, anchor.stepMinMs, anchor.forwardMs, anchor.loadAverage)) }
         return report
     }

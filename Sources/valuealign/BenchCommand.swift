@@ -250,6 +250,7 @@ struct EngineInfoCommand: ParsableCommand {
     func run() throws {
         print("MLX \(Engine.mlxVersion) (\(Device.isCUDABuild ? "CUDA" : "CPU") build)")
         print("BLAS provider: \(Engine.blasProvider)")
+        print("BLAS kernels: \(BLASCore.current ?? "unknown")\(ProcessInfo.processInfo.environment["VALUEALIGN_BLAS_REEXEC"] != nil ? " (chosen by valuealign: OpenBLAS does not know this CPU)" : "")")
         print("kernel ISA: \(Fast.kernelISA)")
         print("GPU available: \(Device.isAvailable(.gpu))")
     }

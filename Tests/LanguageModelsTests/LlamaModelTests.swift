@@ -97,8 +97,8 @@ import ValueAlignTesting
 
 @Suite struct HybridWeightTests {
     /// A tiny checkpoint with 4-bit matrices (group 32) and an 8-bit embedding, like the GGUF.
-    func quantizedCheckpoint(bias: Bool) throws -> Checkpoint {
-        var c = TinyModels.llamaConfiguration(vocabulary: 260, attentionBias: bias)
+    func quantizedCheckpoint(bias: Bool, traditional: Bool = false, layers: Int = 2) throws -> Checkpoint {
+        var c = TinyModels.llamaConfiguration(vocabulary: 260, layers: layers, ropeTraditional: traditional, attentionBias: bias)
         c.hiddenSize = 64
         c.intermediateSize = 96
         c.headDimension = 16

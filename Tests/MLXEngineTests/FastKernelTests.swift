@@ -92,6 +92,29 @@ struct FastKernelTests {
         expectClose(y, expected, shape: c.shape, atol: 2e-5, rtol: 1e-4)
     }
 
+    @Test("rope kernel equals MLX's own rope, also on a transposed (strided) view", arguments: ropeCases)
+    func ropeKernelEqualsMLX(_ c: RopeCase) throws {
+        // The attention layer hands rope a [B, H, L, D] view of a [B, L, H, D] buffer.
+        let stored = [c.shape[0], c.shape[2], c.shape[1], c.shape[3]]
+        let x = try Fixtures.uniform(stored, seed: 4).transposed(0, 2, 1, 3)
+        let ours = try Fast.rope(x, dimensions: c.dimensions, traditional: c.traditional, base: c.base, scale: c.scale, offset: c.offset)
+        let mlx = try Fast.mlxRope(x, dimensions: c.dimensions, traditional: c.traditional, base: c.base, scale: c.scale, offset: c.offset)
+        #expect(ours.shape == c.shape)
+        try expectClose(ours, mlx, atol: 2e-5, rtol: 1e-4)
+    }
+
+    @Test("rope kernel's gradient is the inverse rotation, as MLX's", arguments: ropeCases)
+    func ropeKernelGradient(_ c: RopeCase) throws {
+        let x = try Fixtures.uniform(c.shape, seed: 5)
+        let r = try Fixtures.uniform(c.shape, seed: 6)
+        let ours = try grad(x) { try (Fast.rope($0, dimensions: c.dimensions, traditional: c.traditional, base: c.base, scale: c.scale, offset: c.offset) * r).sum() }
+        let mlx = try grad(x) { try (Fast.mlxRope($0, dimensions: c.dimensions, traditional: c.traditional, base: c.base, scale: c.scale, offset: c.offset) * r).sum() }
+        try expectClose(ours, mlx, atol: 2e-5, rtol: 1e-4)
+        // A rotation preserves norms: the gradient of sum(rope(x) * r) is r rotated back.
+        let back = try Fast.rope(ours, dimensions: c.dimensions, traditional: c.traditional, base: c.base, scale: c.scale, offset: c.offset)
+        try expectClose(back, r, atol: 2e-5, rtol: 1e-4)
+    }
+
     @Test("rope's two layouts differ (GGUF weights need the traditional one)")
     func ropeLayoutsDiffer() throws {
         let x = try Fixtures.uniform([1, 1, 4, 8], seed: 3)

@@ -191,6 +191,31 @@ int mlxb_attention(mlxb_array q, mlxb_array k, mlxb_array v, float scale, bool c
 /// x @ dequantize(w)^T for few rows of float32 x and 4- or 8-bit affine-quantised w (groups of
 /// 32/64/128), dequantised in registers; other layouts fall back to mlxb_quantized_matmul.
 int mlxb_quantized_matmul_rows(mlxb_array x, mlxb_array w, mlxb_array scales, mlxb_array biases /*nullable*/, int group_size, int bits, mlxb_array* out);
+/// Rotary embedding (same arguments and results as mlxb_rope) as one primitive whose gradient is
+/// the inverse rotation; MLX's CPU rope is a composition of ~20 ops.
+int mlxb_rope_kernel(mlxb_array x, int dims, bool traditional, float base, float scale, int offset, mlxb_array* out);
+
+/// Settings of one fused Llama decode layer (mlxb_decode_layer).
+typedef struct {
+  int heads, kv_heads, head_dim;
+  float eps;
+  int rope_dims;
+  bool rope_traditional;
+  float rope_base, rope_scale;
+  float attention_scale;
+  int offset;     /// position of the new token; the caches hold [0, offset)
+  int bits[4];    /// packed weights: qkv, o, gate_up, down
+  int groups[4];
+  bool has_bias;  /// inputs[17] is the qkv bias
+  bool has_mask;  /// the last input is an additive [B or 1, capacity] mask
+} mlxb_decode_layer_spec;
+
+/// One Llama decoder layer for one new token per sequence (inference, CPU only). inputs: x
+/// [B, 1, H], input and post-attention norm weights, then (codes, scales, biases) of the packed
+/// qkv, o, gate_up and down weights, the key and value caches [B, kvHeads, capacity, headDim],
+/// then the optional qkv bias and mask. out receives [y, keys', values'].
+int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inputs, size_t n_inputs, mlxb_vector* out);
+
 /// Which instruction set the kernels use: 0 portable, 1 AVX2, 2 AVX-512.
 int mlxb_kernel_isa(void);
 /// Forces an instruction set (for tests); a value above what the CPU supports is an error.

@@ -19,24 +19,43 @@ public final class KVCache {
     /// Allocated positions.
     public var capacity: Int { keys?.dim(2) ?? 0 }
 
+    /// The capacity `reserve` grows to for `positions` positions in all.
+    public static func capacity(for positions: Int) -> Int { ((positions + step - 1) / step) * step }
+
+    /// Grows the storage (in steps of `step`) to hold `positions` positions in all; new storage
+    /// is shaped [B, kvHeads, length, D] as `keyShape`/`valueShape` give it, apart from its length.
+    public func reserve(_ positions: Int, keyShape: [Int], valueShape: [Int], dtype: DType) throws {
+        guard positions > capacity else { return }
+        let grown = Self.capacity(for: positions)
+        var kShape = keyShape, vShape = valueShape
+        kShape[2] = grown - capacity
+        vShape[2] = grown - capacity
+        let kFill = try MLXArray.zeros(kShape, dtype: dtype), vFill = try MLXArray.zeros(vShape, dtype: dtype)
+        if let oldK = keys, let oldV = values {
+            keys = try concatenated([oldK, kFill], axis: 2)
+            values = try concatenated([oldV, vFill], axis: 2)
+        } else {
+            keys = kFill
+            values = vFill
+        }
+    }
+
+    /// Takes over buffers that already hold `length` more positions (written in place by a fused
+    /// decode step); `keys` and `values` keep their capacity.
+    public func advance(keys k: MLXArray, values v: MLXArray, by length: Int) throws {
+        guard k.shape == keys?.shape, v.shape == values?.shape, offset + length <= capacity else {
+            throw MLXError.invalidArgument("KV cache: replacement buffers \(k.shape) do not match \(keys?.shape ?? []) or overflow the capacity")
+        }
+        keys = k
+        values = v
+        offset += length
+    }
+
     /// Appends k, v ([B, kvHeads, L, D]) and returns the whole buffers (valid up to `offset`).
     public func append(keys k: MLXArray, values v: MLXArray) throws -> (keys: MLXArray, values: MLXArray) {
         let length = k.dim(2)
         let needed = offset + length
-        if needed > capacity {
-            let grown = ((needed + Self.step - 1) / Self.step) * Self.step
-            var kShape = k.shape, vShape = v.shape
-            kShape[2] = grown - capacity
-            vShape[2] = grown - capacity
-            let kFill = try MLXArray.zeros(kShape, dtype: k.dtype), vFill = try MLXArray.zeros(vShape, dtype: v.dtype)
-            if let oldK = keys, let oldV = values {
-                keys = try concatenated([oldK, kFill], axis: 2)
-                values = try concatenated([oldV, vFill], axis: 2)
-            } else {
-                keys = kFill
-                values = vFill
-            }
-        }
+        try reserve(needed, keyShape: k.shape, valueShape: v.shape, dtype: k.dtype)
         guard let kb = keys, let vb = values else { throw MLXError.invalidArgument("KV cache has no storage") }
         var start = [0, 0, offset, 0], stop = kb.shape
         stop[2] = needed

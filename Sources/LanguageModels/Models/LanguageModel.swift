@@ -60,7 +60,7 @@ func attentionContext(batch: Int, length: Int, cache: [KVCache]?, keyPadding: ML
     if length == 1, let first = cache?.first {
         // Decode: attend over the whole preallocated buffer; slots past `total` and padding are masked.
         let needed = total
-        let capacity = first.capacity >= needed ? first.capacity : ((needed + KVCache.step - 1) / KVCache.step) * KVCache.step
+        let capacity = first.capacity >= needed ? first.capacity : KVCache.capacity(for: needed)
         var keep = try MLXArray.arange(Double(capacity)).reshaped(1, capacity) .< Float(total)
         if let keyPadding {
             let padded = try keyPadding.padded(low: [0, 0], high: [0, capacity - total])

@@ -1,3 +1,4 @@
+import Foundation
 public import MLXEngine
 public import MLXNN
 
@@ -74,18 +75,80 @@ final class LlamaDecoderLayer: Module, @unchecked Sendable {
     @Child var mlp: LlamaMLP
     @Child var inputNorm: RMSNorm
     @Child var postAttentionNorm: RMSNorm
+    /// The packed weights for fused decode steps; nil unless every projection is hybrid.
+    let decodePlan: FusedDecodePlan?
 
-    init(attention: LlamaAttention, mlp: LlamaMLP, inputNorm: RMSNorm, postAttentionNorm: RMSNorm) {
+    init(attention: LlamaAttention, mlp: LlamaMLP, inputNorm: RMSNorm, postAttentionNorm: RMSNorm) throws {
         _selfAttention = Child(wrappedValue: attention, key: "self_attn")
         _mlp = Child(wrappedValue: mlp, key: "mlp")
         _inputNorm = Child(wrappedValue: inputNorm, key: "input_layernorm")
         _postAttentionNorm = Child(wrappedValue: postAttentionNorm, key: "post_attention_layernorm")
+        decodePlan = try FusedDecodePlan(attention: attention, mlp: mlp)
         super.init()
     }
 
     func callAsFunction(_ x: MLXArray, cache: KVCache?, context: AttentionContext) throws -> MLXArray {
         let h = try x + selfAttention(inputNorm(x), cache: cache, context: context)
         return try h + mlp(postAttentionNorm(h))
+    }
+
+    /// The decode plan, when it still describes the layer's projections (an attached LoRA
+    /// adapter replaces them and turns the fused path off).
+    var currentDecodePlan: FusedDecodePlan? {
+        guard let decodePlan, decodePlan.matches(selfAttention, mlp) else { return nil }
+        return decodePlan
+    }
+
+    /// One decode step (x [B, 1, H]) as a single fused kernel; the cache must already hold
+    /// room for the new position.
+    func fusedDecode(_ x: MLXArray, plan: FusedDecodePlan, cache: KVCache, settings: Fast.DecodeLayerSettings, mask: MLXArray?) throws -> MLXArray {
+        guard let keys = cache.keys, let values = cache.values else {
+            throw LanguageModelError.invalidParameter(field: "cache", message: "a fused decode step needs a filled cache")
+        }
+        let r = try Fast.decodeLayer(
+            x, settings: settings, offset: cache.offset, inputNorm: inputNorm.weight, postAttentionNorm: postAttentionNorm.weight,
+            qkv: plan.qkv, output: plan.output, gateUp: plan.gateUp, down: plan.down,
+            keys: keys, values: values, qkvBias: plan.qkvBias, mask: mask)
+        try cache.advance(keys: r.keys, values: r.values, by: 1)
+        return r.output
+    }
+}
+
+/// The packed quantised weights of one decoder layer, fused as `Fast.decodeLayer` reads them
+/// (q/k/v along outputs, gate/up along outputs), built once from hybrid projections.
+final class FusedDecodePlan: @unchecked Sendable {
+    let qkv: Fast.PackedMatrix
+    let output: Fast.PackedMatrix
+    let gateUp: Fast.PackedMatrix
+    let down: Fast.PackedMatrix
+    let qkvBias: MLXArray?
+    /// The projections it was built from: q, k, v, o, gate, up, down.
+    private let sources: [ObjectIdentifier]
+
+    /// nil when a projection is not hybrid, or o/down carry a bias.
+    init?(attention: LlamaAttention, mlp: LlamaMLP) throws {
+        guard let qkvFused = attention.fusedQKV, let gu = mlp.fusedGateUp,
+              let o = attention.oProj as? HybridLinear, let d = mlp.downProj as? HybridLinear,
+              o.bias == nil, d.bias == nil,
+              let qkv = Self.matrix(qkvFused.packed), let go = Self.matrix(o.packed),
+              let gg = Self.matrix(gu.packed), let gd = Self.matrix(d.packed) else { return nil }
+        self.qkv = qkv
+        output = go
+        gateUp = gg
+        down = gd
+        qkvBias = qkvFused.bias
+        let layers: [any LinearLayer] = [attention.qProj, attention.kProj, attention.vProj, attention.oProj, mlp.gateProj, mlp.upProj, mlp.downProj]
+        sources = layers.map { ObjectIdentifier($0 as AnyObject) }
+    }
+
+    private static func matrix(_ p: PackedWeight) -> Fast.PackedMatrix? {
+        guard let biases = p.biases, p.scales.dtype == .float16 || p.scales.dtype == .float32 else { return nil }
+        return Fast.PackedMatrix(weight: p.weight, scales: p.scales, biases: biases, groupSize: p.groupSize, bits: p.bits)
+    }
+
+    func matches(_ attention: LlamaAttention, _ mlp: LlamaMLP) -> Bool {
+        let layers: [any LinearLayer] = [attention.qProj, attention.kProj, attention.vProj, attention.oProj, mlp.gateProj, mlp.upProj, mlp.downProj]
+        return zip(layers, sources).allSatisfy { ObjectIdentifier($0 as AnyObject) == $1 }
     }
 }
 
@@ -110,6 +173,10 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
     /// Output projection; nil when tied to the embeddings. (A plain property: reflection finds it
     /// when present, under the name lm_head.)
     let lm_head: (any LinearLayer)?
+    /// Run single-token steps of up to `HybridThreshold.rows` sequences through one fused kernel
+    /// per layer (`Fast.decodeLayer`) when the weights allow it. Off: op by op, as prefill does.
+    /// Defaults to on, or to the environment's `VALUEALIGN_FUSED_DECODE` (0 turns it off).
+    public var fusedDecodeEnabled = LlamaModel.fusedDecodeDefault
 
     init(configuration: ModelConfiguration, backbone: LlamaBackbone, lmHead: (any LinearLayer)?) {
         self.configuration = configuration
@@ -125,6 +192,9 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
         if let cache, cache.count != configuration.layerCount {
             throw LanguageModelError.invalidParameter(field: "cache", message: "expected \(configuration.layerCount) layer caches, got \(cache.count)")
         }
+        if let cache, tokens.dim(1) == 1, let plans = fusedDecodePlans(rows: tokens.dim(0), cache: cache) {
+            return try fusedDecode(tokens, plans: plans, cache: cache, keyPadding: keyPadding, captureLayers: captureLayers)
+        }
         let context = try attentionContext(batch: tokens.dim(0), length: tokens.dim(1), cache: cache, keyPadding: keyPadding)
         var h = try model.embedTokens(tokens)
         var captured: [Int: MLXArray] = [:]
@@ -135,6 +205,58 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
         }
         h = try model.norm(h)
         if captureLayers.contains(configuration.layerCount) { captured[configuration.layerCount] = h }
+        return ForwardOutput(hidden: h, captured: captured)
+    }
+
+    /// Whether fused decode steps apply: enabled, on the CPU, for at most `HybridThreshold.rows`
+    /// rows (where the packed weights serve), with a filled cache and every layer's plan current.
+    private func fusedDecodePlans(rows: Int, cache: [KVCache]) -> [FusedDecodePlan]? {
+        guard rows <= HybridThreshold.rows, fusedDecodeEnabled, cache.first?.keys != nil,
+              Device.default.kind == .cpu else { return nil }
+        var plans: [FusedDecodePlan] = []
+        plans.reserveCapacity(model.layers.count)
+        for layer in model.layers {
+            guard let plan = layer.currentDecodePlan else { return nil }
+            plans.append(plan)
+        }
+        return plans
+    }
+
+    static let fusedDecodeDefault = ProcessInfo.processInfo.environment["VALUEALIGN_FUSED_DECODE"] != "0"
+
+    private func fusedDecode(_ tokens: MLXArray, plans: [FusedDecodePlan], cache: [KVCache], keyPadding: MLXArray?, captureLayers: Set<Int>) throws -> ForwardOutput {
+        let c = configuration
+        let (b, d) = (tokens.dim(0), c.headDimension)
+        let offset = cache[0].offset
+        let kvShape = [b, c.kvHeadCount, 1, d]
+        for layerCache in cache {
+            guard layerCache.offset == offset, layerCache.keys?.dim(0) == b else {
+                throw LanguageModelError.invalidParameter(field: "cache", message: "layer caches disagree on length or batch size")
+            }
+            try layerCache.reserve(offset + 1, keyShape: kvShape, valueShape: kvShape, dtype: .float32)
+        }
+        let capacity = cache[0].capacity
+        var mask: MLXArray?
+        if let keyPadding {
+            guard keyPadding.ndim == 2, keyPadding.dim(0) == b, keyPadding.dim(1) == offset + 1 else {
+                throw LanguageModelError.invalidParameter(
+                    field: "keyPadding", message: "expected shape [\(b), \(offset + 1)], got \(keyPadding.shape)")
+            }
+            let keep = try keyPadding.padded(low: [0, 0], high: [0, capacity - offset - 1])
+            mask = try which(keep, MLXArray(Float(0)), MLXArray(-Float.infinity))
+        }
+        let settings = Fast.DecodeLayerSettings(
+            heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: d, normEps: c.rmsNormEps, ropeDimensions: d,
+            ropeTraditional: c.ropeTraditional, ropeBase: c.ropeTheta, ropeScale: c.ropeScale, attentionScale: 1 / Float(d).squareRoot())
+        var h = try model.embedTokens(tokens)
+        var captured: [Int: MLXArray] = [:]
+        if captureLayers.contains(0) { captured[0] = h }
+        for (i, layer) in model.layers.enumerated() {
+            h = try layer.fusedDecode(h, plan: plans[i], cache: cache[i], settings: settings, mask: mask)
+            if captureLayers.contains(i + 1), i + 1 < c.layerCount { captured[i + 1] = h }
+        }
+        h = try model.norm(h)
+        if captureLayers.contains(c.layerCount) { captured[c.layerCount] = h }
         return ForwardOutput(hidden: h, captured: captured)
     }
 
@@ -163,7 +285,7 @@ struct LlamaArchitecture: ModelArchitecture {
                 gate: try weights.linear(p + "mlp.gate_proj", input: c.hiddenSize, output: c.intermediateSize, bias: false),
                 up: try weights.linear(p + "mlp.up_proj", input: c.hiddenSize, output: c.intermediateSize, bias: false),
                 down: try weights.linear(p + "mlp.down_proj", input: c.intermediateSize, output: c.hiddenSize, bias: false))
-            layers.append(LlamaDecoderLayer(
+            layers.append(try LlamaDecoderLayer(
                 attention: attention, mlp: mlp,
                 inputNorm: RMSNorm(weight: try weights.vector(p + "input_layernorm.weight", count: c.hiddenSize), eps: c.rmsNormEps),
                 postAttentionNorm: RMSNorm(weight: try weights.vector(p + "post_attention_layernorm.weight", count: c.hiddenSize), eps: c.rmsNormEps)))

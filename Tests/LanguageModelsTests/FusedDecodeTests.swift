@@ -1,0 +1,151 @@
+import Foundation
+@testable import LanguageModels
+import MLXEngine
+import MLXNN
+import Testing
+import ValueAlignTesting
+
+/// Decode steps through `Fast.decodeLayer` (one fused kernel per layer) against the same model
+/// decoding op by op.
+@Suite struct FusedDecodeTests {
+    let checkpoints = HybridWeightTests()
+
+    /// Two instances of one quantised tiny model: fused decode on, and off.
+    func pair(bias: Bool, traditional: Bool) throws -> (fused: LlamaModel, plain: LlamaModel) {
+        let checkpoint = try checkpoints.quantizedCheckpoint(bias: bias, traditional: traditional)
+        let fused = try #require(try checkpoint.makeModel(precision: .hybrid) as? LlamaModel)
+        let plain = try #require(try checkpoint.makeModel(precision: .hybrid) as? LlamaModel)
+        fused.fusedDecodeEnabled = true
+        plain.fusedDecodeEnabled = false
+        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan != nil })
+        return (fused, plain)
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var bias: Bool
+        var traditional: Bool
+        var testDescription: String { "\(bias ? "q/k/v bias" : "no bias"), \(traditional ? "traditional" : "split-half") rope" }
+    }
+
+    static let cases = [false, true].flatMap { b in [false, true].map { Case(bias: b, traditional: $0) } }
+
+    @Test("fused decode steps equal op-by-op steps (logits and caches)", arguments: cases)
+    func fusedEqualsOpByOp(_ c: Case) throws {
+        let (fused, plain) = try pair(bias: c.bias, traditional: c.traditional)
+        let prompt = try MLXArray([Int32(3), 9, 27, 81, 243], shape: [1, 5])
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        try expectClose(try fused(prompt, cache: fc), try plain(prompt, cache: pc), atol: 1e-5)
+        for t in [Int32(7), 14, 21, 28, 35, 42] {
+            let x = try MLXArray([t], shape: [1, 1])
+            let a = try fused(x, cache: fc), b = try plain(x, cache: pc)
+            #expect(a.shape == [1, 1, 260])
+            try expectClose(a, b, atol: 1e-4, rtol: 1e-4)
+        }
+        #expect(fc[0].offset == 11 && pc[0].offset == 11)
+        for (f, p) in zip(fc, pc) {
+            let valid: [ArrayIndex] = [.all, .all, .stride(0, 11, 1)]
+            try expectClose(try f.keys!.index(valid), try p.keys!.index(valid), atol: 1e-4, rtol: 1e-4)
+            try expectClose(try f.values!.index(valid), try p.values!.index(valid), atol: 1e-4, rtol: 1e-4)
+        }
+        // And the fused steps agree with a full forward of the whole sequence (float32 weights).
+        let float = try checkpoints.quantizedCheckpoint(bias: c.bias, traditional: c.traditional).makeModel(precision: .float32)
+        let all = try MLXArray([Int32(3), 9, 27, 81, 243, 7, 14, 21, 28, 35, 42], shape: [1, 11])
+        let reference = try float(all)
+        let last = try fused(try MLXArray([Int32(49)], shape: [1, 1]), cache: fc)
+        let withLast = try float(try concatenated([all, try MLXArray([Int32(49)], shape: [1, 1])], axis: 1))
+        try expectClose(last[0, 0], withLast[0, 11], atol: 2e-3, rtol: 1e-3)
+        _ = reference
+    }
+
+    @Test("left-padded batch: fused steps equal op-by-op, across cache growth and row removal")
+    func paddedBatchAcrossGrowthAndSelection() throws {
+        let (fused, plain) = try pair(bias: true, traditional: false)
+        // Three prompts of 250, 247 and 240 tokens, left-padded to 250: decoding 10 steps crosses
+        // the cache's first 256 positions.
+        let lengths = [250, 247, 240]
+        var ids: [Int32] = [], keep: [Bool] = []
+        for (r, n) in lengths.enumerated() {
+            ids += [Int32](repeating: 0, count: 250 - n) + (0..<n).map { Int32(($0 * 31 + r * 7 + 1) % 260) }
+            keep += [Bool](repeating: false, count: 250 - n) + [Bool](repeating: true, count: n)
+        }
+        var padding = try MLXArray(keep, shape: [3, 250])
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        let prompt = try MLXArray(ids, shape: [3, 250])
+        try expectClose(try fused(prompt, cache: fc, keyPadding: padding), try plain(prompt, cache: pc, keyPadding: padding), atol: 1e-5)
+        var rows = 3
+        for step in 0..<10 {
+            if step == 6 {
+                // The middle sequence finishes: both caches drop its row.
+                let kept = MLXArray([Int32(0), 2])
+                for c in fc + pc { try c.select(batchIndices: kept) }
+                padding = try padding.take(kept, axis: 0)
+                rows = 2
+            }
+            padding = try concatenated([padding, MLXArray.ones([rows, 1], dtype: .bool)], axis: 1)
+            let x = try MLXArray((0..<rows).map { Int32(($0 * 13 + step * 5 + 2) % 260) }, shape: [rows, 1])
+            let a = try fused(x, cache: fc, keyPadding: padding), b = try plain(x, cache: pc, keyPadding: padding)
+            try expectClose(a, b, atol: 1e-4, rtol: 1e-4)
+        }
+        #expect(fc[0].offset == 260 && fc[0].capacity == 512)
+    }
+
+    @Test("batched greedy generation gives the same tokens with and without the fused path")
+    func generationMatches() throws {
+        let (fused, plain) = try pair(bias: false, traditional: true)
+        let tokenizer = ByteTokenizer()
+        let prompts: [[Int]] = [[72, 105], [87, 104, 97, 116, 32, 105, 115], [65]]
+        let parameters = GenerationParameters(maxTokens: 12, temperature: 0)
+        let a = try Generator(model: fused, tokenizer: tokenizer).generate(prompts, parameters: parameters)
+        let b = try Generator(model: plain, tokenizer: tokenizer).generate(prompts, parameters: parameters)
+        #expect(a.map(\.tokens) == b.map(\.tokens))
+        #expect(a.allSatisfy { !$0.tokens.isEmpty })
+    }
+
+    @Test("an attached LoRA adapter turns the fused path off, and decode steps still see the adapter")
+    func loraTurnsFusedPathOff() throws {
+        let (fused, _) = try pair(bias: false, traditional: false)
+        try fused.applyLoRA(LoRAConfiguration(rank: 2, alpha: 4, targetModules: ["v_proj", "down_proj"]))
+        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan == nil })
+        var update: [String: MLXArray] = [:]
+        for (name, p) in fused.trainableParameters() where name.contains("lora_B") { update[name] = try MLXArray.ones(p.shape) * 0.05 }
+        try fused.update(parameters: update)
+        let ids: [Int32] = [5, 6, 7, 8]
+        let cache = fused.makeCache()
+        _ = try fused(try MLXArray(Array(ids[0..<3]), shape: [1, 3]), cache: cache)
+        let step = try fused(try MLXArray([ids[3]], shape: [1, 1]), cache: cache)
+        let full = try fused(try MLXArray(ids, shape: [1, 4]))
+        try expectClose(step[0, 0], full[0, 3], atol: 2e-3, rtol: 1e-3)
+    }
+
+    @Test("bad inputs to the fused kernel are thrown errors naming the problem")
+    func badInputsAreErrors() throws {
+        let (fused, _) = try pair(bias: false, traditional: false)
+        let layer = fused.model.layers[0]
+        let plan = try #require(layer.currentDecodePlan)
+        let c = fused.configuration
+        let settings = Fast.DecodeLayerSettings(
+            heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: c.headDimension, normEps: c.rmsNormEps,
+            ropeDimensions: c.headDimension, ropeTraditional: false, ropeBase: c.ropeTheta, ropeScale: 1, attentionScale: 0.25)
+        let x = try MLXArray.zeros([1, 1, c.hiddenSize])
+        let good = try MLXArray.zeros([1, c.kvHeadCount, 8, c.headDimension])
+        func run(_ s: Fast.DecodeLayerSettings = settings, offset: Int = 2, keys: MLXArray? = nil, x: MLXArray? = nil) throws {
+            _ = try Fast.decodeLayer(
+                x ?? MLXArray.zeros([1, 1, c.hiddenSize]), settings: s, offset: offset, inputNorm: layer.inputNorm.weight,
+                postAttentionNorm: layer.postAttentionNorm.weight, qkv: plan.qkv, output: plan.output, gateUp: plan.gateUp,
+                down: plan.down, keys: keys ?? good, values: good)
+        }
+        try run()  // the valid call works
+        #expect(throws: MLXError.self) { try run(offset: 8) }  // no room for position 8
+        #expect(throws: MLXError.self) { try run(keys: try MLXArray.zeros([1, c.kvHeadCount, 8, c.headDimension + 1])) }
+        var wrongHeads = settings
+        wrongHeads.heads = 3
+        #expect(throws: MLXError.self) { try run(wrongHeads) }
+        #expect(throws: MLXError.self) { try run(x: try MLXArray.zeros([1, 2, c.hiddenSize])) }
+        do {
+            try run(offset: 8)
+        } catch {
+            #expect("\(error)".contains("decode_layer"))
+        }
+        _ = x
+    }
+}
