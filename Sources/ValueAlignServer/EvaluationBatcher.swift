@@ -101,6 +101,9 @@ public actor EvaluationBatcher {
             do { result = .success(try await evaluator.evaluate(batch.map(\.pair))) } catch { result = .failure(error) }
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            // Counted before anyone is answered: a caller holding its result sees its batch in
+            // the statistics.
+            await self?.finished(batchSize: batch.count, seconds: seconds)
             switch result {
             case let .success(assessments) where assessments.count == batch.count:
                 for (w, a) in zip(batch, assessments) { w.continuation.resume(returning: a) }
@@ -110,7 +113,6 @@ public actor EvaluationBatcher {
             case let .failure(error):
                 for w in batch { w.continuation.resume(throwing: error) }
             }
-            await self?.finished(batchSize: batch.count, seconds: seconds)
         }
     }
 

@@ -279,42 +279,44 @@ extension GuardServer {
         source.cancel()
 
         if policy.output.isEmpty == false || blocked { draft.record.reasons.append("checked \(windows) window\(windows == 1 ? "" : "s")") }
-        var action: GuardPolicy.Action = blocked ? .block : (flagged ? .flag : .allow)
+        let failClosed = blocked || failure?.code == "evaluator_failed"
+        let action: GuardPolicy.Action = failClosed ? .block : (flagged ? .flag : .allow)
+        if blocked { draft.record.reasons.append("blocked mid-stream after \(releasedBytes) bytes were sent") }
+        draft.record.action = action.rawValue
+        if failure != nil, !failClosed { draft.record.action = "error" }
+        if let failure { draft.record.error = failure.message }
+        draft.record.responseText = blocked ? nil : String(decoding: text.utf8.prefix(releasedBytes), as: UTF8.self)
+
+        // The decision's last chunk (refusal, error event or finish reason), then the audit row,
+        // then [DONE]: a client that saw [DONE] can find its row in the audit log.
         if !clientGone {
             do {
-                if blocked || failure?.code == "evaluator_failed" {
+                if failClosed {
                     // Fail closed: what was already released stays; nothing unchecked follows.
-                    action = .block
                     let notice = (releasedBytes > 0 ? "\n\n" : "") + policy.refusal
                     try await send(stream.chunk(delta: ["content": notice]), &writer)
-                    draft.record.action = "block"
-                    if blocked { draft.record.reasons.append("blocked mid-stream after \(releasedBytes) bytes were sent") }
                     try await send(stream.chunk(delta: [:], finish: "content_filter", extra: guardInfo(draft)), &writer)
                 } else if let failure {
                     try await send(stream.error(failure), &writer)
                 } else {
-                    draft.record.action = action.rawValue
                     try await send(stream.chunk(delta: [:], finish: "stop", extra: guardInfo(draft)), &writer)
                 }
-                try await send(SSEChunks.done, &writer)
-                try await writer.finish(nil)
             } catch {
                 clientGone = true
             }
-        }
-        draft.record.action = action.rawValue
-        if let failure {
-            draft.record.action = failure.code == "evaluator_failed" ? "block" : "error"
-            draft.record.error = failure.message
         }
         if clientGone {
             draft.record.reasons.append("client disconnected")
             if draft.record.error == nil { draft.record.error = "client disconnected" }
         }
-        draft.record.responseText = blocked ? nil : String(decoding: text.utf8.prefix(releasedBytes), as: UTF8.self)
         draft.finishTiming()
         metrics.observe("valuealign_request_duration_seconds", draft.record.totalMilliseconds / 1000, [("endpoint", "/v1/chat/completions")])
         _ = await write(draft.record)
+        if !clientGone {
+            // A client leaving now has the whole answer and its finish reason; only [DONE] is lost.
+            try? await send(SSEChunks.done, &writer)
+            try? await writer.finish(nil)
+        }
     }
 
     /// The upstream's next piece within `upstreamTimeout` (nil at the end).
