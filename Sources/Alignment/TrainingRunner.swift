@@ -1,5 +1,5 @@
 public import Foundation
-import LanguageModels
+public import LanguageModels
 import MLXEngine
 public import MLXNN
 
@@ -104,6 +104,11 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         public var resume = true
         /// Recorded in the adapter's `base_model_name_or_path`.
         public var baseModelName: String?
+        /// Arithmetic of the frozen base weights' matmuls during the run (sampling, reference and
+        /// policy passes); restored afterwards. `.bfloat16` is TRL's `bf16=True` on AMX CPUs
+        /// (`MatmulPrecision`); where AMX does not work it falls back to float32 by itself.
+        /// Ours: float32 (the Trainer's default, `bf16=False`).
+        public var matmulPrecision: MatmulPrecision = .float32
 
         public init() {}
     }
@@ -205,6 +210,8 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         guard !trainable.trainableParameters().isEmpty else {
             throw TrainingError.invalidConfiguration(field: "lora", message: "the model has no trainable parameters")
         }
+        let previousPrecision = model.setMatmulPrecision(p.matmulPrecision)
+        defer { model.setMatmulPrecision(previousPrecision) }
         // A fresh adapter is lazy random arrays; evaluate them on this thread (MLX streams are per thread).
         try eval(trainable.trainableParameters())
         let totalUpdates = p.steps * objective.updatesPerBatch

@@ -1,4 +1,5 @@
 import Foundation
+public import LanguageModels
 public import MLXNN
 public import ValueSpace
 
@@ -129,6 +130,9 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     /// Optimiser steps of training in all (exact and reproducible); nil: until the budget ends.
     public var steps: Int?
     public var seed: UInt64 = 42
+    /// Arithmetic of the frozen base weights' many-row matmuls while training (`MatmulPrecision`);
+    /// nil is float32. `.bfloat16` uses AMX tiles where they work (TRL's `bf16=True`).
+    public var matmulPrecision: MatmulPrecision?
 
     /// Answers sampled per prompt (GRPO's group size; the candidates of DPO and best-of-N).
     public var samplesPerPrompt = 4

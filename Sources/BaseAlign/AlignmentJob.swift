@@ -488,6 +488,7 @@ public final class AlignmentJob: @unchecked Sendable {
         p.keepCheckpoints = 1
         p.initialAdapter = initialAdapter
         p.baseModelName = policy.name
+        p.matmulPrecision = configuration.matmulPrecision ?? .float32
         return p
     }
 

@@ -105,6 +105,28 @@ int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inpu
   });
 }
 
+int mlxb_amx_available(void) {
+  try {
+    return valuealign::kernels::amx_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int mlxb_set_amx_enabled(bool on) {
+  return guard("set_amx_enabled", [&] { valuealign::kernels::set_amx_enabled(on); });
+}
+
+int mlxb_pack_bf16(mlxb_array w, bool transpose, mlxb_array* out) {
+  return produce("pack_bf16", out, [&] { return valuealign::kernels::pack_bf16(w->value, transpose); });
+}
+
+int mlxb_bf16_matmul(mlxb_array x, mlxb_array forward, mlxb_array backward, int n, int k, mlxb_array* out) {
+  return produce("bf16_matmul", out, [&] {
+    return valuealign::kernels::bf16_matmul(x->value, forward->value, backward->value, n, k);
+  });
+}
+
 int mlxb_kernel_isa(void) {
   try {
     return valuealign::kernels::isa();

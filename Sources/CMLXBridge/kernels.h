@@ -59,6 +59,19 @@ struct DecodeLayerSpec {
 // Returns {y [B, 1, H], keys', values'}; see decode_layer.cpp for the inputs.
 std::vector<mlx::core::array> decode_layer(const DecodeLayerSpec& spec, const std::vector<mlx::core::array>& inputs);
 
+// bfloat16 matmuls on AMX tiles for frozen weights (amx_matmul.cpp).
+// Whether AMX-BF16 works here (CPUID, OS state, kernel permission, and a probe in a forked child:
+// some VMs advertise AMX and fault on it). VALUEALIGN_AMX=0 or set_amx_enabled(false) turn it off.
+bool amx_available();
+void set_amx_enabled(bool on);
+// A float32 matrix w [R, C] packed as the bf16 B operand of bf16_matmul: B = w^T (transpose, the
+// forward of a linear layer with weight w) or B = w (its input gradient). Evaluates w.
+mlx::core::array pack_bf16(const mlx::core::array& w, bool transpose);
+// x [..., k] -> [..., n] = bf16(x) · B with float32 accumulation; forward packs B [k, n], backward
+// packs B^T [n, k] (used by the VJP, which is with respect to x only). Throws without AMX.
+mlx::core::array bf16_matmul(const mlx::core::array& x, const mlx::core::array& forward,
+                             const mlx::core::array& backward, int n, int k);
+
 // Instruction set in use: 0 portable C++, 1 AVX2(+FMA), 2 AVX-512F. Chosen at first use from CPUID.
 int isa();
 // Force an ISA for tests; -1 = automatic; throws std::invalid_argument if the CPU lacks it.

@@ -190,6 +190,51 @@ public enum Fast {
         return (parts[0], parts[1], parts[2])
     }
 
+    // MARK: bfloat16 matmuls on AMX tiles
+
+    /// Whether bfloat16 matmuls on Intel AMX tiles work in this process: the CPU has AMX-BF16,
+    /// the kernel grants the tile state, and a probe in a child process did not fault (some VMs
+    /// advertise AMX without passing it through). Probed once. `VALUEALIGN_AMX=0` turns it off.
+    public static var amxAvailable: Bool { mlxb_amx_available() != 0 }
+
+    /// Turns the AMX path off (false) or back to automatic (true); for tests and comparisons.
+    public static func setAMXEnabled(_ on: Bool) throws(MLXError) {
+        try check(mlxb_set_amx_enabled(on), "set_amx_enabled")
+    }
+
+    /// A frozen float32 weight [out, in] packed for `bf16Linear`: both products a linear layer
+    /// needs (x W^T forward, dy W for the input gradient), as bfloat16 AMX tiles. Evaluates the
+    /// weight; 4 bytes per weight in all.
+    public struct BF16Weight: @unchecked Sendable {
+        public let forward: MLXArray
+        public let backward: MLXArray
+        public let outputs: Int
+        public let inputs: Int
+
+        public init(_ weight: MLXArray) throws(MLXError) {
+            guard weight.ndim == 2 else { throw .invalidArgument("bf16 weight: expects [out, in], got \(weight.shape)") }
+            forward = try produce("pack_bf16") { mlxb_pack_bf16(weight.handle, true, $0) }
+            backward = try produce("pack_bf16") { mlxb_pack_bf16(weight.handle, false, $0) }
+            outputs = weight.dim(0)
+            inputs = weight.dim(1)
+        }
+
+        /// Packs made earlier (`bf16Linear` checks that they fit `outputs` x `inputs`).
+        public init(forward: MLXArray, backward: MLXArray, outputs: Int, inputs: Int) {
+            self.forward = forward
+            self.backward = backward
+            self.outputs = outputs
+            self.inputs = inputs
+        }
+    }
+
+    /// x [..., in] -> x W^T [..., out] with x rounded to bfloat16 and float32 accumulation, on AMX
+    /// tiles (the precision of PyTorch's bf16 autocast). Differentiable with respect to x only:
+    /// the weight is frozen. Throws when `amxAvailable` is false.
+    public static func bf16Linear(_ x: MLXArray, _ w: BF16Weight) throws(MLXError) -> MLXArray {
+        try produce("bf16_matmul") { mlxb_bf16_matmul(x.handle, w.forward.handle, w.backward.handle, Int32(w.outputs), Int32(w.inputs), $0) }
+    }
+
     /// The instruction sets ValueAlign's kernels can use.
     public enum KernelISA: Int, Sendable, CaseIterable { case portable = 0, avx2 = 1, avx512 = 2 }
 

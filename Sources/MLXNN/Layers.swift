@@ -31,6 +31,8 @@ open class Linear: Module, LinearLayer, @unchecked Sendable {
 
     public var inputDimensions: Int { weight.dim(1) }
     public var outputDimensions: Int { weight.dim(0) }
+    /// Whether the weight is frozen (gets no gradient: a LoRA adapter's base layer).
+    public var isWeightFrozen: Bool { _weight.box.frozen }
 
     open func callAsFunction(_ x: MLXArray) throws -> MLXArray {
         if let bias { return try addmm(bias, x, weight.T) }
@@ -97,6 +99,9 @@ open class Embedding: Module, @unchecked Sendable {
         self.weight = weight
         super.init()
     }
+
+    /// Whether the table is frozen (gets no gradient).
+    public var isWeightFrozen: Bool { _weight.box.frozen }
 
     public var count: Int { weight.dim(0) }
     public var dimensions: Int { weight.dim(1) }

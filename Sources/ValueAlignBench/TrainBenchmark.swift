@@ -26,6 +26,9 @@ public struct TrainBenchmark {
         public var anchors = true
         public var threads = 2
         public var precision: WeightPrecision = .hybrid
+        /// Also measure with bfloat16 matmuls on AMX (`MatmulPrecision.bfloat16`) where AMX works,
+        /// beside the anchor under bf16 autocast.
+        public var bf16 = true
         /// The repository root (for bench/anchors and .deps).
         public var root = FileManager.default.currentDirectoryPath
         public init(modelPath: String) { self.modelPath = modelPath }
@@ -57,27 +60,10 @@ public struct TrainBenchmark {
         let lora = LoRAConfiguration(rank: p.loraRank, alpha: Float(2 * p.loraRank), dropout: 0, targetModules: ["q_proj", "v_proj"])
         let tokens = p.batch * p.sequence
 
-        // DPO: the whole step through the runner (reference pass, policy pass, backward, AdamW).
-        progress("DPO step: \(p.batch / 2) pairs of \(p.sequence)-token sequences, \(p.warmup) + \(p.iterations) steps")
         let pairs = (0..<(p.batch / 2)).map { i in
             TokenizedPreference(prompt: Self.ids(half, vocabulary: vocab, salt: 10 * i), chosen: Self.ids(p.sequence - half, vocabulary: vocab, salt: 10 * i + 1),
                                 rejected: Self.ids(p.sequence - half, vocabulary: vocab, salt: 10 * i + 2))
         }
-        var dpo = TrainingRunner<PreferenceObjective>.Parameters()
-        dpo.steps = p.warmup + p.iterations
-        dpo.batchSize = pairs.count
-        dpo.learningRate = 1e-4
-        dpo.lora = lora
-        dpo.shuffle = false
-        var stepRates: [Double] = []
-        try TrainingRunner(objective: PreferenceObjective(model: loaded, tokenizedExamples: pairs), parameters: dpo).run { step in
-            if step.step > p.warmup { stepRates.append(step.tokensPerSecond) }
-            return true
-        }
-        let dpoRate = Self.median(stepRates)
-
-        // GRPO: the update alone on a prepared group (reference log-probs computed beforehand).
-        progress("GRPO update: 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
         var options = GRPOObjective.Options()
         options.groupSize = p.batch
         let grpo = GRPOObjective(model: loaded, prompts: [[.user("benchmark")]], reward: { _, r in r.map { _ in 0 } }, options: options)
@@ -85,38 +71,80 @@ public struct TrainBenchmark {
         let batchTokens = try TokenBatch(prompts: Array(repeating: prompt, count: p.batch),
                                          responses: (0..<p.batch).map { Self.ids(p.sequence - half, vocabulary: vocab, salt: 200 + $0) },
                                          padTokenId: loaded.tokenizer.padTokenId)
-        var referenceMs = 0.0
-        var reference: MLXArray?
-        referenceMs = try medianMilliseconds(warmup: 1, iterations: p.iterations) {
-            let r = try grpo.referenceLogProbs(batchTokens)
-            try eval(r)
-            reference = r
-        }
         let advantages = try MLXRandom.normal([p.batch], key: MLXRandom.key(5)).asArray(Float.self)
-        let batch = try GRPOObjective.Batch(tokens: batchTokens, advantages: advantages, reference: reference, old: nil)
-        let step = GradientStep(trainable: loaded.model, optimizer: AdamW(learningRate: 1e-4, weightDecay: 0), maxGradientNorm: 1)
-        let grpoMs = try medianMilliseconds(warmup: p.warmup, iterations: p.iterations) {
-            _ = try step([{ try grpo.loss(batch) }], step: 1)
+
+        struct Measured { var dpo: Double, grpo: Double, reference: Double }
+        func measure(_ precision: MatmulPrecision) throws -> Measured {
+            // DPO: the whole step through the runner (reference pass, policy pass, backward, AdamW).
+            progress("DPO step (\(precision.rawValue)): \(p.batch / 2) pairs of \(p.sequence)-token sequences, \(p.warmup) + \(p.iterations) steps")
+            var dpo = TrainingRunner<PreferenceObjective>.Parameters()
+            dpo.steps = p.warmup + p.iterations
+            dpo.batchSize = pairs.count
+            dpo.learningRate = 1e-4
+            dpo.lora = lora
+            dpo.shuffle = false
+            dpo.matmulPrecision = precision
+            var stepRates: [Double] = []
+            try TrainingRunner(objective: PreferenceObjective(model: loaded, tokenizedExamples: pairs), parameters: dpo).run { step in
+                if step.step > p.warmup { stepRates.append(step.tokensPerSecond) }
+                return true
+            }
+            // GRPO: the update alone on a prepared group (reference log-probs computed beforehand).
+            progress("GRPO update (\(precision.rawValue)): 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
+            let previous = loaded.model.setMatmulPrecision(precision)
+            defer { loaded.model.setMatmulPrecision(previous) }
+            var reference: MLXArray?
+            let referenceMs = try medianMilliseconds(warmup: 1, iterations: p.iterations) {
+                let r = try grpo.referenceLogProbs(batchTokens)
+                try eval(r)
+                reference = r
+            }
+            let batch = try GRPOObjective.Batch(tokens: batchTokens, advantages: advantages, reference: reference, old: nil)
+            let step = GradientStep(trainable: loaded.model, optimizer: AdamW(learningRate: 1e-4, weightDecay: 0), maxGradientNorm: 1)
+            let grpoMs = try medianMilliseconds(warmup: p.warmup, iterations: p.iterations) {
+                _ = try step([{ try grpo.loss(batch) }], step: 1)
+            }
+            return Measured(dpo: Self.median(stepRates), grpo: Double(tokens) / grpoMs * 1000, reference: Double(tokens) / referenceMs * 1000)
         }
+        let float32 = try measure(.float32)
+        let bf16 = Fast.amxAvailable && p.bf16 ? try measure(.bfloat16) : nil
         let loadAfterOurs = Self.loadAverage()
 
-        var anchor: AnchorResult?
+        var anchor: AnchorResult?, anchorBF16: AnchorResult?
         if p.anchors {
-            progress("anchor: PyTorch + transformers + PEFT (bench/anchors/train_step.py; minutes on a loaded machine)")
-            anchor = runAnchor(note: &report.notes)
+            progress("anchor: PyTorch + transformers + PEFT, float32 (bench/anchors/train_step.py; minutes on a loaded machine)")
+            anchor = runAnchor(bf16: false, note: &report.notes)
+            if bf16 != nil {
+                progress("anchor: the same under torch.autocast(bfloat16) (--bf16)")
+                anchorBF16 = runAnchor(bf16: true, note: &report.notes)
+            }
         }
-        let anchorName = anchor.map { "PyTorch \($0.version) + transformers \($0.transformers) + PEFT \($0.peft), LoRA step" }
-        report.figures.append(BenchmarkFigure(name: "dpo_step_tok_s", value: dpoRate, unit: "tok/s", anchorName: anchorName,
-                                              anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
-        report.figures.append(BenchmarkFigure(name: "grpo_update_tok_s", value: Double(tokens) / grpoMs * 1000, unit: "tok/s", anchorName: anchorName,
-                                              anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
-        report.figures.append(BenchmarkFigure(name: "reference_forward_tok_s", value: Double(tokens) / referenceMs * 1000, unit: "tok/s",
-                                              anchorName: anchor.map { "PyTorch \($0.version) forward, no grad" }, anchorValue: anchor?.forwardRate, higherIsBetter: true))
+        func add(_ m: Measured, suffix: String, anchor: AnchorResult?, label: String) {
+            let anchorName = anchor.map { "PyTorch \($0.version) + transformers \($0.transformers) + PEFT \($0.peft), LoRA step\(label)" }
+            report.figures.append(BenchmarkFigure(name: "dpo_step\(suffix)_tok_s", value: m.dpo, unit: "tok/s", anchorName: anchorName,
+                                                  anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
+            report.figures.append(BenchmarkFigure(name: "grpo_update\(suffix)_tok_s", value: m.grpo, unit: "tok/s", anchorName: anchorName,
+                                                  anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
+            report.figures.append(BenchmarkFigure(name: "reference_forward\(suffix)_tok_s", value: m.reference, unit: "tok/s",
+                                                  anchorName: anchor.map { "PyTorch \($0.version) forward, no grad\(label)" }, anchorValue: anchor?.forwardRate, higherIsBetter: true))
+        }
+        add(float32, suffix: "", anchor: anchor, label: "")
+        if let bf16 {
+            add(bf16, suffix: "_bf16", anchor: anchorBF16, label: " (bf16 autocast)")
+            if let anchor {
+                report.notes.append(String(format: "bf16 (AMX) against the float32 anchor: DPO step %.2fx, GRPO update %.2fx, reference forward %.2fx",
+                                           bf16.dpo / anchor.stepRate, bf16.grpo / anchor.stepRate, bf16.reference / anchor.forwardRate))
+            }
+        } else if p.bf16 {
+            report.notes.append("no bf16 figures: AMX-BF16 does not work on this CPU (Fast.amxAvailable is false)")
+        }
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); LoRA r=\(p.loraRank) alpha=\(2 * p.loraRank) on q_proj, v_proj; batch \(p.batch) x \(p.sequence) tokens; medians of \(p.iterations) steps after \(p.warmup) warm-up")
         report.notes.append("the DPO step includes its reference forward (adapter off); the anchor's step is a plain LM step without one")
         report.notes.append("load average (1, 5, 15 min): before \(loadBefore); after ours \(loadAfterOurs); after the anchor \(Self.loadAverage())")
         report.notes.append("MLX \(Engine.mlxVersion); BLAS \(Engine.blasProvider) (kernels \(BLASCore.current ?? "?")); kernel ISA \(Fast.kernelISA); anchor threads \(p.threads)")
-        if let anchor { report.notes.append(String(format: "anchor step %.0f ms (min %.0f), forward %.0f ms; anchor's load average %@", anchor.stepMs, anchor.stepMinMs, anchor.forwardMs, anchor.loadAverage)) }
+        for a in [anchor, anchorBF16].compactMap({ $0 }) {
+            report.notes.append(String(format: "anchor (%@) step %.0f ms (min %.0f), forward %.0f ms; anchor's load average %@", a.precision, a.stepMs, a.stepMinMs, a.forwardMs, a.loadAverage))
+        }
         return report
     }
 
@@ -136,10 +164,11 @@ public struct TrainBenchmark {
         var stepMinMs: Double
         var forwardMs: Double
         var loadAverage: String
+        var precision: String
     }
 
     /// Runs bench/anchors/train_step.py with the anchor packages, or says why not.
-    func runAnchor(note notes: inout [String]) -> AnchorResult? {
+    func runAnchor(bf16: Bool, note notes: inout [String]) -> AnchorResult? {
         let p = parameters
         let root = p.root
         let script = "\(root)/bench/anchors/train_step.py"
@@ -151,7 +180,7 @@ public struct TrainBenchmark {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script, "--model", p.modelPath, "--batch", "\(p.batch)", "--seq", "\(p.sequence)", "--rank", "\(p.loraRank)",
-                             "--alpha", "\(2 * p.loraRank)", "--threads", "\(p.threads)", "--iters", "\(p.iterations)", "--warmup", "\(p.warmup)"]
+                             "--alpha", "\(2 * p.loraRank)", "--threads", "\(p.threads)", "--iters", "\(p.iterations)", "--warmup", "\(p.warmup)"] + (bf16 ? ["--bf16"] : [])
         var environment = ProcessInfo.processInfo.environment
         environment["PYTHONPATH"] = folders.joined(separator: ":")
         environment["OMP_NUM_THREADS"] = "\(p.threads)"
@@ -189,6 +218,6 @@ public struct TrainBenchmark {
         let load = (o["loadavg"] as? [NSNumber])?.map { String(format: "%.2f", $0.doubleValue) }.joined(separator: " ") ?? "?"
         return AnchorResult(version: o["version"] as? String ?? "?", transformers: o["transformers"] as? String ?? "?", peft: o["peft"] as? String ?? "?",
                             stepRate: rate, forwardRate: forward, stepMs: number("step_ms"), stepMinMs: number("step_min_ms"),
-                            forwardMs: number("forward_ms"), loadAverage: load)
+                            forwardMs: number("forward_ms"), loadAverage: load, precision: o["precision"] as? String ?? (bf16 ? "bf16-autocast" : "float32"))
     }
 }

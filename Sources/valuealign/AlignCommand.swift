@@ -46,6 +46,8 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Optimiser steps in all (exact; with no --budget the run is reproducible step for step).") var steps: Int?
     @Option(help: "Run folder.") var out = "runs/align"
     @Option(help: "Seed of prompt order, sampling, adapter initialisation and bootstrap.") var seed: UInt64 = 42
+    @Option(help: "Training matmuls with the frozen base weights: float32, or bfloat16 on Intel AMX where it works (as TRL's bf16=True).")
+    var matmulPrecision: String = "float32"
     @Option(help: "Answers sampled per prompt.") var samples = 4
     @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default 2 for dpo/ipo/bon-sft, 0 for grpo.") var guidedSamples: Int?
     @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = 32
@@ -83,6 +85,10 @@ struct AlignCommand: AsyncParsableCommand {
         c.budgetSeconds = try budget.map { try DurationText.seconds($0) }
         c.steps = steps
         c.seed = seed
+        guard let precision = MatmulPrecision(rawValue: matmulPrecision) else {
+            throw ValidationError("--matmul-precision must be float32 or bfloat16, got '\(matmulPrecision)'")
+        }
+        c.matmulPrecision = precision == .float32 ? nil : precision
         c.samplesPerPrompt = samples
         c.guidedSamples = guidedSamples ?? (method == "grpo" ? 0 : 2)
         c.promptsPerRound = promptsPerRound

@@ -212,6 +212,9 @@ struct TrainBench: AsyncParsableCommand {
     @Flag(help: "Skip the PyTorch anchor.")
     var noAnchors = false
 
+    @Flag(help: "Skip the bfloat16 (AMX) figures and their bf16-autocast anchor.")
+    var noBf16 = false
+
     @Option(help: "Threads for the anchor (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -233,6 +236,7 @@ struct TrainBench: AsyncParsableCommand {
         parameters.sequence = sequence
         parameters.precision = WeightPrecision(rawValue: precision)!
         parameters.anchors = !noAnchors
+        parameters.bf16 = !noBf16
         parameters.threads = threads
         let quiet = json
         let report = try TrainBenchmark(parameters).run { line in

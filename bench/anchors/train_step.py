@@ -15,6 +15,8 @@ generator; labels = the ids (a plain causal LM loss over all positions, as HF co
 Step: optimizer.zero_grad(set_to_none=True); loss = model(input_ids, labels=input_ids).loss;
 loss.backward(); optimizer.step() with torch.optim.AdamW(lr 1e-4) over the LoRA parameters.
 Also timed: the forward alone under torch.no_grad() (what a DPO reference pass costs).
+Precision: float32; with --bf16, forward and backward run under torch.autocast("cpu",
+dtype=torch.bfloat16) (bf16 matmuls through oneDNN, float32 master weights and AdamW).
 Threads: torch.set_num_threads(--threads) (default 2).
 Timing: --warmup (2) untimed steps, then the median (and min) over --iters (5) steps of
 time.perf_counter() around each step. tokens_per_second = B * L / median step time.
@@ -56,6 +58,9 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true",
+                    help="run forward and backward under torch.autocast('cpu', dtype=torch.bfloat16) "
+                         "(mixed precision: bf16 matmuls, float32 weights and optimizer)")
     args = ap.parse_args()
 
     import torch
@@ -81,15 +86,19 @@ def main():
     ids = torch.randint(1000, vocab, (args.batch, args.seq), generator=g)
     losses = []
 
+    import contextlib
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
+
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
+        with autocast():
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(input_ids=ids)
 
     step_s, step_min = timed(step, args.warmup, args.iters)
@@ -98,7 +107,7 @@ def main():
     out = {
         "framework": "torch", "version": torch.__version__, "transformers": transformers.__version__,
         "peft": peft.__version__, "threads": torch.get_num_threads(), "batch": args.batch, "seq": args.seq,
-        "lora_rank": args.rank, "trainable_parameters": sum(p.numel() for p in trainable),
+        "lora_rank": args.rank, "precision": "bf16-autocast" if args.bf16 else "float32", "trainable_parameters": sum(p.numel() for p in trainable),
         "step_ms": step_s * 1e3, "step_min_ms": step_min * 1e3, "tokens_per_second": tokens / step_s,
         "forward_ms": fwd_s * 1e3, "forward_tokens_per_second": tokens / fwd_s,
         "first_loss": losses[0], "last_loss": losses[-1], "iters": args.iters, "warmup": args.warmup,

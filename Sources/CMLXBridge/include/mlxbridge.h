@@ -216,6 +216,17 @@ typedef struct {
 /// then the optional qkv bias and mask. out receives [y, keys', values'].
 int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inputs, size_t n_inputs, mlxb_vector* out);
 
+/// 1 when bfloat16 matmuls on Intel AMX tiles work in this process (probed once), else 0.
+int mlxb_amx_available(void);
+/// Turns the AMX path off (false) or back to automatic (true), for tests and comparisons.
+int mlxb_set_amx_enabled(bool on);
+/// Packs a float32 matrix w [R, C] as the bf16 operand B of mlxb_bf16_matmul: B = w^T when
+/// transpose (a linear layer's forward), else B = w (its input gradient). Evaluates w.
+int mlxb_pack_bf16(mlxb_array w, bool transpose, mlxb_array* out);
+/// x [..., k] -> [..., n] = bf16(x) · B, float32 accumulation (AMX); forward = pack of B [k, n],
+/// backward = pack of B^T [n, k]. Differentiable with respect to x only.
+int mlxb_bf16_matmul(mlxb_array x, mlxb_array forward, mlxb_array backward, int n, int k, mlxb_array* out);
+
 /// Which instruction set the kernels use: 0 portable, 1 AVX2, 2 AVX-512.
 int mlxb_kernel_isa(void);
 /// Forces an instruction set (for tests); a value above what the CPU supports is an error.

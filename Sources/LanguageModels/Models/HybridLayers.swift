@@ -1,5 +1,59 @@
+import Foundation
 public import MLXEngine
 public import MLXNN
+
+/// The arithmetic of many-row matmuls with a checkpoint's frozen weights.
+public enum MatmulPrecision: String, Sendable, Codable, CaseIterable {
+    /// float32 operands through BLAS (the default: exact dequantized weights).
+    case float32
+    /// bfloat16 operands with float32 accumulation on Intel AMX tiles (`Fast.bf16Linear`), the
+    /// precision of PyTorch's bf16 autocast; only where AMX works (`Fast.amxAvailable`), only on
+    /// the CPU, and only for frozen weights (a LoRA adapter's base layers, the tied output head
+    /// when frozen): anything else stays float32. Few-row matmuls (decode) keep the packed kernel.
+    case bfloat16
+}
+
+/// A frozen weight's bf16 packs, made on first use and dropped when the weight changes or the
+/// precision goes back to float32.
+final class BF16Cache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entry: (source: MLXArray, packed: Fast.BF16Weight)?
+    var precision: MatmulPrecision = .float32 {
+        didSet { if precision == .float32 { lock.withLock { entry = nil } } }
+    }
+
+    /// The packs of `weight` when the bf16 path applies to it, else nil.
+    func packed(_ weight: MLXArray, frozen: Bool) throws -> Fast.BF16Weight? {
+        guard precision == .bfloat16, frozen, Device.default.kind == .cpu, Fast.amxAvailable else { return nil }
+        return try lock.withLock {
+            if let entry, entry.source === weight { return entry.packed }
+            let packed = try Fast.BF16Weight(weight)
+            entry = (weight, packed)
+            return packed
+        }
+    }
+}
+
+/// A layer whose many-row matmuls can run in bfloat16 (`MatmulPrecision`).
+protocol MatmulPrecisionSettable: AnyObject {
+    var matmulPrecision: MatmulPrecision { get set }
+}
+
+extension Module {
+    /// Sets the precision of the many-row matmuls of every checkpoint layer in this tree
+    /// (`HybridLinear`, `HybridEmbedding`) and returns the one the first layer had. The trainers
+    /// set `.bfloat16` for a run when AMX works and restore the previous setting after it.
+    @discardableResult
+    public func setMatmulPrecision(_ precision: MatmulPrecision) -> MatmulPrecision {
+        var previous: MatmulPrecision?
+        for (_, module) in namedModules() {
+            guard let layer = module as? MatmulPrecisionSettable else { continue }
+            if previous == nil { previous = layer.matmulPrecision }
+            layer.matmulPrecision = precision
+        }
+        return previous ?? .float32
+    }
+}
 
 /// A checkpoint's packed quantized matrix kept beside its float32 copy.
 public struct PackedWeight: @unchecked Sendable {
@@ -28,8 +82,13 @@ public enum HybridThreshold {
 /// batches and training) and the packed quantized weight it came from (decode steps: a fraction
 /// of the memory traffic). Both describe the same matrix: the float weight is the exact
 /// dequantization of the packed one.
-public final class HybridLinear: Linear, @unchecked Sendable {
+public final class HybridLinear: Linear, MatmulPrecisionSettable, @unchecked Sendable {
     public let packed: PackedWeight
+    private let bf16 = BF16Cache()
+    public var matmulPrecision: MatmulPrecision {
+        get { bf16.precision }
+        set { bf16.precision = newValue }
+    }
 
     public init(weight: MLXArray, bias: MLXArray?, packed: PackedWeight) {
         self.packed = packed
@@ -37,7 +96,12 @@ public final class HybridLinear: Linear, @unchecked Sendable {
     }
 
     public override func callAsFunction(_ x: MLXArray) throws -> MLXArray {
-        guard x.size / max(inputDimensions, 1) <= HybridThreshold.rows else { return try super.callAsFunction(x) }
+        guard x.size / max(inputDimensions, 1) <= HybridThreshold.rows else {
+            guard let w = try bf16.packed(weight, frozen: isWeightFrozen) else { return try super.callAsFunction(x) }
+            let y = try Fast.bf16Linear(x, w)
+            if let bias { return try y + bias }
+            return y
+        }
         let y = try packed.apply(x)
         if let bias { return try y + bias }
         return y
@@ -45,8 +109,13 @@ public final class HybridLinear: Linear, @unchecked Sendable {
 }
 
 /// An embedding table whose use as the tied output head reads the packed weights for few rows.
-public final class HybridEmbedding: Embedding, @unchecked Sendable {
+public final class HybridEmbedding: Embedding, MatmulPrecisionSettable, @unchecked Sendable {
     public let packed: PackedWeight
+    private let bf16 = BF16Cache()
+    public var matmulPrecision: MatmulPrecision {
+        get { bf16.precision }
+        set { bf16.precision = newValue }
+    }
 
     public init(weight: MLXArray, packed: PackedWeight) {
         self.packed = packed
@@ -54,7 +123,10 @@ public final class HybridEmbedding: Embedding, @unchecked Sendable {
     }
 
     public override func asLinear(_ x: MLXArray) throws -> MLXArray {
-        guard x.size / max(dimensions, 1) <= HybridThreshold.rows else { return try super.asLinear(x) }
+        guard x.size / max(dimensions, 1) <= HybridThreshold.rows else {
+            guard let w = try bf16.packed(weight, frozen: isWeightFrozen) else { return try super.asLinear(x) }
+            return try Fast.bf16Linear(x, w)
+        }
         return try packed.apply(x)
     }
 }
