@@ -3,8 +3,8 @@
 // y[M, N] = x[M, K] · B[K, N] where B comes pre-packed from a float32 weight matrix W (B = W^T
 // for a linear layer's forward, y = x W^T; B = W for its input gradient, dx = dy W). x is rounded
 // to bfloat16 per call, products accumulate in float32 (TDPBF16PS): the precision of PyTorch's
-// bf16 autocast. On this project's 2-core Xeon (Emerald Rapids) OpenBLAS's float32 SGEMM reaches
-// ~200 GFLOP/s; the AMX tiles do one 16x16x32 product per instruction.
+// bf16 autocast. The AMX tiles do one 16x16x32 product per instruction; Benchmarks/kernels
+// (check.cpp) times this against MLX's float32 matmul through OpenBLAS.
 //
 // Packed layout of B (uint16 bf16 bits): [N_pad / 16][K_pad / 32][16 rows][32 lanes]: tile
 // (nb, kb) holds B[kb*32 + 2r + (c & 1), nb*16 + c / 2] at row r, lane c (the VNNI pairing AMX
@@ -22,11 +22,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -324,8 +324,11 @@ mx::array pack_bf16(const mx::array& w, bool transpose) {
   const int64_t R = wf.shape(0), C = wf.shape(1);
   const int64_t K = transpose ? C : R, N = transpose ? R : C;
   const int64_t Kp = round_up(K, kTileK), Np = round_up(N, 32), KB = Kp / kTileK;
-  std::vector<uint16_t> packed(size_t(Np * Kp));
-  uint16_t* p = packed.data();
+  // Written in place and handed to MLX without a copy.
+  std::unique_ptr<uint16_t, decltype(&std::free)> buffer(
+      static_cast<uint16_t*>(std::malloc(size_t(Np * Kp) * sizeof(uint16_t))), &std::free);
+  if (!buffer) throw std::bad_alloc();
+  uint16_t* p = buffer.get();
   const float* src = wf.data<float>();
   parallel_range(Np / kTileRows, 4, 1, [&](int64_t nb0, int64_t nb1) {
     for (int64_t nb = nb0; nb < nb1; ++nb) {
@@ -352,7 +355,7 @@ mx::array pack_bf16(const mx::array& w, bool transpose) {
       }
     }
   });
-  return mx::array(packed.begin(), mx::Shape{int(Np / kTileRows), int(KB), int(kTileElems)}, mx::uint16);
+  return mx::array(buffer.release(), mx::Shape{int(Np / kTileRows), int(KB), int(kTileElems)}, mx::uint16, [](void* q) { std::free(q); });
 }
 
 mx::array bf16_matmul(const mx::array& x, const mx::array& forward, const mx::array& backward, int n, int k) {

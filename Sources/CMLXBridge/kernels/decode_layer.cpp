@@ -181,7 +181,7 @@ class DecodeLayer : public mx::Primitive {
   }
 
   const char* name() const override { return "ValueAlignDecodeLayer"; }
-  bool is_equivalent(const mx::Primitive& other) const override { return false; }
+  bool is_equivalent(const mx::Primitive& /*other*/) const override { return false; }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
     return {in[kX].shape(), in[kKeys].shape(), in[kValues].shape()};
   }

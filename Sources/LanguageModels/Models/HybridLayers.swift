@@ -35,8 +35,8 @@ final class BF16Cache: @unchecked Sendable {
 }
 
 /// A layer whose many-row matmuls can run in bfloat16 (`MatmulPrecision`).
-protocol MatmulPrecisionSettable: AnyObject {
-    var matmulPrecision: MatmulPrecision { get set }
+protocol BF16Capable: AnyObject {
+    var bf16: BF16Cache { get }
 }
 
 extension Module {
@@ -47,9 +47,9 @@ extension Module {
     public func setMatmulPrecision(_ precision: MatmulPrecision) -> MatmulPrecision {
         var previous: MatmulPrecision?
         for (_, module) in namedModules() {
-            guard let layer = module as? MatmulPrecisionSettable else { continue }
-            if previous == nil { previous = layer.matmulPrecision }
-            layer.matmulPrecision = precision
+            guard let layer = module as? BF16Capable else { continue }
+            if previous == nil { previous = layer.bf16.precision }
+            layer.bf16.precision = precision
         }
         return previous ?? .float32
     }
@@ -82,13 +82,9 @@ public enum HybridThreshold {
 /// batches and training) and the packed quantized weight it came from (decode steps: a fraction
 /// of the memory traffic). Both describe the same matrix: the float weight is the exact
 /// dequantization of the packed one.
-public final class HybridLinear: Linear, MatmulPrecisionSettable, @unchecked Sendable {
+public final class HybridLinear: Linear, BF16Capable, @unchecked Sendable {
     public let packed: PackedWeight
-    private let bf16 = BF16Cache()
-    public var matmulPrecision: MatmulPrecision {
-        get { bf16.precision }
-        set { bf16.precision = newValue }
-    }
+    let bf16 = BF16Cache()
 
     public init(weight: MLXArray, bias: MLXArray?, packed: PackedWeight) {
         self.packed = packed
@@ -96,26 +92,23 @@ public final class HybridLinear: Linear, MatmulPrecisionSettable, @unchecked Sen
     }
 
     public override func callAsFunction(_ x: MLXArray) throws -> MLXArray {
-        guard x.size / max(inputDimensions, 1) <= HybridThreshold.rows else {
-            guard let w = try bf16.packed(weight, frozen: isWeightFrozen) else { return try super.callAsFunction(x) }
-            let y = try Fast.bf16Linear(x, w)
-            if let bias { return try y + bias }
-            return y
+        let y: MLXArray
+        if x.size / max(inputDimensions, 1) <= HybridThreshold.rows {
+            y = try packed.apply(x)
+        } else if let w = try bf16.packed(weight, frozen: isWeightFrozen) {
+            y = try Fast.bf16Linear(x, w)
+        } else {
+            return try super.callAsFunction(x)
         }
-        let y = try packed.apply(x)
         if let bias { return try y + bias }
         return y
     }
 }
 
 /// An embedding table whose use as the tied output head reads the packed weights for few rows.
-public final class HybridEmbedding: Embedding, MatmulPrecisionSettable, @unchecked Sendable {
+public final class HybridEmbedding: Embedding, BF16Capable, @unchecked Sendable {
     public let packed: PackedWeight
-    private let bf16 = BF16Cache()
-    public var matmulPrecision: MatmulPrecision {
-        get { bf16.precision }
-        set { bf16.precision = newValue }
-    }
+    let bf16 = BF16Cache()
 
     public init(weight: MLXArray, packed: PackedWeight) {
         self.packed = packed
@@ -123,11 +116,9 @@ public final class HybridEmbedding: Embedding, MatmulPrecisionSettable, @uncheck
     }
 
     public override func asLinear(_ x: MLXArray) throws -> MLXArray {
-        guard x.size / max(dimensions, 1) <= HybridThreshold.rows else {
-            guard let w = try bf16.packed(weight, frozen: isWeightFrozen) else { return try super.asLinear(x) }
-            return try Fast.bf16Linear(x, w)
-        }
-        return try packed.apply(x)
+        if x.size / max(dimensions, 1) <= HybridThreshold.rows { return try packed.apply(x) }
+        if let w = try bf16.packed(weight, frozen: isWeightFrozen) { return try Fast.bf16Linear(x, w) }
+        return try super.asLinear(x)
     }
 }
 
