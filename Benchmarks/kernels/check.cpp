@@ -315,6 +315,28 @@ static void bench(bool with_mlx) {
   }
 }
 
+// bf16 matmuls on AMX (amx_matmul.cpp) against MLX's float32 matmul (OpenBLAS) on the shapes of
+// SmolLM2's layers and output head at 1024 / 512 rows; only where AMX works.
+static void bench_amx() {
+  if (!vk::amx_available()) {
+    std::printf("AMX: not available here (amx_available() is false), no bf16 timings\n");
+    return;
+  }
+  int reps = g_quick ? 5 : 20;
+  std::printf("AMX bf16 matmul vs MLX float32 matmul (x [M, K] · W^T, W [N, K]):\n");
+  struct Shape { int m, k, n; };
+  for (Shape sh : {Shape{1024, 576, 576}, Shape{1024, 576, 1536}, Shape{1024, 1536, 576}, Shape{1024, 576, 192},
+                   Shape{512, 576, 49152}, Shape{512, 49152, 576}}) {
+    auto x = randn({sh.m, sh.k}, 11), w = randn({sh.n, sh.k}, 12);
+    auto fwd = vk::pack_bf16(w, true), bwd = vk::pack_bf16(w, false);
+    double a = time_ms([&] { return std::vector<mx::array>{vk::bf16_matmul(x, fwd, bwd, sh.n, sh.k)}; }, reps);
+    double b = time_ms([&] { return std::vector<mx::array>{mx::matmul(x, mx::transpose(w))}; }, reps);
+    double flop = 2.0 * sh.m * sh.k * sh.n;
+    std::printf("  %5d x %5d x %5d   AMX %7.1f GFLOP/s   MLX float32 %7.1f GFLOP/s   x%.2f\n", sh.m, sh.k, sh.n,
+                flop / a / 1e6, flop / b / 1e6, b / a);
+  }
+}
+
 int main(int argc, char** argv) {
   bool do_bench = true;
   for (int i = 1; i < argc; ++i) {
@@ -339,6 +361,7 @@ int main(int argc, char** argv) {
       if (do_bench) bench(level == 2 || (level == vk::isa()));
     }
     vk::set_isa(-1);
+    if (do_bench) bench_amx();
     bool threw = false;
     try {
       vk::set_isa(7);
