@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <string>
@@ -337,12 +338,59 @@ static void bench_amx() {
   }
 }
 
+// The packed-weight matmul (quantized_matmul_rows) on SmolLM2's decode shapes, weights cold (a
+// ring of matrices larger than the caches, as in a decode step), against the float32 MLX matmul of
+// the dequantised weights (also cold): GFLOP/s per row count. `--qmm` runs only this.
+static void bench_qmm() {
+  const int reps = g_quick ? 10 : 40;
+  std::printf("quantized_matmul_rows vs MLX float32 matmul, cold weights (GFLOP/s):\n");
+  struct Shape { const char* name; int k, n, bits; };
+  for (Shape sh : {Shape{"qkv", 576, 960, 4}, Shape{"o", 576, 576, 4}, Shape{"gate_up", 576, 3072, 4},
+                   Shape{"down", 1536, 576, 4}, Shape{"head", 576, 49152, 8}}) {
+    const int64_t bytes = int64_t(sh.k) * sh.n * 4;
+    const int ring = std::getenv("QMM_HOT") ? 1 : int(std::max<int64_t>(2, (int64_t(256) << 20) / bytes));
+    std::vector<std::vector<mx::array>> q;
+    std::vector<mx::array> dense;
+    for (int r = 0; r < ring; ++r) {
+      auto w = randn({sh.n, sh.k}, 100 + uint64_t(r), 0.05f);
+      auto p = mx::quantize(w, 32, sh.bits);
+      mx::eval(p);
+      q.push_back(p);
+      if (r < 4 || bytes * r < (int64_t(512) << 20)) {
+        auto d = mx::dequantize(p[0], p[1], p[2], 32, sh.bits);
+        mx::eval(d);
+        dense.push_back(d);
+      }
+    }
+    std::printf("  %-8s %5d -> %5d %d-bit:", sh.name, sh.k, sh.n, sh.bits);
+    for (int m : {1, 4, 8, 16, 32, 64}) {
+      auto x = randn({m, sh.k}, 7);
+      mx::eval(x);
+      int i = 0, j = 0;
+      double a = time_ms([&] {
+        auto& p = q[size_t(i++ % ring)];
+        return std::vector<mx::array>{vk::quantized_matmul_rows(x, p[0], p[1], p[2], 32, sh.bits)};
+      }, reps);
+      double b = time_ms([&] {
+        return std::vector<mx::array>{mx::matmul(x, mx::transpose(dense[size_t(j++ % int(dense.size()))]))};
+      }, reps);
+      const double flop = 2.0 * m * sh.k * sh.n;
+      std::printf("  M=%d %.0f (f32 %.0f)", m, flop / a / 1e6, flop / b / 1e6);
+    }
+    std::printf("\n");
+  }
+}
+
 int main(int argc, char** argv) {
   bool do_bench = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--no-bench") do_bench = false;
     if (a == "--quick") g_quick = true;
+    if (a == "--qmm") {
+      bench_qmm();
+      return 0;
+    }
   }
   std::printf("kernel threads: %d, auto ISA: %d\n", vk::detail::num_threads(), vk::isa());
   try {

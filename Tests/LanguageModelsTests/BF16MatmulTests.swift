@@ -20,13 +20,13 @@ struct BF16MatmulModelTests {
         return model
     }
 
-    static let tokens: [Int32] = (0..<40).map { Int32(($0 * 37 + 11) % 250 + 5) }
+    static let tokens: [Int32] = (0..<80).map { Int32(($0 * 37 + 11) % 250 + 5) }
 
-    /// A fixed random projection of the logits over 2 x 20 positions (40 rows: past the few-row
+    /// A fixed random projection of the logits over 2 x 40 positions (80 rows: past the few-row
     /// kernel); linear in the logits, so gradient differences come from the matmuls alone (a
     /// softmax of a random model's large logits would amplify them).
     func loss(_ model: any CausalLanguageModel) throws -> MLXArray {
-        let ids = try MLXArray(Self.tokens, shape: [2, 20])
+        let ids = try MLXArray(Self.tokens, shape: [2, 40])
         let logits = try model(ids)
         return try (logits * Fixtures.uniform(logits.shape, seed: 17)).mean()
     }
@@ -34,7 +34,7 @@ struct BF16MatmulModelTests {
     @Test("logits and LoRA gradients agree with float32 to bf16 accuracy; float32 again is exact", arguments: [false, true])
     func agreesWithFloat32(bias: Bool) throws {
         let reference = try adapted(bias: bias), model = try adapted(bias: bias)
-        let ids = try MLXArray(Self.tokens, shape: [2, 20])
+        let ids = try MLXArray(Self.tokens, shape: [2, 40])
         let exact = try reference(ids)
         #expect(model.setMatmulPrecision(.bfloat16) == .float32)
         let bf16 = try model(ids)
@@ -72,7 +72,7 @@ struct BF16MatmulModelTests {
         let reference = try checkpoint.makeModel(precision: .hybrid), model = try checkpoint.makeModel(precision: .hybrid)
         model.unfreeze()  // a loaded model starts frozen
         model.setMatmulPrecision(.bfloat16)
-        let ids = try MLXArray(Self.tokens, shape: [2, 20])
+        let ids = try MLXArray(Self.tokens, shape: [2, 40])
         #expect(try maxAbsDifference(try model(ids), try reference(ids)) == 0)
     }
 

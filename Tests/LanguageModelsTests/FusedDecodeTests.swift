@@ -89,6 +89,30 @@ import ValueAlignTesting
         #expect(fc[0].offset == 260 && fc[0].capacity == 512)
     }
 
+    @Test("a batch of 20 left-padded rows (the many-rows matmul, one attention task per kv head): fused equals op-by-op")
+    func manyRowsBatch() throws {
+        let (fused, plain) = try pair(bias: false, traditional: false)
+        let rows = 20, width = 40
+        var ids: [Int32] = [], keep: [Bool] = []
+        for r in 0..<rows {
+            let n = width - (r * 3) % 17
+            ids += [Int32](repeating: 0, count: width - n) + (0..<n).map { Int32(($0 * 17 + r * 5 + 3) % 260) }
+            keep += [Bool](repeating: false, count: width - n) + [Bool](repeating: true, count: n)
+        }
+        var padding = try MLXArray(keep, shape: [rows, width])
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        let prompt = try MLXArray(ids, shape: [rows, width])
+        try expectClose(try fused(prompt, cache: fc, keyPadding: padding), try plain(prompt, cache: pc, keyPadding: padding), atol: 1e-5)
+        for step in 0..<6 {
+            padding = try concatenated([padding, MLXArray.ones([rows, 1], dtype: .bool)], axis: 1)
+            let x = try MLXArray((0..<rows).map { Int32(($0 * 11 + step * 7 + 1) % 260) }, shape: [rows, 1])
+            let a = try fused(x, cache: fc, keyPadding: padding), b = try plain(x, cache: pc, keyPadding: padding)
+            #expect(a.shape == [rows, 1, 260])
+            try expectClose(a, b, atol: 1e-4, rtol: 1e-4)
+        }
+        #expect(fc[0].offset == width + 6)
+    }
+
     @Test("batched greedy generation gives the same tokens with and without the fused path")
     func generationMatches() throws {
         let (fused, plain) = try pair(bias: false, traditional: true)

@@ -38,6 +38,11 @@ enum QuantizedChecks {
         }
         all.append(Case(leading: [1], outputs: 1536, inputs: 576, bits: 4, groupSize: 32))
         all.append(Case(leading: [4], outputs: 576, inputs: 1536, bits: 4, groupSize: 32))
+        // From 8 rows the kernel dequantises each weight tile once into a buffer: a batch of
+        // decode rows, a ragged block of rows and a ragged column tile.
+        all.append(Case(leading: [64], outputs: 1536, inputs: 576, bits: 4, groupSize: 32))
+        all.append(Case(leading: [9], outputs: 579, inputs: 1536, bits: 4, groupSize: 32))
+        all.append(Case(leading: [70], outputs: 1030, inputs: 576, bits: 8, groupSize: 32, halfScales: true))
         all.append(Case(leading: [1, 1], outputs: 4099, inputs: 576, bits: 8, groupSize: 32))
         // No rows at all.
         all.append(Case(leading: [0], outputs: 5, inputs: 64, bits: 4, groupSize: 32))

@@ -36,8 +36,6 @@ namespace {
 namespace mx = mlx::core;
 using namespace detail;
 
-constexpr int64_t kSerialBytes = int64_t(96) << 10;  // as quantized_matmul.cpp
-constexpr int64_t kChunkBytes = int64_t(48) << 10;
 // Attention multiply-adds below which one thread does all heads (waking the pool costs more).
 constexpr int64_t kSerialAttention = int64_t(1) << 16;
 
@@ -87,13 +85,7 @@ void packed_matmul(const Table* t, const Packed& p, int group, int bits, const f
   a.group = group;
   a.bits = bits;
   a.y = y;
-  const int64_t row_bytes = a.K * bits / 8 + (a.K / group) * int64_t(a.half ? 4 : 8);
-  const int64_t tile = t->qmm_tile_n;
-  if (row_bytes * a.N < kSerialBytes) return t->qmm(a, 0, a.N);
-  int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(row_bytes, 1));
-  chunk = std::max<int64_t>(1, chunk / tile) * tile;
-  const int64_t parts = (a.N + chunk - 1) / chunk;
-  parallel_for(parts, [&](int64_t i) { t->qmm(a, i * chunk, std::min(a.N, (i + 1) * chunk)); });
+  qmm_parallel(*t, a);
 }
 
 void rms_norm_rows(const float* x, const float* w, float eps, float* y, int64_t M, int64_t H) {
@@ -272,27 +264,19 @@ class DecodeLayer : public mx::Primitive {
       }
     }
 
-    // softmax(scale q K^T + mask) V per (row, head) over positions [0, S).
+    // softmax(scale q K^T + mask) V per (row, head) over positions [0, S). One task per (row, kv
+    // head) covers the query heads that share it (their keys and values are read once), unless
+    // that leaves too few tasks for the pool (a single row).
     const int64_t group = Hq / Hkv;
+    const int64_t per_task = M * Hkv >= 8 ? group : 1;
     auto attend = [&](int64_t task, float* scores) {
-      const int64_t m = task / Hq, hq = task % Hq, hk = hq / group;
-      const float* q = qkvb + m * nqkv + hq * D;
-      const float* keys = kcp + (m * Hkv + hk) * cap * D;
-      const float* vals = vcp + (m * Hkv + hk) * cap * D;
-      for (int64_t j = 0; j < S; ++j) scores[j] = sp.attn_scale * t->dot(q, keys + j * D, D);
+      const int64_t m = task / (Hq / per_task), hq = (task % (Hq / per_task)) * per_task, hk = hq / group;
       const float* mrow = mask ? mask + (mask_rows == 1 ? 0 : m) * cap : nullptr;
-      t->attn_softmax_row(scores, mrow, S);
-      float* o_row = att + m * qw + hq * D;
-      for (int64_t d = 0; d < D; ++d) o_row[d] = 0;
-      for (int64_t j = 0; j < S; ++j) {
-        const float p = scores[j];
-        if (p == 0) continue;
-        const float* v = vals + j * D;
-        for (int64_t d = 0; d < D; ++d) o_row[d] += p * v[d];
-      }
+      t->attn_decode(qkvb + m * nqkv + hq * D, per_task, D, kcp + (m * Hkv + hk) * cap * D,
+                     vcp + (m * Hkv + hk) * cap * D, S, D, sp.attn_scale, mrow, att + m * qw + hq * D, D, scores);
     };
-    const int64_t tasks = M * Hq;
-    if (tasks * S * D * 2 < kSerialAttention) {
+    const int64_t tasks = M * Hq / per_task;
+    if (M * Hq * S * D * 2 < kSerialAttention) {
       float* scores = grow(t_scores, S);
       for (int64_t i = 0; i < tasks; ++i) attend(i, scores);
     } else {

@@ -67,7 +67,21 @@ struct Table {
   void (*qmm)(const struct QmmArgs& a, int64_t n0, int64_t n1);
   // Output columns per register tile of qmm (split work across threads at multiples of this).
   int qmm_tile_n;
+  // Decode attention of nq query heads (rows of q at stride ldq) sharing one key/value head
+  // (keys, vals [S, D]): out_i = softmax(scale * q_i K^T + mask) V, rows of out at stride ldo.
+  // mask: S additive floats or null; scores: scratch of S floats. A row without any finite score
+  // gives zeros.
+  void (*attn_decode)(const float* q, int64_t nq, int64_t ldq, const float* keys, const float* vals, int64_t S,
+                      int64_t D, float scale, const float* mask, float* out, int64_t ldo, float* scores);
 };
+
+// A per-thread float buffer of at least n elements, 64-byte aligned, kept for the thread's life
+// (qmm's dequantised weight tiles).
+float* qmm_weight_buffer(size_t n);
+
+// y = x · dequantize(W)^T for all of a's rows (x already packed by qmm_pack_x), the columns split
+// over the pool when the product is big enough to pay for waking it.
+void qmm_parallel(const Table& t, const QmmArgs& a);
 
 extern const Table portable_table;
 extern const Table avx2_table;

@@ -1,5 +1,8 @@
 // Instruction-set selection: chosen once from CPUID at first use, overridable for tests.
 #include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -47,6 +50,21 @@ void set_isa(int level) {
 }
 
 namespace detail {
+float* qmm_weight_buffer(size_t n) {
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (n > capacity) {
+    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!buffer) throw std::bad_alloc();
+    capacity = bytes / sizeof(float);
+  }
+  return buffer.get();
+}
+
 const Table& table() {
 #if defined(__x86_64__) || defined(_M_X64)
   switch (isa()) {

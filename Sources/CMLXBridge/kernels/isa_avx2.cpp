@@ -29,6 +29,7 @@ struct V {
   static constexpr int NV = 2;
   static constexpr int QMB = 2;  // quantised matmul tile: 2 rows x 4 columns (8 accumulators)
   static constexpr int QNT = 4;
+  static constexpr int QNTM = 4;  // weight rows per tile when dequantised once for many rows (qmm_cols_many)
   static inline __m256i lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -65,6 +66,12 @@ struct V {
   }
   static inline R load_half(const uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  // Lane i = the sum of v[i]'s lanes.
+  static inline R hsum_lanes(const R* v) {
+    alignas(32) float t[8];
+    for (int i = 0; i < 8; ++i) t[i] = hsum(v[i]);
+    return _mm256_load_ps(t);
   }
   static inline float hmax(R a) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));

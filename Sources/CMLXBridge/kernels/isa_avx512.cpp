@@ -29,6 +29,7 @@ struct V {
   static constexpr int NV = 2;
   static constexpr int QMB = 4;  // quantised matmul tile: 4 rows x 4 columns (16 accumulators)
   static constexpr int QNT = 4;
+  static constexpr int QNTM = 8;  // weight rows per tile when dequantised once for many rows (qmm_cols_many)
   static inline __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1u); }
   static inline R zero() { return _mm512_setzero_ps(); }
   static inline R set1(float x) { return _mm512_set1_ps(x); }
@@ -62,6 +63,22 @@ struct V {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static inline float hmax(R a) { return _mm512_reduce_max_ps(a); }
+  // Lane i = the sum of v[i]'s lanes, for 16 vectors at once (45 shuffles and adds, not 16
+  // separate reductions): pairs within 128-bit lanes, then quads, then across the 128-bit lanes.
+  static inline R hsum_lanes(const R* v) {
+    R t[8], u[4];
+    for (int i = 0; i < 8; ++i)
+      t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; ++i)
+      u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const R w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const R w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
   // Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n by scalef (which
   // also gives the right overflow to +inf and underflow to 0). ~1-2 ulp.
   static inline R exp(R x) {

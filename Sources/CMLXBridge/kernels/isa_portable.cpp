@@ -25,6 +25,7 @@ struct V {
   static constexpr int NV = 2;
   static constexpr int QMB = 2;  // quantised matmul tile: 2 rows x 4 columns
   static constexpr int QNT = 4;
+  static constexpr int QNTM = 4;  // weight rows per tile when dequantised once for many rows (qmm_cols_many)
   static inline R zero() { return R{0.0f, 0.0f, 0.0f, 0.0f}; }
   static inline v4i bytes(const uint8_t* p) { return v4i{p[0], p[1], p[2], p[3]}; }
   static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
@@ -59,6 +60,7 @@ struct V {
   static inline R max(R a, R b) { return select(a > b, a, b); }
   static inline R min(R a, R b) { return select(a < b, a, b); }
   static inline float hsum(R a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+  static inline R hsum_lanes(const R* v) { return R{hsum(v[0]), hsum(v[1]), hsum(v[2]), hsum(v[3])}; }
   static inline float hmax(R a) {
     float m0 = a[0] > a[1] ? a[0] : a[1], m1 = a[2] > a[3] ? a[2] : a[3];
     return m0 > m1 ? m0 : m1;
@@ -95,6 +97,7 @@ struct V {
   static constexpr int NV = 4;
   static constexpr int QMB = 2;
   static constexpr int QNT = 4;
+  static constexpr int QNTM = 4;  // weight rows per tile when dequantised once for many rows (qmm_cols_many)
   static inline R zero() { return 0.0f; }
   static inline void deq4(const uint8_t* p, R s, R b, R& lo, R& hi) {
     lo = float(p[0] & 15) * s + b;
@@ -117,6 +120,7 @@ struct V {
   static inline R max(R a, R b) { return a > b ? a : b; }
   static inline R min(R a, R b) { return a < b ? a : b; }
   static inline float hsum(R a) { return a; }
+  static inline R hsum_lanes(const R* v) { return v[0]; }
   static inline float hmax(R a) { return a; }
   static inline R exp(R x) { return std::exp(x); }
 };

@@ -15,13 +15,6 @@ namespace {
 namespace mx = mlx::core;
 using namespace detail;
 
-// Below this many weight bytes one thread does the whole product: waking the pool costs more
-// than it saves (a 576x192 4-bit matrix is ~70 KB with its scales).
-constexpr int64_t kSerialBytes = int64_t(96) << 10;
-
-// Work unit of the threads, in weight bytes.
-constexpr int64_t kChunkBytes = int64_t(48) << 10;
-
 thread_local std::vector<float> t_packed_x;
 thread_local std::vector<float> t_strided_x;
 
@@ -95,14 +88,7 @@ class QuantizedMatmulRows : public mx::UnaryPrimitive {
       }
       t->qmm_pack_x(xs, t_packed_x.data(), a.M, a.K, bits);
       a.xp = t_packed_x.data();
-      const int64_t row_bytes = a.K * bits / 8 + (a.K / group) * int64_t(a.half ? 4 : 8);
-      const int64_t tile = t->qmm_tile_n;
-      if (row_bytes * a.N < kSerialBytes) return t->qmm(a, 0, a.N);
-      // Chunks of ~kChunkBytes, claimed dynamically: a worker that wakes late still takes its share.
-      int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(row_bytes, 1));
-      chunk = std::max<int64_t>(1, chunk / tile) * tile;
-      const int64_t parts = (a.N + chunk - 1) / chunk;
-      parallel_for(parts, [&](int64_t p) { t->qmm(a, p * chunk, std::min(a.N, (p + 1) * chunk)); });
+      qmm_parallel(*t, a);
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override { no_gpu("QuantizedMatmulRows"); }
@@ -168,6 +154,28 @@ class QuantizedMatmulRows : public mx::UnaryPrimitive {
 };
 
 }  // namespace
+
+namespace detail {
+
+// Below this much work (weight bytes times blocks of 4 rows of x) one thread does the whole
+// product: waking the pool costs more than it saves (a 576x192 4-bit matrix is ~70 KB with its
+// scales).
+constexpr int64_t kSerialBytes = int64_t(96) << 10;
+// Work unit of the threads, in weight bytes.
+constexpr int64_t kChunkBytes = int64_t(48) << 10;
+
+void qmm_parallel(const Table& t, const QmmArgs& a) {
+  const int64_t row_bytes = a.K * a.bits / 8 + (a.K / a.group) * int64_t(a.half ? 4 : 8);
+  const int64_t tile = t.qmm_tile_n;
+  if (row_bytes * a.N * std::max<int64_t>(1, a.M / 4) < kSerialBytes) return t.qmm(a, 0, a.N);
+  // Chunks of ~kChunkBytes, claimed dynamically: a worker that wakes late still takes its share.
+  int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(row_bytes, 1));
+  chunk = std::max<int64_t>(1, chunk / tile) * tile;
+  const int64_t parts = (a.N + chunk - 1) / chunk;
+  parallel_for(parts, [&](int64_t p) { t.qmm(a, p * chunk, std::min(a.N, (p + 1) * chunk)); });
+}
+
+}  // namespace detail
 
 mx::array quantized_matmul_rows(const mx::array& x, const mx::array& w, const mx::array& scales,
                                 const std::optional<mx::array>& biases, int group_size, int bits) {

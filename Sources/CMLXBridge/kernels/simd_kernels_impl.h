@@ -192,6 +192,76 @@ static void attn_bwd_row(float* s, const float* mask, float* dp, int64_t n, floa
   }
 }
 
+// Decode attention (one new token) of nq query heads that share one key/value head: for each
+// query i, scores_j = scale * q_i · k_j (+ mask_j) over positions [0, S), p = softmax(scores),
+// out_i = sum_j p_j v_j. keys and vals are [S, D] rows; q and out rows at strides ldq and ldo;
+// scores: scratch of at least S floats. Scores for W positions at a time: W dot products as W
+// accumulators, then one V::hsum_lanes (lane p = sum of accumulator p) instead of W horizontal
+// sums. DV = D / W vectors per row when that is small (query in registers), else 0 (any D).
+template <int DV>
+static inline void attn_decode_impl(const float* q, int64_t nq, int64_t ldq, const float* keys, const float* vals,
+                                    int64_t S, int64_t D, float scale, const float* mask, float* out, int64_t ldo,
+                                    float* scores) {
+  const R sc = V::set1(scale);
+  for (int64_t i = 0; i < nq; ++i) {
+    const float* qi = q + i * ldq;
+    int64_t j = 0;
+    if constexpr (DV > 0) {
+      R qv[DV];
+VA_UNROLL
+      for (int c = 0; c < DV; ++c) qv[c] = V::load(qi + c * W);
+      for (; j + W <= S; j += W) {
+        R acc[W];
+VA_UNROLL
+        for (int p = 0; p < W; ++p) {
+          const float* kr = keys + (j + p) * (DV * W);
+          R a = V::mul(qv[0], V::load(kr));
+VA_UNROLL
+          for (int c = 1; c < DV; ++c) a = V::fma(qv[c], V::load(kr + c * W), a);
+          acc[p] = a;
+        }
+        V::store(scores + j, V::mul(V::hsum_lanes(acc), sc));
+      }
+    }
+    for (; j < S; ++j) scores[j] = scale * dot_n(qi, keys + j * D, D);
+    attn_softmax_row(scores, mask, S);
+    float* o = out + i * ldo;
+    if constexpr (DV > 0) {
+      R acc[DV];
+VA_UNROLL
+      for (int c = 0; c < DV; ++c) acc[c] = V::zero();
+      for (int64_t t = 0; t < S; ++t) {
+        if (scores[t] == 0) continue;
+        const R pv = V::set1(scores[t]);
+        const float* vr = vals + t * (DV * W);
+VA_UNROLL
+        for (int c = 0; c < DV; ++c) acc[c] = V::fma(pv, V::load(vr + c * W), acc[c]);
+      }
+VA_UNROLL
+      for (int c = 0; c < DV; ++c) V::store(o + c * W, acc[c]);
+    } else {
+      for (int64_t d = 0; d < D; ++d) o[d] = 0;
+      for (int64_t t = 0; t < S; ++t) {
+        const float p = scores[t];
+        if (p == 0) continue;
+        const float* vr = vals + t * D;
+        for (int64_t d = 0; d < D; ++d) o[d] += p * vr[d];
+      }
+    }
+  }
+}
+
+static void attn_decode(const float* q, int64_t nq, int64_t ldq, const float* keys, const float* vals, int64_t S,
+                        int64_t D, float scale, const float* mask, float* out, int64_t ldo, float* scores) {
+  switch (D == 0 || D % W != 0 ? 0 : D / W) {
+    case 1: return attn_decode_impl<1>(q, nq, ldq, keys, vals, S, D, scale, mask, out, ldo, scores);
+    case 2: return attn_decode_impl<2>(q, nq, ldq, keys, vals, S, D, scale, mask, out, ldo, scores);
+    case 4: return attn_decode_impl<4>(q, nq, ldq, keys, vals, S, D, scale, mask, out, ldo, scores);
+    case 8: return attn_decode_impl<8>(q, nq, ldq, keys, vals, S, D, scale, mask, out, ldo, scores);
+    default: return attn_decode_impl<0>(q, nq, ldq, keys, vals, S, D, scale, mask, out, ldo, scores);
+  }
+}
+
 // GEMM micro-kernel: an MR x (NV*W) tile of C. `ncols` < NV*W only when EDGE.
 template <int MR, int NV, bool EDGE>
 static inline void gemm_tile(int64_t K, float alpha, const float* A, int64_t sam, int64_t sak, const float* B,
@@ -427,10 +497,137 @@ VA_UNROLL
   }
 }
 
+// Many rows of x (M >= kQmmManyRows): rather than dequantise each weight again for every block of
+// QMB rows, the NT weight rows of a tile are dequantised once per pass (K in equal parts of at most
+// kQmmManyPass elements, so the buffer stays in L1) into a float buffer, in the element order of
+// qmm_pack_x, and every block of MB = W / NT rows of x runs pure FMAs against it, the MB x NT
+// accumulators summed across lanes by one V::hsum_lanes. NT is V::QNTM (8 with AVX-512: each step
+// loads 8 buffered weight vectors and only 2 vectors of x, which streams from L2 when M * K is
+// large). A row's result depends only on that row (not on M or its place in the batch); its
+// rounding differs from the few-rows path's (another summation order).
+constexpr int64_t kQmmManyRows = 8;
+constexpr int64_t kQmmManyPass = 1024;
+constexpr int kQmmManyPassGroups = int(kQmmManyPass / 32);  // groups are at least 32 elements
+
+template <int BITS, int NT>
+static inline void qmm_deq_tile(const QmmArgs& a, int64_t n0, int64_t g0, int64_t g1, const float* sb, const float* bb,
+                                float* wb, int64_t ldb) {
+  const int64_t ldw = a.K * BITS / 8, k0 = g0 * a.group;
+  const int gs = a.group;
+  constexpr int CH = BITS == 4 ? 2 * W : W;
+VA_UNROLL
+  for (int j = 0; j < NT; ++j) {
+    const uint8_t* w = a.w + (n0 + j) * ldw;
+    float* dst = wb + j * ldb - k0;
+    for (int64_t g = g0; g < g1; ++g) {
+      const R s = V::set1(sb[j * kQmmManyPassGroups + (g - g0)]), b = V::set1(bb[j * kQmmManyPassGroups + (g - g0)]);
+      for (int64_t k = g * gs; k < (g + 1) * gs; k += CH) {
+        if constexpr (BITS == 4) {
+          R lo, hi;
+          V::deq4(w + k / 2, s, b, lo, hi);
+          V::store(dst + k, lo);
+          V::store(dst + k + W, hi);
+        } else {
+          V::store(dst + k, V::deq8(w + k, s, b));
+        }
+      }
+    }
+  }
+}
+
+// Rows [m0, m0 + MB) x columns [n0, n0 + NT) over k in [k0, k1), weights from the buffer (row j
+// at wb + j * ldb, element k at k - k0).
+template <int MB, int NT>
+static inline void qmm_buffer_tile(const QmmArgs& a, int64_t m0, int64_t n0, int64_t k0, int64_t k1, const float* wb,
+                                   int64_t ldb, bool first) {
+  const int64_t K = a.K;
+  const float* x = a.xp + m0 * K;
+  R acc[MB][NT];
+VA_UNROLL
+  for (int i = 0; i < MB; ++i)
+VA_UNROLL
+    for (int j = 0; j < NT; ++j) acc[i][j] = V::zero();
+  for (int64_t k = k0; k < k1; k += W) {
+    R wv[NT];
+VA_UNROLL
+    for (int j = 0; j < NT; ++j) wv[j] = V::load(wb + j * ldb + (k - k0));
+VA_UNROLL
+    for (int i = 0; i < MB; ++i) {
+      const R xv = V::load(x + i * K + k);
+VA_UNROLL
+      for (int j = 0; j < NT; ++j) acc[i][j] = V::fma(wv[j], xv, acc[i][j]);
+    }
+  }
+  if constexpr (MB * NT == W) {
+    // All W sums in one vector (lane i * NT + j).
+    alignas(64) float sums[W];
+    V::store(sums, V::hsum_lanes(&acc[0][0]));
+    for (int i = 0; i < MB; ++i) {
+      float* yp = a.y + (m0 + i) * a.N + n0;
+      for (int j = 0; j < NT; ++j) yp[j] = first ? sums[i * NT + j] : yp[j] + sums[i * NT + j];
+    }
+  } else {
+    for (int i = 0; i < MB; ++i)
+      for (int j = 0; j < NT; ++j) {
+        float* yp = a.y + (m0 + i) * a.N + n0 + j;
+        *yp = first ? V::hsum(acc[i][j]) : *yp + V::hsum(acc[i][j]);
+      }
+  }
+}
+
+template <int BITS, int NT>
+static inline void qmm_cols_many(const QmmArgs& a, int64_t n0, float* wb) {
+  constexpr int MB = NT >= W ? 1 : W / NT;
+  const int64_t G = a.K / a.group;
+  // Groups per pass: K in equal passes of at most kQmmManyPass elements (a short last pass would
+  // pay the per-pass dequantisation and reduction for little arithmetic).
+  const int64_t max_pass = kQmmManyPass / a.group, passes = (G + max_pass - 1) / max_pass;
+  const int64_t pass = (G + passes - 1) / passes;
+  const int64_t ldb = pass * a.group;
+  alignas(64) float sb[NT * kQmmManyPassGroups];
+  alignas(64) float bb[NT * kQmmManyPassGroups];
+  for (int64_t g0 = 0; g0 < G; g0 += pass) {
+    const int64_t g1 = G - g0 < pass ? G : g0 + pass;
+    const int n = int(g1 - g0);
+VA_UNROLL
+    for (int j = 0; j < NT; ++j) {
+      qmm_params(a.scales, a.half, (n0 + j) * G + g0, n, sb + j * kQmmManyPassGroups);
+      qmm_params(a.biases, a.half, (n0 + j) * G + g0, n, bb + j * kQmmManyPassGroups);
+    }
+    // The same pass of the tile kQmmPrefetchTiles ahead: its weights, scales and biases (the
+    // hardware prefetchers do not follow the interleaved rows; see qmm_tile).
+    const int64_t ahead = n0 + kQmmPrefetchTiles * NT;
+    if (ahead + NT <= a.N) {
+      const int64_t ldw = a.K * BITS / 8, pb = a.half ? 2 : 4;
+      const uint8_t* pw = a.w + ahead * ldw + g0 * a.group * BITS / 8;
+      for (int j = 0; j < NT; ++j) {
+        for (int64_t o = 0; o < n * a.group * BITS / 8; o += 64) VA_PREFETCH(pw + j * ldw + o);
+        VA_PREFETCH(static_cast<const char*>(a.scales) + ((ahead + j) * G + g0) * pb);
+        VA_PREFETCH(static_cast<const char*>(a.biases) + ((ahead + j) * G + g0) * pb);
+      }
+    }
+    qmm_deq_tile<BITS, NT>(a, n0, g0, g1, sb, bb, wb, ldb);
+    const bool first = g0 == 0;
+    const int64_t k0 = g0 * a.group, k1 = g1 * a.group;
+    int64_t m = 0;
+    for (; m + MB <= a.M; m += MB) qmm_buffer_tile<MB, NT>(a, m, n0, k0, k1, wb, ldb, first);
+    for (; m < a.M; ++m) qmm_buffer_tile<1, NT>(a, m, n0, k0, k1, wb, ldb, first);
+  }
+}
+
 template <int BITS>
 static void qmm_bits(const QmmArgs& a, int64_t n0, int64_t n1) {
   constexpr int NT = V::QNT;
   int64_t n = n0;
+  if (a.M >= kQmmManyRows) {
+    constexpr int NTM = V::QNTM;
+    float* wb = qmm_weight_buffer(size_t(NTM * kQmmManyPass));
+    for (; n + NTM <= n1; n += NTM) qmm_cols_many<BITS, NTM>(a, n, wb);
+    if constexpr (NTM > NT)
+      for (; n + NT <= n1; n += NT) qmm_cols_many<BITS, NT>(a, n, wb);
+    for (; n < n1; ++n) qmm_cols_many<BITS, 1>(a, n, wb);
+    return;
+  }
   for (; n + NT <= n1; n += NT) qmm_cols<BITS, NT>(a, n);
   for (; n < n1; ++n) qmm_cols<BITS, 1>(a, n);
 }
@@ -444,5 +641,5 @@ static void qmm(const QmmArgs& a, int64_t n0, int64_t n1) {
 
 static constexpr Table kTable = {
     kIsaName,     exp_n, silu_gate_fwd, silu_gate_bwd, softmax_rows, softmax_bwd_rows, attn_softmax_row,
-    attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT,
+    attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT, attn_decode,
 };

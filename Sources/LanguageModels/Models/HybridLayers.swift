@@ -47,7 +47,7 @@ extension Module {
     public func setMatmulPrecision(_ precision: MatmulPrecision) -> MatmulPrecision {
         var previous: MatmulPrecision?
         for (_, module) in namedModules() {
-            guard let layer = module as? BF16Capable else { continue }
+            guard let layer = module as? any BF16Capable else { continue }
             if previous == nil { previous = layer.bf16.precision }
             layer.bf16.precision = precision
         }
@@ -71,11 +71,13 @@ public struct PackedWeight: @unchecked Sendable {
 
 /// Row counts at or below which the packed weights serve a matmul (`WeightPrecision.hybrid`).
 ///
-/// Measured on this project's 2-core AVX-512 machine (`valuealign bench quantized`): the kernel reads
-/// 4 or 8 bits per weight and beats float32 OpenBLAS up to about 16 rows (OpenBLAS packs the whole
-/// weight matrix on every call, which dominates at few rows); from there float32 wins.
+/// Measured on this project's 2-core AVX-512 machine (`valuealign bench quantized --rows 16 32 64`,
+/// Benchmarks/kernels `--qmm`): the kernel reads 4 or 8 bits per weight, and from 8 rows dequantises
+/// each weight tile once for all rows, so it beats or matches float32 OpenBLAS (which reads 32 bits
+/// per weight) up to about 64 rows; prefill and training batches (hundreds of rows) go to OpenBLAS.
+/// Decode steps of up to this many sequences also run fused (`Fast.decodeLayer`).
 public enum HybridThreshold {
-    public static let rows = 16
+    public static let rows = 64
 }
 
 /// A linear layer with a float32 weight (the parameter; fast BLAS matmuls for prefill, big
