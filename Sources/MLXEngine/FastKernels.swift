@@ -63,8 +63,9 @@ public enum Fast {
     /// [..., N]. The kernel covers float32 `x`, 4 or 8 bits and groups of 32, 64 or 128 with float16,
     /// bfloat16 or float32 scales, on the CPU; anything else (other bit widths, no biases, another
     /// dtype of `x`, a GPU default device) is computed by ``quantizedMatmul(_:weight:scales:biases:transpose:groupSize:bits:)``
-    /// with `transpose: true`, so the same call works on every build. Made for up to ~16 rows; it is
-    /// correct for any number, but for prefill or training a dequantised float32 matrix is faster.
+    /// with `transpose: true`, so the same call works on every build. Made for up to ~64 rows (from 8
+    /// rows it dequantises each weight tile once for all rows); it is correct for any number, but
+    /// for prefill or training a dequantised float32 matrix is faster.
     /// The kernel computes in float32 (MLX's own kernel works in the scales' dtype), so the
     /// two differ by float16 rounding when the scales are float16.
     ///
