@@ -384,6 +384,18 @@ static inline void qmm_params(const void* p, bool half, int64_t off, int n, floa
   }
 }
 
+// The scales and biases of weight rows [n0, n0 + NT), groups [g0, g0 + n), as floats: row j's at
+// sb + j * ld and bb + j * ld.
+template <int NT>
+static inline void qmm_tile_params(const QmmArgs& a, int64_t n0, int64_t g0, int n, float* sb, float* bb, int ld) {
+  const int64_t G = a.K / a.group;
+VA_UNROLL
+  for (int j = 0; j < NT; ++j) {
+    qmm_params(a.scales, a.half, (n0 + j) * G + g0, n, sb + j * ld);
+    qmm_params(a.biases, a.half, (n0 + j) * G + g0, n, bb + j * ld);
+  }
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define VA_PREFETCH(p) __builtin_prefetch((p), 0, 3)
 #else
@@ -472,11 +484,7 @@ static inline void qmm_cols(const QmmArgs& a, int64_t n0) {
   for (int64_t g0 = 0; g0 < G; g0 += kQmmGroups) {
     const int64_t g1 = G - g0 < kQmmGroups ? G : g0 + kQmmGroups;
     const int n = int(g1 - g0);
-VA_UNROLL
-    for (int j = 0; j < NT; ++j) {
-      qmm_params(a.scales, a.half, (n0 + j) * G + g0, n, sb + j * kQmmGroups);
-      qmm_params(a.biases, a.half, (n0 + j) * G + g0, n, bb + j * kQmmGroups);
-    }
+    qmm_tile_params<NT>(a, n0, g0, n, sb, bb, kQmmGroups);
     // The scales and biases of the tile kQmmPrefetchTiles ahead (NT rows of G each, contiguous).
     const int64_t ahead = (n0 + kQmmPrefetchTiles * NT) * G + g0;
     for (int64_t o = 0; o < NT * G * pb && o < n * NT * pb + 64; o += 64) {
@@ -589,11 +597,7 @@ static inline void qmm_cols_many(const QmmArgs& a, int64_t n0, float* wb) {
   for (int64_t g0 = 0; g0 < G; g0 += pass) {
     const int64_t g1 = G - g0 < pass ? G : g0 + pass;
     const int n = int(g1 - g0);
-VA_UNROLL
-    for (int j = 0; j < NT; ++j) {
-      qmm_params(a.scales, a.half, (n0 + j) * G + g0, n, sb + j * kQmmManyPassGroups);
-      qmm_params(a.biases, a.half, (n0 + j) * G + g0, n, bb + j * kQmmManyPassGroups);
-    }
+    qmm_tile_params<NT>(a, n0, g0, n, sb, bb, kQmmManyPassGroups);
     // The same pass of the tile kQmmPrefetchTiles ahead: its weights, scales and biases (the
     // hardware prefetchers do not follow the interleaved rows; see qmm_tile).
     const int64_t ahead = n0 + kQmmPrefetchTiles * NT;
