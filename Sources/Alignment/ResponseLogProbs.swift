@@ -58,26 +58,18 @@ extension CausalLanguageModel {
     /// logits divided by `temperature`. Differentiable; equal to the response entries of
     /// `tokenLogProbs` (at temperature 1), computed with the head only at response positions.
     public func responseLogProbs(_ batch: TokenBatch, _ packed: ResponseTokens, temperature: Float = 1) throws -> MLXArray {
+        guard temperature > 0 else { throw MLXError.invalidArgument("temperature must be positive, got \(temperature)") }
         let hidden = try forward(batch.tokens, cache: nil, keyPadding: nil, captureLayers: []).hidden
         let selected = try hidden.reshaped(-1, hidden.dim(-1)).take(packed.positions, axis: 0)
-        var logits = try logits(selected)
-        if temperature != 1 { logits = try logits / temperature }
-        return try LogSoftmax.picked(logits, targets: packed.targets)
+        return try LogSoftmax.picked(logits(selected), targets: packed.targets, scale: 1 / temperature)
     }
 }
 
-/// log softmax(x)[target] per row without MLX's log-sum-exp (one scalar `exp` per logit, the
-/// slowest op of a training step on x86 CPUs): the vectorised softmax kernel gives y = softmax(x),
-/// and with m the row's argmax, log-sum-exp(x) = x_m - log y_m exactly, where y_m >= 1/V never
-/// underflows. So log p_t = x_t - x_m + log y_m, whose gradient is onehot(t) - y as it should be.
+/// log softmax(scale * logits)[target] per row: `Fast.logSoftmaxPicked`, one vectorised pass over
+/// the logits forward and one backward, whose gradient is scale * (onehot(t) - softmax).
 enum LogSoftmax {
     /// logits [N, V], targets [N] (integers) -> [N].
-    static func picked(_ logits: MLXArray, targets: MLXArray) throws -> MLXArray {
-        let y = try Fast.softmaxLastAxis(logits)
-        let m = try logits.argMax(axis: -1, keepDims: true).stopGradient()
-        let xm = try logits.takeAlong(m, axis: -1)
-        let ym = try y.takeAlong(m, axis: -1)
-        let xt = try logits.takeAlong(targets.asType(.int32).reshaped(-1, 1).stopGradient(), axis: -1)
-        return try (xt - xm + ym.log()).reshaped(-1)
+    static func picked(_ logits: MLXArray, targets: MLXArray, scale: Float = 1) throws -> MLXArray {
+        try Fast.logSoftmaxPicked(logits, targets: targets, scale: scale)
     }
 }

@@ -212,6 +212,8 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         }
         let previousPrecision = model.setMatmulPrecision(p.matmulPrecision)
         defer { model.setMatmulPrecision(previousPrecision) }
+        let blasThreads = BF16BLASThreads.enter(p.matmulPrecision)
+        defer { BF16BLASThreads.restore(blasThreads) }
         // A fresh adapter is lazy random arrays; evaluate them on this thread (MLX streams are per thread).
         try eval(trainable.trainableParameters())
         let totalUpdates = p.steps * objective.updatesPerBatch

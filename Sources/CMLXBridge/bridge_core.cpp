@@ -1,6 +1,10 @@
 // Errors, library facts, devices, memory, array lifecycle, creation and read-back.
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -92,6 +96,33 @@ int mlxb_blas_sgemm(int m, int n, int k, const float* a, const float* b, float* 
     if (m <= 0 || n <= 0 || k <= 0 || !a || !b || !c) throw std::invalid_argument("blas_sgemm: bad arguments");
     cblas_sgemm(kCblasRowMajor, kCblasNoTrans, kCblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
   });
+}
+
+int mlxb_blas_threads(void) {
+  using Get = int (*)();
+  auto get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get ? get() : -1;
+}
+
+bool mlxb_set_blas_threads(int n) {
+  using Set = void (*)(int);
+  auto set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!set || n < 1) return false;
+  set(n);
+  return true;
+}
+
+int mlxb_configure_allocator(size_t mmap_threshold, size_t trim_threshold) {
+#if defined(__GLIBC__)
+  int done = 0;
+  if (mmap_threshold > 0 && mallopt(M_MMAP_THRESHOLD, int(std::min<size_t>(mmap_threshold, 1u << 30))) == 1) done |= 1;
+  if (trim_threshold > 0 && mallopt(M_TRIM_THRESHOLD, int(std::min<size_t>(trim_threshold, 1u << 30))) == 1) done |= 2;
+  return done;
+#else
+  (void)mmap_threshold;
+  (void)trim_threshold;
+  return -1;
+#endif
 }
 
 // ------------------------------------------------------------------------- devices and memory

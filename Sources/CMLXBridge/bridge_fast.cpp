@@ -58,6 +58,10 @@ int mlxb_silu_gate(mlxb_array gate, mlxb_array up, mlxb_array* out) {
   return produce("silu_gate", out, [&] { return valuealign::kernels::silu_gate(gate->value, up->value); });
 }
 
+int mlxb_logsoftmax_pick(mlxb_array logits, mlxb_array targets, float scale, mlxb_array* out) {
+  return produce("logsoftmax_pick", out, [&] { return valuealign::kernels::logsoftmax_pick(logits->value, targets->value, scale); });
+}
+
 int mlxb_softmax_lastaxis(mlxb_array x, mlxb_array* out) {
   return produce("softmax_lastaxis", out, [&] { return valuealign::kernels::softmax_lastaxis(x->value); });
 }

@@ -15,6 +15,12 @@ mlx::core::array silu_gate(const mlx::core::array& gate, const mlx::core::array&
 // mlx::core::softmax(x, -1, true)). A row that is entirely -inf gives zeros (MLX gives NaN).
 mlx::core::array softmax_lastaxis(const mlx::core::array& x);
 
+// log_softmax(scale * x)[t] per row: x [N, V] float32 logits, targets [N] integers -> [N]. One pass
+// over the logits forward and one backward (dx = scale (g onehot(t) - g softmax(scale x))), where
+// log-softmax + take_along_axis in MLX ops make and read several [N, V] arrays. A target outside
+// [0, V) gives NaN. Differentiable with respect to x. Non-CPU devices get the MLX composition.
+mlx::core::array logsoftmax_pick(const mlx::core::array& x, const mlx::core::array& targets, float scale);
+
 // attention: q [B,H,L,D], k,v [B,Hkv,S,D], H % Hkv == 0 (GQA), out [B,H,L,D] =
 // softmax(scale*q@k^T + mask) @ v. causal: query i (of L) attends to keys j <= i + (S - L).
 // mask, when given, is additive float (or a bool keep-mask) broadcastable to [B,H,L,S].

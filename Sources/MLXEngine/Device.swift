@@ -60,6 +60,23 @@ public enum Memory {
     }
     public static func resetPeak() { _ = mlxb_reset_peak_memory() }
     public static func clearCache() { _ = mlxb_clear_cache() }
+
+    /// Keeps freed memory in the process for reuse instead of handing it back to the kernel.
+    ///
+    /// On the CPU MLX allocates every array with `malloc` and frees it when the array dies. glibc
+    /// serves blocks over 128 KB with a fresh `mmap` each time (its adaptive threshold only moves
+    /// past blocks of the size already freed) and returns freed heap tops over 128 KB, so every
+    /// activation of a training step (MBs each, dozens per layer) arrives as new pages that the
+    /// kernel faults in and zeroes one by one: 3 million page faults and 15 s of system time in a
+    /// 50 s `bench train` run on the 2-core Xeon. With the mmap threshold at 32 MB and the trim
+    /// threshold at 1 GB, blocks up to 32 MB are reused from the heap. Bigger ones (an output
+    /// head's logits) still get their own mapping: the arenas of threads other than the main one
+    /// grow in heaps of at most 64 MB. Returns whether glibc took both settings (false on other C
+    /// libraries). Process-wide: executables call it once at start (`valuealign` does).
+    @discardableResult
+    public static func keepFreedMemory(mmapThreshold: Int = 32 << 20, trimThreshold: Int = 1 << 30) -> Bool {
+        mlxb_configure_allocator(mmapThreshold, trimThreshold) == 3
+    }
 }
 
 /// Facts about the engine build.
@@ -68,6 +85,13 @@ public enum Engine {
     public static var mlxVersion: String { String(cString: mlxb_mlx_version()) }
     /// The shared object that serves `cblas_sgemm` in this process (OpenBLAS when linked right).
     public static var blasProvider: String { String(cString: mlxb_blas_provider()) }
+
+    /// OpenBLAS's thread count (nil when OpenBLAS does not serve cblas here). Setting it is
+    /// process-wide; values below 1 are ignored.
+    public static var blasThreads: Int? {
+        get { let n = mlxb_blas_threads(); return n > 0 ? Int(n) : nil }
+        set { if let newValue, newValue >= 1 { _ = mlxb_set_blas_threads(Int32(newValue)) } }
+    }
 
     /// Calls `cblas_sgemm` directly: c = a (m x k) * b (k x n), row-major. For benchmarks.
     public static func blasSgemm(m: Int, n: Int, k: Int, a: [Float], b: [Float], c: inout [Float]) throws(MLXError) {

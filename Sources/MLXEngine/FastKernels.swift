@@ -92,6 +92,14 @@ public enum Fast {
         try produce("silu_gate") { mlxb_silu_gate(gate.handle, up.handle, $0) }
     }
 
+    /// log softmax(scale * logits)[target] per row: logits [N, V], targets [N] (integers) -> [N].
+    /// One pass over the logits forward and one backward, where log-softmax and a gather in MLX ops
+    /// make and read several [N, V] arrays (for an LM head: 200 MB each at 1024 rows of a 49k
+    /// vocabulary). Differentiable with respect to the logits; a target outside [0, V) gives NaN.
+    public static func logSoftmaxPicked(_ logits: MLXArray, targets: MLXArray, scale: Float = 1) throws(MLXError) -> MLXArray {
+        try produce("logsoftmax_pick") { mlxb_logsoftmax_pick(logits.handle, targets.handle, scale, $0) }
+    }
+
     /// Softmax over the last axis with a vectorised kernel.
     public static func softmaxLastAxis(_ x: MLXArray) throws(MLXError) -> MLXArray {
         try produce("softmax") { mlxb_softmax_lastaxis(x.handle, $0) }

@@ -251,7 +251,28 @@ open class Module: @unchecked Sendable {
 
 extension Module {
     /// The module at a dotted path such as `layers.3.self_attn`.
+    /// Walks the path one segment at a time (it does not list the whole tree: adapters swap
+    /// dozens of layers per training step through `replace(child:with:)`).
     public func module(at path: String) -> Module? {
-        namedModules().first { $0.0 == path }?.1
+        if path.isEmpty { return self }
+        var current: Module = self
+        var segments = path.split(separator: ".", omittingEmptySubsequences: false)[...]
+        while let segment = segments.popFirst() {
+            var next: Module?
+            for entry in current.entries() {
+                switch entry {
+                case .parameter: continue
+                case let .child(name, module, _):
+                    if name == segment { next = module }
+                case let .list(name, modules):
+                    guard name == segment, let index = segments.popFirst().flatMap({ Int($0) }), modules.indices.contains(index) else { continue }
+                    next = modules[index]
+                }
+                if next != nil { break }
+            }
+            guard let found = next else { return nil }
+            current = found
+        }
+        return current
     }
 }

@@ -32,8 +32,10 @@ public enum Losses {
     /// Mean cross-entropy of `logits` [..., V] against integer `targets` [...]; positions where
     /// `mask` (same shape as targets, 1 = count) is 0 are ignored.
     public static func crossEntropy(logits: MLXArray, targets: MLXArray, mask: MLXArray? = nil) throws -> MLXArray {
-        let logProbs = try logits.logSoftmax(axis: -1)
-        let picked = try logProbs.takeAlong(targets.expandedDimensions(axis: -1), axis: -1).squeezed(axis: -1)
+        guard logits.ndim >= 1, Array(logits.shape.dropLast()) == targets.shape else {
+            throw MLXError.invalidArgument("crossEntropy: logits \(logits.shape) need one target per row, got targets \(targets.shape)")
+        }
+        let picked = try Fast.logSoftmaxPicked(logits.reshaped(-1, logits.dim(-1)), targets: targets.reshaped(-1)).reshaped(targets.shape)
         guard let mask else { return try -picked.mean() }
         let m = try mask.asType(picked.dtype)
         return try -(picked * m).sum() / maximum(m.sum(), MLXArray(1))

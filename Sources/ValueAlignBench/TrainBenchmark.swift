@@ -29,6 +29,8 @@ public struct TrainBenchmark {
         /// Also measure with bfloat16 matmuls on AMX (`MatmulPrecision.bfloat16`) where AMX works,
         /// beside the anchor under bf16 autocast.
         public var bf16 = true
+        /// Measure the float32 figures (and run their anchor); off measures bf16 only.
+        public var float32 = true
         /// The repository root (for bench/anchors and .deps).
         public var root = FileManager.default.currentDirectoryPath
         public init(modelPath: String) { self.modelPath = modelPath }
@@ -93,6 +95,8 @@ public struct TrainBenchmark {
             progress("GRPO update (\(precision.rawValue)): 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
             let previous = loaded.model.setMatmulPrecision(precision)
             defer { loaded.model.setMatmulPrecision(previous) }
+            let blasThreads = BF16BLASThreads.enter(precision)
+            defer { BF16BLASThreads.restore(blasThreads) }
             var reference: MLXArray?
             let referenceMs = try medianMilliseconds(warmup: 1, iterations: p.iterations) {
                 let r = try grpo.referenceLogProbs(batchTokens)
@@ -106,14 +110,16 @@ public struct TrainBenchmark {
             }
             return Measured(dpo: Self.median(stepRates), grpo: Double(tokens) / grpoMs * 1000, reference: Double(tokens) / referenceMs * 1000)
         }
-        let float32 = try measure(.float32)
+        let float32 = p.float32 ? try measure(.float32) : nil
         let bf16 = Fast.amxAvailable && p.bf16 ? try measure(.bfloat16) : nil
         let loadAfterOurs = Self.loadAverage()
 
         var anchor: AnchorResult?, anchorBF16: AnchorResult?
         if p.anchors {
-            progress("anchor: PyTorch + transformers + PEFT, float32 (bench/anchors/train_step.py; minutes on a loaded machine)")
-            anchor = runAnchor(bf16: false, note: &report.notes)
+            if float32 != nil {
+                progress("anchor: PyTorch + transformers + PEFT, float32 (bench/anchors/train_step.py; minutes on a loaded machine)")
+                anchor = runAnchor(bf16: false, note: &report.notes)
+            }
             if bf16 != nil {
                 progress("anchor: the same under torch.autocast(bfloat16) (--bf16)")
                 anchorBF16 = runAnchor(bf16: true, note: &report.notes)
@@ -128,7 +134,7 @@ public struct TrainBenchmark {
             report.figures.append(BenchmarkFigure(name: "reference_forward\(suffix)_tok_s", value: m.reference, unit: "tok/s",
                                                   anchorName: anchor.map { "PyTorch \($0.version) forward, no grad\(label)" }, anchorValue: anchor?.forwardRate, higherIsBetter: true))
         }
-        add(float32, suffix: "", anchor: anchor, label: "")
+        if let float32 { add(float32, suffix: "", anchor: anchor, label: "") }
         if let bf16 {
             add(bf16, suffix: "_bf16", anchor: anchorBF16, label: " (bf16 autocast)")
             if let anchor {

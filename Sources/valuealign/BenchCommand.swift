@@ -215,6 +215,9 @@ struct TrainBench: AsyncParsableCommand {
     @Flag(help: "Skip the bfloat16 (AMX) figures and their bf16-autocast anchor.")
     var noBf16 = false
 
+    @Flag(help: "Skip the float32 figures and their anchor (bf16 only).")
+    var noFloat32 = false
+
     @Option(help: "Threads for the anchor (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -226,6 +229,7 @@ struct TrainBench: AsyncParsableCommand {
         guard batch >= 2, batch % 2 == 0, batch <= 64 else { throw ValidationError("--batch must be even, between 2 and 64") }
         guard sequence >= 4, sequence <= 2048 else { throw ValidationError("--sequence must be between 4 and 2048") }
         guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
+        guard !(noBf16 && noFloat32) else { throw ValidationError("--no-bf16 and --no-float32 together leave nothing to measure") }
     }
 
     func run() async throws {
@@ -237,6 +241,7 @@ struct TrainBench: AsyncParsableCommand {
         parameters.precision = WeightPrecision(rawValue: precision)!
         parameters.anchors = !noAnchors
         parameters.bf16 = !noBf16
+        parameters.float32 = !noFloat32
         parameters.threads = threads
         let quiet = json
         let report = try TrainBenchmark(parameters).run { line in

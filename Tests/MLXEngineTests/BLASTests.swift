@@ -12,6 +12,20 @@ struct BLASTests {
         #expect(!Engine.mlxVersion.isEmpty)
     }
 
+    @Test("OpenBLAS's thread count can be read and set; the allocator settings take on glibc")
+    func threadsAndAllocator() throws {
+        let threads = try #require(Engine.blasThreads, "OpenBLAS serves cblas here")
+        #expect(threads >= 1)
+        defer { Engine.blasThreads = threads }
+        Engine.blasThreads = 1
+        #expect(Engine.blasThreads == 1)
+        Engine.blasThreads = 0  // ignored
+        #expect(Engine.blasThreads == 1)
+        #if canImport(Glibc)
+        #expect(Memory.keepFreedMemory())
+        #endif
+    }
+
     @Test("a 512x512 float32 matmul through MLX equals cblas_sgemm and exact dot products")
     func matmul512() throws {
         let n = 512

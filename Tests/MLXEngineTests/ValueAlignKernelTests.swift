@@ -62,6 +62,18 @@ enum KernelChecks {
                     fast: { try Fast.softmaxLastAxis($0[0]) }, plain: { try $0[0].softmax(axis: -1) })
     }
 
+    /// [rows, vocabulary] and temperatures' inverses: odd widths (vector tails), one wide row set.
+    static let pickedCases: [(rows: Int, vocabulary: Int, scale: Float)] = [(1, 1, 1), (3, 5, 1), (4, 17, 0.5), (7, 1000, 1), (9, 4099, 1.7)]
+
+    static func logSoftmaxPicked(rows: Int, vocabulary: Int, scale: Float, _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        // Large logits: the kernel must subtract the row maximum.
+        let x = try Fixtures.normal([rows, vocabulary], seed: 5, std: 20)
+        let t = try MLXArray((0..<rows).map { Int32(($0 * 7919 + 3) % vocabulary) })
+        try compare([x], atol: 2e-5, rtol: 1e-5, "logSoftmaxPicked \(rows)x\(vocabulary) scale \(scale) \(label)", sourceLocation: sourceLocation,
+                    fast: { try Fast.logSoftmaxPicked($0[0], targets: t, scale: scale) },
+                    plain: { try ($0[0] * scale).logSoftmax(axis: -1).takeAlong(t.reshaped(-1, 1), axis: -1).reshaped(-1) })
+    }
+
     static func attention(_ c: FastKernelTests.AttentionCase, _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let (q, k, v, mask) = try c.make(seed: 10)
         let scale = 1 / Float(c.dim).squareRoot()
@@ -79,6 +91,7 @@ enum KernelChecks {
     static func all(_ label: String) throws {
         for shape in siluShapes { try siluGate(shape: shape, label) }
         for shape in softmaxShapes { try softmax(shape: shape, label) }
+        for c in pickedCases { try logSoftmaxPicked(rows: c.rows, vocabulary: c.vocabulary, scale: c.scale, label) }
         for c in attentionCases { try attention(c, label) }
         try fullyMaskedRows(label)
     }
@@ -153,6 +166,28 @@ struct ValueAlignKernelTests {
 
     @Test("attention equals the composed softmax(q k^T scale + mask) v, forward and gradients", arguments: KernelChecks.attentionCases)
     func attention(_ c: FastKernelTests.AttentionCase) throws { try KernelChecks.attention(c, "current ISA") }
+
+    @Test("logSoftmaxPicked equals logSoftmax + takeAlong, forward and gradients")
+    func logSoftmaxPicked() throws {
+        for c in KernelChecks.pickedCases { try KernelChecks.logSoftmaxPicked(rows: c.rows, vocabulary: c.vocabulary, scale: c.scale, "current ISA") }
+    }
+
+    @Test("logSoftmaxPicked: a target outside the vocabulary gives NaN for its row only; bad shapes are errors")
+    func logSoftmaxPickedEdges() throws {
+        let x = try Fixtures.normal([3, 6], seed: 8)
+        let y = try Fast.logSoftmaxPicked(x, targets: MLXArray([Int32(2), 6, -1])).asArray(Float.self)
+        #expect(y[0].isFinite && y[0] < 0)
+        #expect(y[1].isNaN && y[2].isNaN)
+        #expect(try Fast.logSoftmaxPicked(try Fixtures.normal([0, 8], seed: 1), targets: MLXArray([Int32]())).shape == [0])
+        // Transposed (non-contiguous) logits and int64 targets.
+        let xt = try Fixtures.normal([6, 3], seed: 9).T
+        expectClose(try Fast.logSoftmaxPicked(xt, targets: MLXArray([Int64(0), 5, 3])),
+                    try xt.logSoftmax(axis: -1).takeAlong(MLXArray([Int32(0), 5, 3]).reshaped(-1, 1), axis: -1).reshaped(-1), atol: 1e-6, rtol: 1e-5)
+        #expect(throws: MLXError.self) { try Fast.logSoftmaxPicked(x, targets: MLXArray([Int32(0), 1])) }
+        #expect(throws: MLXError.self) { try Fast.logSoftmaxPicked(x.reshaped(1, 3, 6), targets: MLXArray([Int32(0)])) }
+        #expect(throws: MLXError.self) { try Fast.logSoftmaxPicked(x, targets: MLXArray([Int32(0), 1, 2]), scale: 0) }
+        #expect(throws: MLXError.self) { try Fast.logSoftmaxPicked(x, targets: MLXArray([Float(0), 1, 2])) }
+    }
 
     @Test("fully masked rows give zeros, not NaN")
     func fullyMasked() throws { try KernelChecks.fullyMaskedRows("current ISA") }

@@ -87,6 +87,16 @@ final class Tiny: Module, @unchecked Sendable {
         #expect(throws: ModuleError.self) { try m.replace(child: "layers.1.q_proj", with: try RMSNorm(8)) }
     }
 
+    @Test func moduleAtWalksDottedPaths() throws {
+        let m = try Tiny()
+        // Every path namedModules lists resolves to the same module.
+        for (path, module) in m.namedModules() { #expect(m.module(at: path) === module, "\(path)") }
+        #expect(m.module(at: "layers.1.q_proj") === m.layers[1].q_proj)
+        for missing in ["layers.2", "layers.x.q_proj", "layers", "layers.0.nope", "head.weight", "nope", "layers..q_proj"] {
+            #expect(m.module(at: missing) == nil, "\(missing)")
+        }
+    }
+
     @Test func saveAndLoadRoundTrip() throws {
         let a = try Tiny(), b = try Tiny()
         // Different weights first (b's head differs only by key 99 = same); perturb b.

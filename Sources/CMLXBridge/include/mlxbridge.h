@@ -64,6 +64,13 @@ int mlxb_synchronize(void);
 int mlxb_memory_stats(size_t* active, size_t* peak, size_t* cache);
 int mlxb_reset_peak_memory(void);
 int mlxb_clear_cache(void);
+/// glibc malloc's mmap and trim thresholds (bytes; 0 leaves one as it is): returns a bit mask of
+/// the settings glibc accepted (1 mmap, 2 trim), or -1 where the C library is not glibc.
+int mlxb_configure_allocator(size_t mmap_threshold, size_t trim_threshold);
+/// OpenBLAS's thread count, or -1 when OpenBLAS does not serve cblas in this process.
+int mlxb_blas_threads(void);
+/// Sets OpenBLAS's thread count; false when OpenBLAS is not loaded or n < 1.
+bool mlxb_set_blas_threads(int n);
 
 // ---------------------------------------------------------------- array lifecycle and facts
 void mlxb_array_free(mlxb_array a);
@@ -185,6 +192,9 @@ int mlxb_dequantize(mlxb_array w, mlxb_array scales, mlxb_array biases /*nullabl
 int mlxb_silu_gate(mlxb_array gate, mlxb_array up, mlxb_array* out);
 /// Softmax over the last axis.
 int mlxb_softmax_lastaxis(mlxb_array x, mlxb_array* out);
+/// log_softmax(scale * logits)[target] per row: logits [N, V] float32, targets [N] integers -> [N];
+/// differentiable with respect to the logits (one pass forward, one backward).
+int mlxb_logsoftmax_pick(mlxb_array logits, mlxb_array targets, float scale, mlxb_array* out);
 /// Attention over [B, H, L, D] queries and [B, Hkv, S, D] keys/values (H a multiple of Hkv),
 /// causal when `causal`, with an optional additive mask broadcastable to [B, H, L, S].
 int mlxb_attention(mlxb_array q, mlxb_array k, mlxb_array v, float scale, bool causal, mlxb_array mask /*nullable*/, mlxb_array* out);

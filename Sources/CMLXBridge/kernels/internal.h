@@ -73,6 +73,13 @@ struct Table {
   // gives zeros.
   void (*attn_decode)(const float* q, int64_t nq, int64_t ldq, const float* keys, const float* vals, int64_t S,
                       int64_t D, float scale, const float* mask, float* out, int64_t ldo, float* scores);
+  // Picked log-softmax of nrows rows of a x (a > 0): lse = logsumexp(a x), out = a x[t] - lse
+  // (NaN for a target outside [0, n)).
+  void (*logsoftmax_pick_rows)(const float* x, const int32_t* t, float* out, float* lse, int64_t nrows, int64_t n,
+                               float a);
+  // Its gradient: dx = a (g onehot(t) + (h - g) exp(a x - lse)); h (lse's cotangent) may be null.
+  void (*logsoftmax_pick_bwd_rows)(const float* x, const int32_t* t, const float* lse, const float* g, const float* h,
+                                   float* dx, int64_t nrows, int64_t n, float a);
 };
 
 // A per-thread float buffer of at least n elements, 64-byte aligned, kept for the thread's life

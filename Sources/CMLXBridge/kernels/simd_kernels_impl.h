@@ -142,6 +142,50 @@ static void softmax_bwd_rows(const float* y, const float* g, float* dx, int64_t 
   }
 }
 
+// Picked log-softmax (LogSoftmaxPick): per row, lse = logsumexp(a x) and out = a x[t] - lse;
+// a target outside [0, n) gives NaN. Two reads of the row (max, then the sum of exponentials),
+// nothing written but the two scalars.
+static void logsoftmax_pick_rows(const float* x, const int32_t* t, float* out, float* lse, int64_t nrows, int64_t n,
+                                 float a) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const R av = V::set1(a);
+  for (int64_t r = 0; r < nrows; ++r, x += n) {
+    // max of a x: a > 0, so a * max(x).
+    const float m = a * row_max(x, n);
+    const R mv = V::set1(m);
+    R s0 = V::zero(), s1 = V::zero();
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      s0 = V::add(s0, V::exp(V::sub(V::mul(V::load(x + i), av), mv)));
+      s1 = V::add(s1, V::exp(V::sub(V::mul(V::load(x + i + W), av), mv)));
+    }
+    for (; i + W <= n; i += W) s0 = V::add(s0, V::exp(V::sub(V::mul(V::load(x + i), av), mv)));
+    if (i < n) s1 = V::add(s1, V::exp(V::sub(V::mul(V::loadn(x + i, int(n - i), ninf), av), mv)));
+    const float l = m == ninf ? ninf : m + std::log(V::hsum(V::add(s0, s1)));
+    lse[r] = l;
+    const int32_t k = t[r];
+    out[r] = k >= 0 && k < n ? a * x[k] - l : std::numeric_limits<float>::quiet_NaN();
+  }
+}
+
+// Its gradient: dx = a * (g onehot(t) + (h - g) exp(a x - lse)), g and h the cotangents of out
+// and lse (one per row).
+static void logsoftmax_pick_bwd_rows(const float* x, const int32_t* t, const float* lse, const float* g, const float* h,
+                                     float* dx, int64_t nrows, int64_t n, float a) {
+  const R av = V::set1(a);
+  for (int64_t r = 0; r < nrows; ++r, x += n, dx += n) {
+    const R lv = V::set1(lse[r]), cv = V::set1(a * ((h ? h[r] : 0.0f) - g[r]));
+    int64_t i = 0;
+    for (; i + W <= n; i += W) V::store(dx + i, V::mul(cv, V::exp(V::sub(V::mul(V::load(x + i), av), lv))));
+    if (i < n) {
+      const int k = int(n - i);
+      V::storen(dx + i, V::mul(cv, V::exp(V::sub(V::mul(V::loadn(x + i, k, 0.0f), av), lv))), k);
+    }
+    const int32_t k = t[r];
+    if (k >= 0 && k < n) dx[k] += a * g[r];
+  }
+}
+
 static float attn_softmax_row(float* s, const float* mask, int64_t n) {
   const float ninf = -std::numeric_limits<float>::infinity();
   R m = V::set1(ninf);
@@ -645,5 +689,6 @@ static void qmm(const QmmArgs& a, int64_t n0, int64_t n1) {
 
 static constexpr Table kTable = {
     kIsaName,     exp_n, silu_gate_fwd, silu_gate_bwd, softmax_rows, softmax_bwd_rows, attn_softmax_row,
-    attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT, attn_decode,
+    attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT, attn_decode, logsoftmax_pick_rows,
+    logsoftmax_pick_bwd_rows,
 };

@@ -96,6 +96,94 @@ class Softmax : public mx::UnaryPrimitive {
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override { return {in[0].shape()}; }
 };
 
+// Picked log-softmax: inputs {x [N, V] float32, targets [N] int32, lse [N], g [N]} -> dx [N, V].
+class LogSoftmaxPickBackward : public mx::UnaryPrimitive {
+ public:
+  LogSoftmaxPickBackward(mx::Stream s, float a) : mx::UnaryPrimitive(s), a_(a) {}
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    for (const auto& i : in) require_row_contiguous(i, "LogSoftmaxPickBackward");
+    alloc_output(out);
+    const Table* t = &table();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (const auto& i : in) enc.set_input_array(i);
+    enc.set_output_array(out);
+    enc.dispatch([x = mx::array::unsafe_weak_copy(in[0]), tg = mx::array::unsafe_weak_copy(in[1]),
+                  lse = mx::array::unsafe_weak_copy(in[2]), g = mx::array::unsafe_weak_copy(in[3]),
+                  dx = mx::array::unsafe_weak_copy(out), t, a = a_]() mutable {
+      const int64_t n = x.shape(-1), nrows = n ? int64_t(x.size()) / n : 0;
+      const float *xp = x.data<float>(), *lp = lse.data<float>(), *gp = g.data<float>();
+      const int32_t* tp = tg.data<int32_t>();
+      float* dp = dx.data<float>();
+      over_rows(nrows, n, [&](int64_t b, int64_t e) {
+        t->logsoftmax_pick_bwd_rows(xp + b * n, tp + b, lp + b, gp + b, nullptr, dp + b * n, e - b, n, a);
+      });
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override { no_gpu("LogSoftmaxPickBackward"); }
+  const char* name() const override { return "ValueAlignLogSoftmaxPickBackward"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const LogSoftmaxPickBackward*>(&other);
+    return o && o->a_ == a_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override { return {in[0].shape()}; }
+
+ private:
+  float a_;
+};
+
+// inputs {x [N, V] float32, targets [N] int32} -> {log softmax(a x)[t] [N], logsumexp(a x) [N]}.
+class LogSoftmaxPick : public mx::Primitive {
+ public:
+  LogSoftmaxPick(mx::Stream s, float a) : mx::Primitive(s), a_(a) {}
+  void eval_cpu(const std::vector<mx::array>& in, std::vector<mx::array>& outs) override {
+    require_row_contiguous(in[0], "LogSoftmaxPick");
+    require_row_contiguous(in[1], "LogSoftmaxPick");
+    for (auto& o : outs) alloc_output(o);
+    const Table* t = &table();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(in[0]);
+    enc.set_input_array(in[1]);
+    enc.set_output_array(outs[0]);
+    enc.set_output_array(outs[1]);
+    enc.dispatch([x = mx::array::unsafe_weak_copy(in[0]), tg = mx::array::unsafe_weak_copy(in[1]),
+                  o = mx::array::unsafe_weak_copy(outs[0]), lse = mx::array::unsafe_weak_copy(outs[1]), t,
+                  a = a_]() mutable {
+      const int64_t n = x.shape(-1), nrows = n ? int64_t(x.size()) / n : 0;
+      const float* xp = x.data<float>();
+      const int32_t* tp = tg.data<int32_t>();
+      float *op = o.data<float>(), *lp = lse.data<float>();
+      over_rows(nrows, n, [&](int64_t b, int64_t e) { t->logsoftmax_pick_rows(xp + b * n, tp + b, op + b, lp + b, e - b, n, a); });
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override { no_gpu("LogSoftmaxPick"); }
+
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                             const std::vector<int>& argnums, const std::vector<mx::array>& outputs) override {
+    // The lse output is internal (logsoftmax_pick() returns only the picked values), so its
+    // cotangent is ignored.
+    auto s = stream();
+    std::vector<mx::array> res;
+    for (int arg : argnums) {
+      if (arg != 0) throw std::invalid_argument("[logsoftmax_pick] the targets are integers: no gradient for them");
+      auto g = mx::contiguous(mx::astype(cotangents[0], mx::float32, s), false, s);
+      res.push_back(mx::array(primals[0].shape(), mx::float32, std::make_shared<LogSoftmaxPickBackward>(s, a_),
+                              {primals[0], primals[1], outputs[1], g}));
+    }
+    return res;
+  }
+  const char* name() const override { return "ValueAlignLogSoftmaxPick"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const LogSoftmaxPick*>(&other);
+    return o && o->a_ == a_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    return {in[1].shape(), in[1].shape()};
+  }
+
+ private:
+  float a_;
+};
+
 }  // namespace
 
 mx::array softmax_lastaxis(const mx::array& x) {
@@ -103,6 +191,26 @@ mx::array softmax_lastaxis(const mx::array& x) {
   if (!s || x.dtype() != mx::float32 || x.ndim() == 0) return mx::softmax(x, -1, true);
   auto xc = mx::contiguous(x, false, *s);
   return mx::array(x.shape(), mx::float32, std::make_shared<Softmax>(*s), {xc});
+}
+
+mx::array logsoftmax_pick(const mx::array& x, const mx::array& targets, float scale) {
+  if (x.ndim() != 2) throw std::invalid_argument("[logsoftmax_pick] logits must be [rows, vocabulary], got " + std::to_string(x.ndim()) + "-D");
+  if (targets.ndim() != 1 || targets.shape(0) != x.shape(0))
+    throw std::invalid_argument("[logsoftmax_pick] targets must be [" + std::to_string(x.shape(0)) + "], one per row of the logits");
+  if (!(scale > 0)) throw std::invalid_argument("[logsoftmax_pick] scale must be positive");
+  if (!mx::issubdtype(targets.dtype(), mx::integer)) throw std::invalid_argument("[logsoftmax_pick] targets must be integers");
+  auto s = cpu_stream();
+  if (!s) {
+    // MLX ops elsewhere (GPU): log_softmax(a x) picked.
+    auto z = scale == 1.0f ? x : mx::multiply(x, mx::array(scale));
+    auto lp = mx::subtract(z, mx::logsumexp(z, -1, true));
+    return mx::reshape(mx::take_along_axis(lp, mx::reshape(mx::astype(targets, mx::int32), {-1, 1}), -1), {-1});
+  }
+  auto xc = mx::contiguous(mx::astype(x, mx::float32, *s), false, *s);
+  auto tc = mx::contiguous(mx::stop_gradient(mx::astype(targets, mx::int32, *s), *s), false, *s);
+  auto outs = mx::array::make_arrays({targets.shape(), targets.shape()}, {mx::float32, mx::float32},
+                                     std::make_shared<LogSoftmaxPick>(*s, scale), {xc, tc});
+  return outs[0];
 }
 
 }  // namespace valuealign::kernels

@@ -57,8 +57,9 @@ extension CausalLanguageModel {
     public func tokenLogProbs(_ batch: TokenBatch) throws -> MLXArray {
         let logits = try self(batch.tokens).index([.all, .stride(nil, -1, 1)])
         let targets = try batch.tokens.index([.all, .stride(1, nil, 1)])
-        let picked = try logits.takeAlong(targets.expandedDimensions(axis: -1), axis: -1).squeezed(axis: -1)
-        return try (picked - logits.logSumExp(axis: -1)) * batch.targetMask
+        let (b, l) = (targets.dim(0), targets.dim(1))
+        let picked = try Fast.logSoftmaxPicked(logits.reshaped(b * l, logits.dim(-1)), targets: targets.reshaped(-1)).reshaped(b, l)
+        return try picked * batch.targetMask
     }
 
     /// Summed response log-probability per row, [B]. Differentiable.

@@ -55,6 +55,27 @@ extension Module {
     }
 }
 
+/// OpenBLAS's threads while a bf16 training run is on. The AMX kernels then do the big products
+/// on the kernel pool, and OpenBLAS keeps only the LoRA factors' thin ones (rank 16). Each of
+/// those wakes OpenBLAS's worker threads, which then spin in `sched_yield` for ~0.1 s (its
+/// THREAD_TIMEOUT) and take cores from the pool: 11% of a bf16 `bench train` profile on 2 cores.
+/// So a bf16 run (TrainingRunner, bench train) runs OpenBLAS single-threaded and puts the count
+/// back after. Process-wide while it lasts.
+public enum BF16BLASThreads {
+    /// Makes OpenBLAS single-threaded when `precision` is bfloat16 and AMX serves it here; returns
+    /// the count to give back to `restore`, or nil when nothing changed.
+    public static func enter(_ precision: MatmulPrecision) -> Int? {
+        guard precision == .bfloat16, Fast.amxAvailable, Device.default.kind == .cpu,
+              let current = Engine.blasThreads, current > 1 else { return nil }
+        Engine.blasThreads = 1
+        return current
+    }
+
+    public static func restore(_ saved: Int?) {
+        if let saved { Engine.blasThreads = saved }
+    }
+}
+
 /// A checkpoint's packed quantized matrix kept beside its float32 copy.
 public struct PackedWeight: @unchecked Sendable {
     public var weight: MLXArray
