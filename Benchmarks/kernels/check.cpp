@@ -327,7 +327,7 @@ static void bench_amx() {
   std::printf("AMX bf16 matmul vs MLX float32 matmul (x [M, K] · W^T, W [N, K]):\n");
   struct Shape { int m, k, n; };
   for (Shape sh : {Shape{1024, 576, 576}, Shape{1024, 576, 1536}, Shape{1024, 1536, 576}, Shape{1024, 576, 192},
-                   Shape{512, 576, 49152}, Shape{512, 49152, 576}}) {
+                   Shape{1024, 192, 576}, Shape{512, 576, 49152}, Shape{512, 49152, 576}}) {
     auto x = randn({sh.m, sh.k}, 11), w = randn({sh.n, sh.k}, 12);
     auto fwd = vk::pack_bf16(w, true), bwd = vk::pack_bf16(w, false);
     double a = time_ms([&] { return std::vector<mx::array>{vk::bf16_matmul(x, fwd, bwd, sh.n, sh.k)}; }, reps);
@@ -389,6 +389,10 @@ int main(int argc, char** argv) {
     if (a == "--quick") g_quick = true;
     if (a == "--qmm") {
       bench_qmm();
+      return 0;
+    }
+    if (a == "--amx") {
+      bench_amx();
       return 0;
     }
   }

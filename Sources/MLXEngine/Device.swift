@@ -64,18 +64,16 @@ public enum Memory {
     /// Keeps freed memory in the process for reuse instead of handing it back to the kernel.
     ///
     /// On the CPU MLX allocates every array with `malloc` and frees it when the array dies. glibc
-    /// serves blocks over 128 KB with a fresh `mmap` each time (its adaptive threshold only moves
-    /// past blocks of the size already freed) and returns freed heap tops over 128 KB, so every
-    /// activation of a training step (MBs each, dozens per layer) arrives as new pages that the
-    /// kernel faults in and zeroes one by one: 3 million page faults and 15 s of system time in a
-    /// 50 s `bench train` run on the 2-core Xeon. With the mmap threshold at 32 MB and the trim
-    /// threshold at 1 GB, blocks up to 32 MB are reused from the heap. Bigger ones (an output
-    /// head's logits) still get their own mapping: the arenas of threads other than the main one
-    /// grow in heaps of at most 64 MB. Returns whether glibc took both settings (false on other C
-    /// libraries). Process-wide: executables call it once at start (`valuealign` does).
+    /// serves blocks over 128 KB with a fresh `mmap` each time and returns freed heap tops over
+    /// 128 KB, so every activation of a training step arrives as new pages that the kernel faults
+    /// in and zeroes one by one: 3 million page faults and 15 s of system time in a 50 s `bench
+    /// train` run on the 2-core Xeon. The bridge already applies these settings when it loads, before
+    /// any thread exists (a thread keeps the malloc arena it first used, so only then does one
+    /// arena for all threads take hold); `VALUEALIGN_MALLOC=default` turns that off, and this call
+    /// applies the thresholds later. Returns whether glibc took the settings (false elsewhere).
     @discardableResult
-    public static func keepFreedMemory(mmapThreshold: Int = 32 << 20, trimThreshold: Int = 1 << 30) -> Bool {
-        mlxb_configure_allocator(mmapThreshold, trimThreshold) == 3
+    public static func keepFreedMemory(mmapThreshold: Int = 1 << 30, trimThreshold: Int = 1 << 30) -> Bool {
+        mlxb_configure_allocator(mmapThreshold, trimThreshold, 0) == 3
     }
 }
 

@@ -14,8 +14,6 @@ struct ValueAlignCommand: AsyncParsableCommand {
         // OpenBLAS picks its kernels when it loads; on CPUs it does not know, ask for the right
         // ones by re-executing once (BLASCore explains why).
         BLASCore.reexecWithTunedBLASIfNeeded()
-        // Reuse freed activations instead of faulting in fresh pages for each (Memory explains).
-        Memory.keepFreedMemory()
         await main(nil)
     }
 }

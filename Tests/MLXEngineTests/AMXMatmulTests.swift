@@ -17,6 +17,9 @@ struct AMXMatmulTests {
     static let cases: [Case] = [
         Case(x: [64, 64], outputs: 32), Case(x: [1, 32], outputs: 16), Case(x: [37, 50], outputs: 40),
         Case(x: [2, 19, 96], outputs: 70), Case(x: [3, 33, 576], outputs: 192), Case(x: [129, 17], outputs: 3),
+        // Past 4096 inputs the kernel sums K in chunks (an output head's input gradient); 4200
+        // leaves a short last chunk. The wide output makes the gradient take that path.
+        Case(x: [45, 4200], outputs: 70), Case(x: [40, 64], outputs: 4500),
     ]
 
     static func bf16(_ a: MLXArray) throws -> MLXArray { try a.asType(.bfloat16).asType(.float32) }

@@ -64,9 +64,11 @@ int mlxb_synchronize(void);
 int mlxb_memory_stats(size_t* active, size_t* peak, size_t* cache);
 int mlxb_reset_peak_memory(void);
 int mlxb_clear_cache(void);
-/// glibc malloc's mmap and trim thresholds (bytes; 0 leaves one as it is): returns a bit mask of
-/// the settings glibc accepted (1 mmap, 2 trim), or -1 where the C library is not glibc.
-int mlxb_configure_allocator(size_t mmap_threshold, size_t trim_threshold);
+/// glibc malloc's mmap and trim thresholds (bytes) and arena count (0 leaves one as it is):
+/// returns a bit mask of the settings glibc accepted (1 mmap, 2 trim, 4 arenas), or -1 where the C
+/// library is not glibc. The bridge applies (1 GB, 1 GB, 1) when it loads (bridge_core.cpp says
+/// why) unless VALUEALIGN_MALLOC=default.
+int mlxb_configure_allocator(size_t mmap_threshold, size_t trim_threshold, int arenas);
 /// OpenBLAS's thread count, or -1 when OpenBLAS does not serve cblas in this process.
 int mlxb_blas_threads(void);
 /// Sets OpenBLAS's thread count; false when OpenBLAS is not loaded or n < 1.

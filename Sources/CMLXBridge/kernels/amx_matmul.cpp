@@ -96,28 +96,40 @@ void load_config() {
   _tile_loadconfig(&cfg);
 }
 
-// Rows [m0, m1) of x (float32, row stride K) to bf16 rows of length Kp (zero padded) in a.
+// Rows [m0, m1) (whole 16-row blocks) of x (float32, row stride K) to bf16 A tiles: row block ib,
+// K block kb at a + (ib * KB + kb) * 512, 16 rows x 32 values each, so every tile the kernel loads
+// is 1 KB of consecutive memory (one stream for the prefetchers, where a row-major A gives 16
+// streams per tile, 32 per step). Rows past M and columns past K are zeros.
 void convert_rows(const float* x, int64_t K, int64_t Kp, int64_t m0, int64_t m1, int64_t M, uint16_t* a) {
+  const int64_t KB = Kp / kTileK;
+  const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
   for (int64_t m = m0; m < m1; ++m) {
-    uint16_t* dst = a + m * Kp;
+    uint16_t* base = a + (m / kTileRows) * KB * kTileElems + (m % kTileRows) * kTileK;
     if (m >= M) {
-      std::memset(dst, 0, size_t(Kp) * 2);
+      for (int64_t kb = 0; kb < KB; ++kb) std::memset(base + kb * kTileElems, 0, kTileK * 2);
       continue;
     }
     const float* src = x + m * K;
-    int64_t k = 0;
-    const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
-    for (; k + 16 <= K; k += 16) {
-      __m512i u = _mm512_castps_si512(_mm512_loadu_ps(src + k));
-      __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(round, lsb)), 16);
-      // NaN lanes: keep them NaN (quiet bit set).
-      __mmask16 nan = _mm512_cmp_ps_mask(_mm512_castsi512_ps(u), _mm512_castsi512_ps(u), _CMP_UNORD_Q);
-      r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), _mm512_cvtepi32_epi16(r));
+    for (int64_t kb = 0; kb < KB; ++kb) {
+      uint16_t* dst = base + kb * kTileElems;
+      const int64_t k0 = kb * kTileK;
+      for (int64_t h = 0; h < kTileK; h += 16) {
+        const int64_t k = k0 + h;
+        __m512i u;
+        if (k + 16 <= K) {
+          u = _mm512_castps_si512(_mm512_loadu_ps(src + k));
+        } else {
+          const int64_t left = std::max<int64_t>(0, K - k);
+          u = _mm512_castps_si512(_mm512_maskz_loadu_ps(__mmask16((1u << left) - 1u), src + k));
+        }
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(round, lsb)), 16);
+        // NaN lanes: keep them NaN (quiet bit set).
+        __mmask16 nan = _mm512_cmp_ps_mask(_mm512_castsi512_ps(u), _mm512_castsi512_ps(u), _CMP_UNORD_Q);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + h), _mm512_cvtepi32_epi16(r));
+      }
     }
-    for (; k < K; ++k) dst[k] = to_bf16(src[k]);
-    for (; k < Kp; ++k) dst[k] = 0;
   }
 }
 
@@ -126,21 +138,20 @@ void amx_blocks(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t* b, in
                 int64_t M, int64_t N) {
   load_config();
   const int64_t KB = Kp / kTileK;
-  const int64_t lda = Kp * 2;  // bytes
   alignas(64) float c[32 * 32];
   for (int64_t j = j0; j < j1; ++j) {
     const uint16_t* b0 = b + (2 * j) * KB * kTileElems;
     const uint16_t* b1 = b + (2 * j + 1) * KB * kTileElems;
     for (int64_t i = 0; i < Mp; i += 32) {
-      const uint16_t* a0 = a + i * Kp;
-      const uint16_t* a1 = a + (i + 16) * Kp;
+      const uint16_t* a0 = a + (i / kTileRows) * KB * kTileElems;
+      const uint16_t* a1 = a0 + KB * kTileElems;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
       for (int64_t kb = 0; kb < KB; ++kb) {
-        _tile_loadd(4, a0 + kb * kTileK, lda);
-        _tile_loadd(5, a1 + kb * kTileK, lda);
+        _tile_loadd(4, a0 + kb * kTileElems, 64);
+        _tile_loadd(5, a1 + kb * kTileElems, 64);
         _tile_loadd(6, b0 + kb * kTileElems, 64);
         _tile_loadd(7, b1 + kb * kTileElems, 64);
         _tile_dpbf16ps(0, 4, 6);
@@ -166,6 +177,62 @@ void amx_blocks(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t* b, in
     }
   }
   _tile_release();
+}
+
+// The same product for a long K (an output head's input gradient: K = 49152 against M = 512,
+// N = 576): amx_blocks would stream a column pair's whole B (3 MB) from memory again for every
+// 32-row block. Here K goes in chunks of kChunkTiles tiles; within a chunk each 32-row block of A
+// (32 KB, L1) meets every column pair of the thread's range, whose B chunk (up to ~300 KB) stays in
+// L2, and the partial sums live in a scratch block c [Mp, 32 * (j1 - j0)] (tile loads and stores
+// once per chunk). Every byte of A and B is read from memory once per thread.
+constexpr int64_t kChunkTiles = 16;
+
+void amx_blocks_long_k(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t* b, int64_t j0, int64_t j1, float* y,
+                       int64_t M, int64_t N) {
+  load_config();
+  const int64_t KB = Kp / kTileK, width = 32 * (j1 - j0);
+  const int64_t ldc = width * 4;  // bytes
+  std::unique_ptr<float[]> c(new float[size_t(Mp * width)]);
+  for (int64_t kc = 0; kc < KB; kc += kChunkTiles) {
+    const int64_t kend = std::min(KB, kc + kChunkTiles);
+    for (int64_t i = 0; i < Mp; i += 32) {
+      const uint16_t* a0 = a + (i / kTileRows) * KB * kTileElems;
+      const uint16_t* a1 = a0 + KB * kTileElems;
+      for (int64_t j = j0; j < j1; ++j) {
+        const uint16_t* b0 = b + (2 * j) * KB * kTileElems;
+        const uint16_t* b1 = b + (2 * j + 1) * KB * kTileElems;
+        float* cb = c.get() + i * width + (j - j0) * 32;
+        if (kc == 0) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        } else {
+          _tile_loadd(0, cb, ldc);
+          _tile_loadd(1, cb + 16, ldc);
+          _tile_loadd(2, cb + 16 * width, ldc);
+          _tile_loadd(3, cb + 16 * width + 16, ldc);
+        }
+        for (int64_t kb = kc; kb < kend; ++kb) {
+          _tile_loadd(4, a0 + kb * kTileElems, 64);
+          _tile_loadd(5, a1 + kb * kTileElems, 64);
+          _tile_loadd(6, b0 + kb * kTileElems, 64);
+          _tile_loadd(7, b1 + kb * kTileElems, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, cb, ldc);
+        _tile_stored(1, cb + 16, ldc);
+        _tile_stored(2, cb + 16 * width, ldc);
+        _tile_stored(3, cb + 16 * width + 16, ldc);
+      }
+    }
+  }
+  _tile_release();
+  const int64_t n0 = j0 * 32, cols = std::min(N, j1 * 32) - n0;
+  for (int64_t r = 0; r < M; ++r) std::memcpy(y + r * N + n0, c.get() + r * width, size_t(cols) * 4);
 }
 
 // Tests AMX in this process's context: permission, then one tile product (may fault).
@@ -224,6 +291,9 @@ bool detect_amx() { return false; }
 void amx_blocks(const uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, float*, int64_t, int64_t) {
   throw std::logic_error("AMX is not available on this platform");
 }
+void amx_blocks_long_k(const uint16_t*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, float*, int64_t, int64_t) {
+  throw std::logic_error("AMX is not available on this platform");
+}
 void convert_rows(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, uint16_t*) {
   throw std::logic_error("AMX is not available on this platform");
 }
@@ -251,12 +321,18 @@ class AmxMatmul : public mx::UnaryPrimitive {
       const int64_t M = int64_t(x.size()) / K;
       if (M == 0 || N == 0) return;
       const int64_t Mp = round_up(M, 32), Kp = round_up(K, kTileK), Np = round_up(N, 32);
-      std::vector<uint16_t> a(size_t(Mp * Kp));
+      // Every element is written by convert_rows (padding included): no zero fill.
+      std::unique_ptr<uint16_t[]> a(new uint16_t[size_t(Mp * Kp)]);
       const float* xs = x.data<float>();
-      parallel_range(Mp, 64, 32, [&](int64_t m0, int64_t m1) { convert_rows(xs, K, Kp, m0, m1, M, a.data()); });
+      parallel_range(Mp, 64, 32, [&](int64_t m0, int64_t m1) { convert_rows(xs, K, Kp, m0, m1, M, a.get()); });
       const uint16_t* bs = b.data<uint16_t>();
       float* ys = y.data<float>();
-      parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { amx_blocks(a.data(), Mp, Kp, bs, j0, j1, ys, M, N); });
+      // Long K: chunked (amx_blocks_long_k says why). 4096 = where one column pair's B (256 KB)
+      // stops fitting next to A's rows in L2.
+      if (Kp > 4096)
+        parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { amx_blocks_long_k(a.get(), Mp, Kp, bs, j0, j1, ys, M, N); });
+      else
+        parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { amx_blocks(a.get(), Mp, Kp, bs, j0, j1, ys, M, N); });
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override { no_gpu("bf16_matmul"); }
