@@ -14,7 +14,13 @@ Batch: B=8 sequences of L=128 token ids drawn uniformly from [1000, vocab) with 
 generator; labels = the ids (a plain causal LM loss over all positions, as HF computes it).
 Step: optimizer.zero_grad(set_to_none=True); loss = model(input_ids, labels=input_ids).loss;
 loss.backward(); optimizer.step() with torch.optim.AdamW(lr 1e-4) over the LoRA parameters.
-Also timed: the forward alone under torch.no_grad() (what a DPO reference pass costs).
+Also timed: the forward alone under torch.no_grad() (what a DPO reference pass costs), and a DPO
+step as TRL's DPOTrainer runs it for a PEFT model without a separate reference model: the batch
+is B/2 pairs (rows 2i and 2i+1 share their first L/2 tokens, the prompt; the rest is the chosen
+or rejected answer), the reference log-probabilities come from a forward with the adapter
+disabled under torch.no_grad(), then the policy forward, the sigmoid DPO loss (beta 0.1) on the
+answers' summed log-probabilities (TRL's selective_log_softmax: logsumexp row by row), backward
+and AdamW.
 Precision: float32; with --bf16, forward and backward run under torch.autocast("cpu",
 dtype=torch.bfloat16) (bf16 matmuls through oneDNN, float32 master weights and AdamW).
 Threads: torch.set_num_threads(--threads) (default 2).
@@ -101,8 +107,33 @@ def main():
         with torch.no_grad(), autocast():
             model(input_ids=ids)
 
+    # DPO: pairs share the prompt half.
+    half = args.seq // 2
+    pair_ids = ids.clone()
+    pair_ids[1::2, :half] = pair_ids[0::2, :half]
+
+    def answer_logps(logits):
+        # Position t predicts token t + 1; the answer tokens are half .. seq-1.
+        lg = logits[:, half - 1:-1, :].float()
+        labels = pair_ids[:, half:]
+        picked = torch.gather(lg, -1, labels.unsqueeze(-1)).squeeze(-1)
+        lse = torch.stack([torch.logsumexp(row, dim=-1) for row in lg])
+        return (picked - lse).sum(-1)
+
+    def dpo_step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad(), model.disable_adapter(), autocast():
+            ref = answer_logps(model(input_ids=pair_ids).logits)
+        with autocast():
+            pol = answer_logps(model(input_ids=pair_ids).logits)
+        margin = (pol[0::2] - ref[0::2]) - (pol[1::2] - ref[1::2])
+        loss = -torch.nn.functional.logsigmoid(0.1 * margin).mean()
+        loss.backward()
+        optimizer.step()
+
     step_s, step_min = timed(step, args.warmup, args.iters)
     fwd_s, fwd_min = timed(forward, 1, max(3, args.iters // 2))
+    dpo_s, dpo_min = timed(dpo_step, 1, args.iters)
     tokens = args.batch * args.seq
     out = {
         "framework": "torch", "version": torch.__version__, "transformers": transformers.__version__,
@@ -110,6 +141,7 @@ def main():
         "lora_rank": args.rank, "precision": "bf16-autocast" if args.bf16 else "float32", "trainable_parameters": sum(p.numel() for p in trainable),
         "step_ms": step_s * 1e3, "step_min_ms": step_min * 1e3, "tokens_per_second": tokens / step_s,
         "forward_ms": fwd_s * 1e3, "forward_tokens_per_second": tokens / fwd_s,
+        "dpo_step_ms": dpo_s * 1e3, "dpo_step_min_ms": dpo_min * 1e3, "dpo_tokens_per_second": tokens / dpo_s,
         "first_loss": losses[0], "last_loss": losses[-1], "iters": args.iters, "warmup": args.warmup,
         "load_seconds": load_s, "python": platform.python_version(), "cpus": os.cpu_count(),
         "loadavg": list(os.getloadavg()),
