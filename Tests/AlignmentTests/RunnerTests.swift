@@ -92,6 +92,29 @@ import ValueAlignTesting
         #expect(try adapterWeights(reloaded.model) == wb)
     }
 
+    @Test func bf16RunRestoresOpenBLASThreads() throws {
+        let before = try #require(Engine.blasThreads)
+        var p = toyParameters(SFTObjective.self, steps: 2, batchSize: 2)
+        p.matmulPrecision = .bfloat16
+        var during: [Int?] = []
+        _ = try TrainingRunner(objective: SFTObjective(model: try tinyLoaded(), examples: examples), parameters: p).run { _ in
+            during.append(Engine.blasThreads)
+            return true
+        }
+        // Single-threaded while the bf16 run lasts (where AMX serves it), as before after it.
+        #expect(during.count == 2)
+        if Fast.amxAvailable, before > 1 { #expect(during.allSatisfy { $0 == 1 }, "\(during)") } else { #expect(during.allSatisfy { $0 == before }) }
+        #expect(Engine.blasThreads == before)
+        // A float32 run leaves it alone.
+        p.matmulPrecision = .float32
+        during = []
+        _ = try TrainingRunner(objective: SFTObjective(model: try tinyLoaded(), examples: examples), parameters: p).run { _ in
+            during.append(Engine.blasThreads)
+            return true
+        }
+        #expect(during.allSatisfy { $0 == before })
+    }
+
     @Test func stoppingWritesACheckpointThatResumes() throws {
         let dir = temporaryDirectory("stop")
         defer { try? FileManager.default.removeItem(at: dir) }
