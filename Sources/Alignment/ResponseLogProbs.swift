@@ -61,15 +61,7 @@ extension CausalLanguageModel {
         guard temperature > 0 else { throw MLXError.invalidArgument("temperature must be positive, got \(temperature)") }
         let hidden = try forward(batch.tokens, cache: nil, keyPadding: nil, captureLayers: []).hidden
         let selected = try hidden.reshaped(-1, hidden.dim(-1)).take(packed.positions, axis: 0)
-        return try LogSoftmax.picked(logits(selected), targets: packed.targets, scale: 1 / temperature)
-    }
-}
-
-/// log softmax(scale * logits)[target] per row: `Fast.logSoftmaxPicked`, one vectorised pass over
-/// the logits forward and one backward, whose gradient is scale * (onehot(t) - softmax).
-enum LogSoftmax {
-    /// logits [N, V], targets [N] (integers) -> [N].
-    static func picked(_ logits: MLXArray, targets: MLXArray, scale: Float = 1) throws -> MLXArray {
-        try Fast.logSoftmaxPicked(logits, targets: targets, scale: scale)
+        // One vectorised pass over the logits forward and one backward (Fast.logSoftmaxPicked).
+        return try Fast.logSoftmaxPicked(logits(selected), targets: packed.targets, scale: 1 / temperature)
     }
 }

@@ -132,8 +132,7 @@ public struct TrainBenchmark {
             // The DPO step beside the anchor's DPO step (reference forward with the adapter off, as
             // TRL's DPOTrainer does for a PEFT model), when the anchor measured one.
             let dpoAnchorName = anchor.map { a in
-                a.dpoRate != nil ? "PyTorch \(a.version) + transformers \(a.transformers) + PEFT \(a.peft), DPO step as TRL's\(label)"
-                    : "PyTorch \(a.version) + transformers \(a.transformers) + PEFT \(a.peft), LoRA step\(label)"
+                "PyTorch \(a.version) + transformers \(a.transformers) + PEFT \(a.peft), \(a.dpoRate != nil ? "DPO step as TRL's" : "LoRA step")\(label)"
             }
             report.figures.append(BenchmarkFigure(name: "dpo_step\(suffix)_tok_s", value: m.dpo, unit: "tok/s", anchorName: dpoAnchorName,
                                                   anchorValue: anchor.map { $0.dpoRate ?? $0.stepRate }, higherIsBetter: true, goal: ">= 1.5x"))

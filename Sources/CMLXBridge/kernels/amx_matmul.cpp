@@ -133,6 +133,22 @@ void convert_rows(const float* x, int64_t K, int64_t Kp, int64_t m0, int64_t m1,
   }
 }
 
+// C tiles 0-3 (rows of A tiles a0 / a1 by columns of B tiles b0 / b1) += the products of K blocks
+// [kb0, kb1): A in tile order (convert_rows), B packed (pack_bf16).
+inline void accumulate_2x2(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0, const uint16_t* b1, int64_t kb0,
+                           int64_t kb1) {
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    _tile_loadd(4, a0 + kb * kTileElems, 64);
+    _tile_loadd(5, a1 + kb * kTileElems, 64);
+    _tile_loadd(6, b0 + kb * kTileElems, 64);
+    _tile_loadd(7, b1 + kb * kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 // C block pairs [j0, j1) (32 columns each) for all row blocks: y = a · B.
 void amx_blocks(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t* b, int64_t j0, int64_t j1, float* y,
                 int64_t M, int64_t N) {
@@ -149,16 +165,7 @@ void amx_blocks(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t* b, in
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
-      for (int64_t kb = 0; kb < KB; ++kb) {
-        _tile_loadd(4, a0 + kb * kTileElems, 64);
-        _tile_loadd(5, a1 + kb * kTileElems, 64);
-        _tile_loadd(6, b0 + kb * kTileElems, 64);
-        _tile_loadd(7, b1 + kb * kTileElems, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
+      accumulate_2x2(a0, a1, b0, b1, 0, KB);
       const int64_t rows = std::min<int64_t>(32, M - i), n0 = j * 32, cols = std::min<int64_t>(32, N - n0);
       if (rows == 32 && cols == 32) {
         // A whole block: straight into y.
@@ -213,16 +220,7 @@ void amx_blocks_long_k(const uint16_t* a, int64_t Mp, int64_t Kp, const uint16_t
           _tile_loadd(2, cb + 16 * width, ldc);
           _tile_loadd(3, cb + 16 * width + 16, ldc);
         }
-        for (int64_t kb = kc; kb < kend; ++kb) {
-          _tile_loadd(4, a0 + kb * kTileElems, 64);
-          _tile_loadd(5, a1 + kb * kTileElems, 64);
-          _tile_loadd(6, b0 + kb * kTileElems, 64);
-          _tile_loadd(7, b1 + kb * kTileElems, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
+        accumulate_2x2(a0, a1, b0, b1, kc, kend);
         _tile_stored(0, cb, ldc);
         _tile_stored(1, cb + 16, ldc);
         _tile_stored(2, cb + 16 * width, ldc);
@@ -329,10 +327,8 @@ class AmxMatmul : public mx::UnaryPrimitive {
       float* ys = y.data<float>();
       // Long K: chunked (amx_blocks_long_k says why). 4096 = where one column pair's B (256 KB)
       // stops fitting next to A's rows in L2.
-      if (Kp > 4096)
-        parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { amx_blocks_long_k(a.get(), Mp, Kp, bs, j0, j1, ys, M, N); });
-      else
-        parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { amx_blocks(a.get(), Mp, Kp, bs, j0, j1, ys, M, N); });
+      const auto blocks = Kp > 4096 ? amx_blocks_long_k : amx_blocks;
+      parallel_range(Np / 32, 1, 1, [&](int64_t j0, int64_t j1) { blocks(a.get(), Mp, Kp, bs, j0, j1, ys, M, N); });
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override { no_gpu("bf16_matmul"); }
