@@ -103,6 +103,7 @@ int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inpu
       s.bits[i] = spec->bits[i];
       s.groups[i] = spec->groups[i];
     }
+    for (int i = 0; i < 7; ++i) s.has_lora[i] = spec->has_lora[i];
     s.has_bias = spec->has_bias;
     s.has_mask = spec->has_mask;
     *out = new mlxb_vector_s{valuealign::kernels::decode_layer(s, arrays_of(inputs, n_inputs))};

@@ -59,6 +59,8 @@ struct DecodeLayerSpec {
   int groups[4] = {32, 32, 32, 32};
   bool has_bias = false;
   bool has_mask = false;
+  // Low-rank (LoRA) updates of q, k, v, o, gate, up, down: each adds inputs At [K, R] and Bt [R, N].
+  bool has_lora[7] = {false, false, false, false, false, false, false};
 };
 
 // One decoder layer for one new token per sequence (inference only; CPU only, else throws).

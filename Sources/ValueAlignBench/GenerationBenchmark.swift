@@ -16,6 +16,9 @@ public struct GenerationBenchmark {
         public var anchors = true
         public var threads = 2
         public var precision: WeightPrecision = .hybrid
+        /// A PEFT LoRA adapter folder: the decode figures are measured again with it loaded, beside
+        /// the same figures without it (the anchor of those rows).
+        public var adapter: String?
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
@@ -73,6 +76,25 @@ public struct GenerationBenchmark {
             report.figures.append(BenchmarkFigure(
                 name: "sampling batch \(b) aggregate tok/s", value: rate, unit: "tok/s",
                 anchorName: anchor.map { _ in "llama-batched-bench \(b)" }, anchorValue: anchor, higherIsBetter: true, goal: ">= 2x"))
+        }
+        if let adapter = p.adapter {
+            progress("loading the adapter \(adapter)")
+            let lora = try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: model)
+            let plain = report.figures
+            func without(_ name: String) -> Double? { plain.first { $0.name == name }?.value }
+            progress("decode batch 1 with the adapter")
+            let rate = try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0)
+            report.figures.append(BenchmarkFigure(
+                name: "decode batch 1 tok/s, LoRA r\(lora.rank)", value: rate, unit: "tok/s",
+                anchorName: "no adapter", anchorValue: without("decode batch 1 tok/s"), higherIsBetter: true))
+            for b in p.batchSizes {
+                progress("sampling batch \(b) with the adapter")
+                let rate = try decodeRate(generator, batch: b, promptLength: p.batchPromptTokens, temperature: 1)
+                report.figures.append(BenchmarkFigure(
+                    name: "sampling batch \(b) aggregate tok/s, LoRA r\(lora.rank)", value: rate, unit: "tok/s",
+                    anchorName: "no adapter", anchorValue: without("sampling batch \(b) aggregate tok/s"), higherIsBetter: true))
+            }
+            report.notes.append("adapter \(adapter): LoRA r\(lora.rank) on \(lora.targetModules.joined(separator: ", "))")
         }
         report.figures.append(BenchmarkFigure(name: "peak memory", value: Double(Memory.stats.peak) / 1_048_576, unit: "MiB", higherIsBetter: false))
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); threads \(p.threads)")

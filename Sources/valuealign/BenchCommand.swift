@@ -77,6 +77,9 @@ struct GenerateBench: AsyncParsableCommand {
     @Flag(help: "Skip the llama.cpp anchor.")
     var noAnchors = false
 
+    @Option(help: "A PEFT LoRA adapter folder: the decode figures again with it loaded, beside those without.")
+    var adapter: String?
+
     @Option(help: "Threads for llama.cpp (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -85,6 +88,9 @@ struct GenerateBench: AsyncParsableCommand {
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        if let adapter, !FileManager.default.fileExists(atPath: URL(fileURLWithPath: adapter).appendingPathComponent("adapter_config.json").path) {
+            throw ValidationError("--adapter \(adapter): no adapter_config.json there (expected a PEFT adapter folder)")
+        }
         guard newTokens >= 2 else { throw ValidationError("--new-tokens must be at least 2") }
         guard batchSizes.allSatisfy({ $0 >= 1 && $0 <= 512 }) else { throw ValidationError("--batch-sizes must be between 1 and 512") }
         guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized") }
@@ -101,6 +107,7 @@ struct GenerateBench: AsyncParsableCommand {
         parameters.anchors = !noAnchors
         parameters.threads = threads
         parameters.precision = WeightPrecision(rawValue: precision)!
+        parameters.adapter = adapter
         let quiet = json
         let report = try GenerationBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }

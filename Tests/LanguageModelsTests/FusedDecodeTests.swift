@@ -125,18 +125,85 @@ import ValueAlignTesting
         #expect(a.allSatisfy { !$0.tokens.isEmpty })
     }
 
-    @Test("an attached LoRA adapter turns the fused path off, and decode steps still see the adapter")
-    func loraTurnsFusedPathOff() throws {
-        let (fused, _) = try pair(bias: false, traditional: false)
-        try fused.applyLoRA(LoRAConfiguration(rank: 2, alpha: 4, targetModules: ["v_proj", "down_proj"]))
-        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan == nil })
+    /// Sets every LoRA B of `model` to seeded random values (the same for the same seed), so
+    /// that the adapters change the outputs.
+    func randomizeAdapters(_ model: LlamaModel, seed: UInt64) throws {
         var update: [String: MLXArray] = [:]
-        for (name, p) in fused.trainableParameters() where name.contains("lora_B") { update[name] = try MLXArray.ones(p.shape) * 0.05 }
-        try fused.update(parameters: update)
+        var key = try MLXRandom.key(seed)
+        for (name, p) in model.trainableParameters().sorted(by: { $0.key < $1.key }) where name.contains("lora_B") {
+            let keys = try MLXRandom.split(key)
+            key = keys[0]
+            update[name] = try MLXRandom.normal(p.shape, key: keys[1]) * 0.05
+        }
+        try model.update(parameters: update)
+    }
+
+    struct LoRACase: Sendable, CustomTestStringConvertible {
+        var targets: [String]
+        var rows: Int
+        var rank = 3
+        var testDescription: String { "\(targets.joined(separator: "+")), rank \(rank), \(rows) row(s)" }
+    }
+
+    static let loraCases = [
+        LoRACase(targets: ["v_proj", "down_proj"], rows: 1),
+        LoRACase(targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], rows: 1),
+        LoRACase(targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], rows: 24),
+        LoRACase(targets: ["k_proj", "o_proj", "up_proj"], rows: 5),
+        // Large enough (rows x outputs x ranks) for the kernel to split the update over threads.
+        LoRACase(targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], rows: 64, rank: 32),
+    ]
+
+    @Test("LoRA adapters decode fused: equal to op-by-op steps, and a weight update is seen at the next step", arguments: loraCases)
+    func loraDecodesFused(_ c: LoRACase) throws {
+        let (fused, plain) = try pair(bias: true, traditional: false)
+        let configuration = LoRAConfiguration(rank: c.rank, alpha: 2 * Float(c.rank), targetModules: c.targets)
+        try fused.applyLoRA(configuration, seed: 5)
+        try plain.applyLoRA(configuration, seed: 5)
+        try randomizeAdapters(fused, seed: 9)
+        try randomizeAdapters(plain, seed: 9)
+        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan != nil })
+        let rows = c.rows, width = 6
+        let prompt = try MLXArray((0..<(rows * width)).map { Int32(($0 * 37 + 11) % 260) }, shape: [rows, width])
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        try expectClose(try fused(prompt, cache: fc), try plain(prompt, cache: pc), atol: 1e-4, rtol: 1e-4)
+        // The adapter matters: the same step without it differs.
+        let bare = try pair(bias: true, traditional: false).fused
+        let bc = bare.makeCache()
+        _ = try bare(prompt, cache: bc)
+        for step in 0..<4 {
+            if step == 2 {
+                // An optimiser-like update replaces the adapter arrays between steps.
+                try randomizeAdapters(fused, seed: 21)
+                try randomizeAdapters(plain, seed: 21)
+            }
+            let x = try MLXArray((0..<rows).map { Int32(($0 * 13 + step * 5 + 2) % 260) }, shape: [rows, 1])
+            let a = try fused(x, cache: fc), b = try plain(x, cache: pc)
+            try expectClose(a, b, atol: 1e-4, rtol: 1e-4)
+            let without = try bare(x, cache: bc)
+            #expect(try (a - without).abs().max().item(Float.self) > 1e-3)
+        }
+    }
+
+    @Test("a LoRA adapter with active dropout turns the fused path off; in eval mode it is back on")
+    func loraDropoutTurnsFusedPathOff() throws {
+        let (fused, plain) = try pair(bias: false, traditional: false)
+        let configuration = LoRAConfiguration(rank: 2, alpha: 4, dropout: 0.1, targetModules: ["v_proj", "down_proj"])
+        try fused.applyLoRA(configuration, seed: 3)
+        try plain.applyLoRA(configuration, seed: 3)
+        fused.train(true)
+        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan == nil })
+        fused.train(false)
+        plain.train(false)
+        #expect(fused.model.layers.allSatisfy { $0.currentDecodePlan != nil })
+        try randomizeAdapters(fused, seed: 4)
+        try randomizeAdapters(plain, seed: 4)
         let ids: [Int32] = [5, 6, 7, 8]
-        let cache = fused.makeCache()
-        _ = try fused(try MLXArray(Array(ids[0..<3]), shape: [1, 3]), cache: cache)
-        let step = try fused(try MLXArray([ids[3]], shape: [1, 1]), cache: cache)
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        _ = try fused(try MLXArray(Array(ids[0..<3]), shape: [1, 3]), cache: fc)
+        _ = try plain(try MLXArray(Array(ids[0..<3]), shape: [1, 3]), cache: pc)
+        let step = try fused(try MLXArray([ids[3]], shape: [1, 1]), cache: fc)
+        try expectClose(step, try plain(try MLXArray([ids[3]], shape: [1, 1]), cache: pc), atol: 1e-4, rtol: 1e-4)
         let full = try fused(try MLXArray(ids, shape: [1, 4]))
         try expectClose(step[0, 0], full[0, 3], atol: 2e-3, rtol: 1e-3)
     }
@@ -165,6 +232,23 @@ import ValueAlignTesting
         wrongHeads.heads = 3
         #expect(throws: MLXError.self) { try run(wrongHeads) }
         #expect(throws: MLXError.self) { try run(x: try MLXArray.zeros([1, 2, c.hiddenSize])) }
+        // Low-rank updates: seven entries, each At [in, R] and Bt [R, out] of its projection.
+        func runLowRank(_ lowRank: [Fast.LowRankUpdate?]) throws {
+            _ = try Fast.decodeLayer(
+                x, settings: settings, offset: 2, inputNorm: layer.inputNorm.weight, postAttentionNorm: layer.postAttentionNorm.weight,
+                qkv: plan.qkv, output: plan.output, gateUp: plan.gateUp, down: plan.down, keys: good, values: good, lowRank: lowRank)
+        }
+        let down = Fast.LowRankUpdate(at: try MLXArray.zeros([c.intermediateSize, 2]), bt: try MLXArray.zeros([2, c.hiddenSize]))
+        try runLowRank([nil, nil, nil, nil, nil, nil, down])
+        #expect(throws: MLXError.self) { try runLowRank([down]) }
+        #expect(throws: MLXError.self) { try runLowRank([down, nil, nil, nil, nil, nil, nil]) }  // down's shapes as q's update
+        let badRank = Fast.LowRankUpdate(at: try MLXArray.zeros([c.intermediateSize, 2]), bt: try MLXArray.zeros([3, c.hiddenSize]))
+        do {
+            try runLowRank([nil, nil, nil, nil, nil, nil, badRank])
+            Issue.record("a rank mismatch was accepted")
+        } catch {
+            #expect("\(error)".contains("low-rank update of down"))
+        }
         do {
             try run(offset: 8)
         } catch {

@@ -219,13 +219,16 @@ typedef struct {
   int bits[4];    /// packed weights: qkv, o, gate_up, down
   int groups[4];
   bool has_bias;  /// inputs[17] is the qkv bias
-  bool has_mask;  /// the last input is an additive [B or 1, capacity] mask
+  bool has_mask;  /// then an additive [B or 1, capacity] mask
+  bool has_lora[7]; /// then, for each of q, k, v, o, gate, up, down marked here, a low-rank update
+                    /// of its output y += (x At) Bt: At [in, R] and Bt [R, out] float32 (LoRA's
+                    /// A^T and scale * B^T)
 } mlxb_decode_layer_spec;
 
 /// One Llama decoder layer for one new token per sequence (inference, CPU only). inputs: x
 /// [B, 1, H], input and post-attention norm weights, then (codes, scales, biases) of the packed
 /// qkv, o, gate_up and down weights, the key and value caches [B, kvHeads, capacity, headDim],
-/// then the optional qkv bias and mask. out receives [y, keys', values'].
+/// then the optional qkv bias and mask and the low-rank updates. out receives [y, keys', values'].
 int mlxb_decode_layer(const mlxb_decode_layer_spec* spec, const mlxb_array* inputs, size_t n_inputs, mlxb_vector* out);
 
 /// 1 when bfloat16 matmuls on Intel AMX tiles work in this process (probed once), else 0.

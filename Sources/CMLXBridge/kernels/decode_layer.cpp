@@ -14,7 +14,9 @@
 // in MLX's affine layout: qkv [Hq*D + 2*Hkv*D, .] (q, k and v fused along outputs), o [H, .],
 // gate_up [2*I, .] (gate rows, then up rows), down [H, .]; the caches k and v [B, Hkv, cap, D]
 // (cap > offset); optionally the qkv bias [Hq*D + 2*Hkv*D] and an additive mask [B or 1, cap]
-// (left padding). Outputs: y [B, 1, H] and the caches with position `offset` written. A cache
+// (left padding); then, for each projection (q, k, v, o, gate, up, down) marked in has_lora, a
+// low-rank update of its output y += (x At) Bt with At [in, R] and Bt [R, out] float32 (a LoRA
+// adapter: A^T and scale * B^T). Outputs: y [B, 1, H] and the caches with position `offset` written. A cache
 // input that nobody else holds is updated in place (its buffer is donated to the output), as
 // MLX's slice_update does; otherwise it is copied first.
 //
@@ -38,6 +40,8 @@ using namespace detail;
 
 // Attention multiply-adds below which one thread does all heads (waking the pool costs more).
 constexpr int64_t kSerialAttention = int64_t(1) << 16;
+// Low-rank update multiply-adds (of x At Bt's second product) below which one thread does it.
+constexpr int64_t kSerialLowRank = int64_t(1) << 18;
 
 enum Input : int {
   kX = 0,
@@ -126,7 +130,26 @@ void strided_copy(const mx::array& a, float* dst) {
   }
 }
 
-thread_local std::vector<float> t_x, t_xp, t_h, t_qkv, t_att, t_x1, t_gu, t_act, t_scores;
+// y[M, N] (rows at stride ldy) += (x[M, K] At[K, R]) Bt[R, N]: a LoRA update (scale folded into
+// Bt). The first product is small (R is a few ranks); the second is split over the pool by output
+// columns when large.
+void low_rank_add(const Table* t, const float* x, int64_t M, int64_t K, const mx::array& At, const mx::array& Bt,
+                  float* y, int64_t ldy, std::vector<float>& tmp) {
+  const int64_t R = At.shape(1), N = Bt.shape(1);
+  if (tmp.size() < size_t(M * R)) tmp.resize(size_t(M * R));
+  float* xa = tmp.data();
+  t->gemm(M, R, K, 1.0f, x, K, 1, At.data<float>(), R, xa, R, false);
+  const float* b = Bt.data<float>();
+  if (M * N * R < kSerialLowRank) {
+    t->gemm(M, N, R, 1.0f, xa, R, 1, b, N, y, ldy, true);
+    return;
+  }
+  parallel_range(N, 64, 16, [&](int64_t n0, int64_t n1) {
+    t->gemm(M, n1 - n0, R, 1.0f, xa, R, 1, b + n0, N, y + n0, ldy, true);
+  });
+}
+
+thread_local std::vector<float> t_x, t_xp, t_h, t_qkv, t_att, t_x1, t_gu, t_act, t_scores, t_lora;
 
 }  // namespace
 
@@ -191,6 +214,21 @@ class DecodeLayer : public mx::Primitive {
     const float* bias = sp.has_bias ? a[kFixedInputs].data<float>() : nullptr;
     const float* mask = sp.has_mask ? a[kFixedInputs + (sp.has_bias ? 1 : 0)].data<float>() : nullptr;
     const int64_t mask_rows = sp.has_mask ? a[kFixedInputs + (sp.has_bias ? 1 : 0)].shape(0) : 0;
+    // The low-rank updates' (At, Bt) inputs, by projection; null where there is none.
+    const mx::array* lora[7][2] = {};
+    {
+      size_t next = size_t(kFixedInputs) + (sp.has_bias ? 1 : 0) + (sp.has_mask ? 1 : 0);
+      for (int p = 0; p < 7; ++p)
+        if (sp.has_lora[p]) {
+          lora[p][0] = &a[next++];
+          lora[p][1] = &a[next++];
+        }
+    }
+    // Projection p's update, reading its input rows `in` [M, K] and adding into its output columns
+    // (out, rows at stride ldo).
+    auto update = [&](int p, const float* in, int64_t M, int64_t K, float* out, int64_t ldo) {
+      if (lora[p][0]) low_rank_add(t, in, M, K, *lora[p][0], *lora[p][1], out, ldo, t_lora);
+    };
 
     const int64_t H = x.shape(-1), M = int64_t(x.size()) / H;
     const int64_t Hq = sp.heads, Hkv = sp.kv_heads, D = sp.head_dim, cap = kc.shape(2);
@@ -224,6 +262,9 @@ class DecodeLayer : public mx::Primitive {
     if (bias)
       for (int64_t m = 0; m < M; ++m)
         for (int64_t j = 0; j < nqkv; ++j) qkvb[m * nqkv + j] += bias[j];
+    update(0, h, M, H, qkvb, nqkv);
+    update(1, h, M, H, qkvb + qw, nqkv);
+    update(2, h, M, H, qkvb + qw + kw, nqkv);
 
     // Rotary embedding of q and k at position `pos`.
     const int64_t half = sp.rope_dims / 2;
@@ -284,14 +325,18 @@ class DecodeLayer : public mx::Primitive {
     }
 
     packed_matmul(t, o, sp.groups[1], sp.bits[1], att, M, x1, t_xp);
+    update(3, att, M, qw, x1, H);
     for (int64_t i = 0; i < M * H; ++i) x1[i] += xs[i];
 
     // MLP block.
     rms_norm_rows(x1, a[kNormPost].data<float>(), sp.eps, h, M, H);
     packed_matmul(t, gu, sp.groups[2], sp.bits[2], h, M, gub, t_xp);
+    update(4, h, M, H, gub, 2 * I);
+    update(5, h, M, H, gub + I, 2 * I);
     for (int64_t m = 0; m < M; ++m) t->silu_gate_fwd(gub + m * 2 * I, gub + m * 2 * I + I, act + m * I, I);
     float* ys = y.data<float>();
     packed_matmul(t, dn, sp.groups[3], sp.bits[3], act, M, ys, t_xp);
+    update(6, act, M, I, ys, H);
     for (int64_t i = 0; i < M * H; ++i) ys[i] += x1[i];
   }
 
@@ -301,7 +346,8 @@ class DecodeLayer : public mx::Primitive {
 std::vector<mx::array> decode_layer(const DecodeLayerSpec& spec, const std::vector<mx::array>& inputs) {
   auto s = cpu_stream();
   if (!s) throw std::invalid_argument("[decode_layer] runs on the CPU only");
-  const size_t expected = size_t(kFixedInputs) + (spec.has_bias ? 1 : 0) + (spec.has_mask ? 1 : 0);
+  size_t expected = size_t(kFixedInputs) + (spec.has_bias ? 1 : 0) + (spec.has_mask ? 1 : 0);
+  for (bool l : spec.has_lora) expected += l ? 2 : 0;
   if (inputs.size() != expected)
     throw std::invalid_argument("[decode_layer] expected " + std::to_string(expected) + " inputs, got " +
                                 std::to_string(inputs.size()));
@@ -355,6 +401,22 @@ std::vector<mx::array> decode_layer(const DecodeLayerSpec& spec, const std::vect
     if (m.dtype() != mx::float32 || m.ndim() != 2 || (m.shape(0) != 1 && m.shape(0) != B) ||
         m.shape(1) != kc.shape(2))
       throw std::invalid_argument("[decode_layer] mask must be float32 [B or 1, capacity]");
+    ++next;
+  }
+  {
+    static const char* names[7] = {"q", "k", "v", "o", "gate", "up", "down"};
+    const int64_t qw = int64_t(spec.heads) * D, kw = int64_t(spec.kv_heads) * D;
+    const int64_t lk[7] = {H, H, H, qw, H, H, inter}, ln[7] = {qw, kw, kw, H, inter, inter, H};
+    for (int g = 0; g < 7; ++g) {
+      if (!spec.has_lora[g]) continue;
+      const auto& at = inputs[next++];
+      const auto& bt = inputs[next++];
+      if (at.dtype() != mx::float32 || bt.dtype() != mx::float32 || at.ndim() != 2 || bt.ndim() != 2 ||
+          at.shape(1) < 1 || at.shape(0) != lk[g] || bt.shape(0) != at.shape(1) || bt.shape(1) != ln[g])
+        throw std::invalid_argument(std::string("[decode_layer] low-rank update of ") + names[g] +
+                                    " must be float32 At [" + std::to_string(lk[g]) + ", R] and Bt [R, " +
+                                    std::to_string(ln[g]) + "]");
+    }
   }
   // Weights are usually evaluated and contiguous already; anything else gets a contiguous copy.
   std::vector<mx::array> ins_c;

@@ -92,11 +92,29 @@ final class LlamaDecoderLayer: Module, @unchecked Sendable {
         return try h + mlp(postAttentionNorm(h))
     }
 
-    /// The decode plan, when it still describes the layer's projections (an attached LoRA
-    /// adapter replaces them and turns the fused path off).
+    /// The decode plan, when it still describes the layer's projections: each is the hybrid
+    /// layer the plan was built from, or a LoRA adapter on it without active dropout.
     var currentDecodePlan: FusedDecodePlan? {
-        guard let decodePlan, decodePlan.matches(selfAttention, mlp) else { return nil }
+        guard let decodePlan, decodePlan.adapters(selfAttention, mlp) != nil else { return nil }
         return decodePlan
+    }
+
+    private let lowRankLock = NSLock()
+    private var lowRank: FusedLowRank?
+
+    /// The LoRA updates of the fused projections for the adapters' current weights: built once
+    /// and reused while the adapters hold the same arrays (an optimiser step replaces them).
+    func decodeLowRank(plan: FusedDecodePlan) throws -> [Fast.LowRankUpdate?] {
+        guard let adapters = plan.adapters(selfAttention, mlp) else {
+            throw LanguageModelError.invalidParameter(field: "layer", message: "the fused decode plan no longer describes this layer")
+        }
+        guard adapters.contains(where: { $0 != nil }) else { return [] }
+        return try lowRankLock.withLock {
+            if let lowRank, lowRank.matches(adapters) { return lowRank.updates }
+            let built = try FusedLowRank(adapters: adapters)
+            lowRank = built
+            return built.updates
+        }
     }
 
     /// One decode step (x [B, 1, H]) as a single fused kernel; the cache must already hold
@@ -108,9 +126,38 @@ final class LlamaDecoderLayer: Module, @unchecked Sendable {
         let r = try Fast.decodeLayer(
             x, settings: settings, offset: cache.offset, inputNorm: inputNorm.weight, postAttentionNorm: postAttentionNorm.weight,
             qkv: plan.qkv, output: plan.output, gateUp: plan.gateUp, down: plan.down,
-            keys: keys, values: values, qkvBias: plan.qkvBias, mask: mask)
+            keys: keys, values: values, qkvBias: plan.qkvBias, mask: mask, lowRank: try decodeLowRank(plan: plan))
         try cache.advance(keys: r.keys, values: r.values, by: 1)
         return r.output
+    }
+}
+
+/// A layer's LoRA adapters as `Fast.decodeLayer` reads them: A^T and scale * B^T of each adapted
+/// projection. Keeps the adapters and arrays it was built from, so that a rebuilt array (an
+/// optimiser step, a loaded adapter) is never mistaken for the old one.
+final class FusedLowRank: @unchecked Sendable {
+    let updates: [Fast.LowRankUpdate?]
+    private let adapters: [LoRALinear?]
+    private let arrays: [MLXArray?]
+
+    init(adapters: [LoRALinear?]) throws {
+        updates = try adapters.map { (l) throws -> Fast.LowRankUpdate? in
+            guard let l else { return nil }
+            return Fast.LowRankUpdate(at: try l.loraA.weight.asType(.float32).T.contiguous(),
+                                      bt: try (l.loraB.weight.asType(.float32).T * l.scale).contiguous())
+        }
+        try eval(updates.compactMap { $0 }.flatMap { [$0.at, $0.bt] })
+        self.adapters = adapters
+        arrays = Self.arrays(of: adapters)
+    }
+
+    private static func arrays(of adapters: [LoRALinear?]) -> [MLXArray?] {
+        adapters.flatMap { [$0?.loraA.weight, $0?.loraB.weight] }
+    }
+
+    func matches(_ current: [LoRALinear?]) -> Bool {
+        current.count == adapters.count && zip(current, adapters).allSatisfy { $0 === $1 }
+            && zip(Self.arrays(of: current), arrays).allSatisfy { $0 === $1 }
     }
 }
 
@@ -146,9 +193,24 @@ final class FusedDecodePlan: @unchecked Sendable {
         return Fast.PackedMatrix(weight: p.weight, scales: p.scales, biases: biases, groupSize: p.groupSize, bits: p.bits)
     }
 
-    func matches(_ attention: LlamaAttention, _ mlp: LlamaMLP) -> Bool {
+    /// Per projection (q, k, v, o, gate, up, down): nil where it is the layer the plan was built
+    /// from, its LoRA adapter where one wraps that layer; nil overall when a projection is
+    /// anything else (another layer, or an adapter whose dropout is active).
+    func adapters(_ attention: LlamaAttention, _ mlp: LlamaMLP) -> [LoRALinear?]? {
         let layers: [any LinearLayer] = [attention.qProj, attention.kProj, attention.vProj, attention.oProj, mlp.gateProj, mlp.upProj, mlp.downProj]
-        return zip(layers, sources).allSatisfy { ObjectIdentifier($0 as AnyObject) == $1 }
+        var found: [LoRALinear?] = []
+        found.reserveCapacity(layers.count)
+        for (layer, source) in zip(layers, sources) {
+            if ObjectIdentifier(layer as AnyObject) == source {
+                found.append(nil)
+            } else if let lora = layer as? LoRALinear, ObjectIdentifier(lora.base as AnyObject) == source,
+                      lora.dropout.p == 0 || !lora.dropout.training {
+                found.append(lora)
+            } else {
+                return nil
+            }
+        }
+        return found
     }
 }
 
