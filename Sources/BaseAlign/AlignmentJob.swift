@@ -71,6 +71,8 @@ public struct CandidateSet: Sendable, Codable, Equatable {
 /// continues where the last process stopped; with `steps` (and no budget) the result is the
 /// one an uninterrupted run gives.
 public final class AlignmentJob: @unchecked Sendable {
+    /// The second measurement's expected time over the first's (the adapter costs time).
+    static let afterMeasurementFactor = 1.5
     /// Below this a budget cannot cover two measurements and a training step.
     public static let minimumBudgetSeconds = 60.0
 
@@ -202,9 +204,10 @@ public final class AlignmentJob: @unchecked Sendable {
         // 2. Training.
         if !state.trainingDone {
             // Leave room for the second measurement and the report: the first measurement's time
-            // plus a margin. (Measured on the 2-core machine: 183-232 s after vs 220 s before; the
-            // first also pays the process's warm-up, so LoRA's extra ops mostly fit in the margin.)
-            let reserve = (state.beforeSeconds ?? before.seconds) * 1.1 + 20
+            // times the adapter's cost, plus a margin. (Measured on the 2-core machine at 77b3bf2:
+            // 119.7 s after against 85.1 s before, x1.41: the adapter's products in prefill and
+            // decode, and slightly longer answers; at 7dd9332, before adapters decoded fused, x1.65.)
+            let reserve = (state.beforeSeconds ?? before.seconds) * AlignmentJob.afterMeasurementFactor + 20
             let deadline = configuration.budgetSeconds.map { $0 - reserve }
             if let d = deadline, clock.now >= d {
                 events(.note("the budget leaves no time to train after the first measurement (\(DurationText.format(clock.now)) used); training one step anyway"))
