@@ -82,6 +82,14 @@ final class BridgeClosure: @unchecked Sendable {
     }
 }
 
+/// Whether the calling code runs inside a gradient transform (`valueAndGrad`, `grad`, `vjp`).
+/// Layers with an inference-only fast path read it: the hybrid layers' packed few-rows weights
+/// (LanguageModels) would otherwise dequantise their whole matrix in every backward pass, so they
+/// take their float32 (or bfloat16) path while it is true.
+public enum GradientTrace {
+    @TaskLocal public static var isActive = false
+}
+
 /// The value of `f` and its gradients with respect to the inputs at `argnums`.
 ///
 /// `f` returns one or more arrays; the gradient is that of the first, which must be a scalar.
@@ -95,8 +103,10 @@ public func valueAndGrad(
         throw MLXError.invalidArgument("argnum \(n) is out of range for \(inputs.count) inputs")
     }
     var values: OpaquePointer?, grads: OpaquePointer?
-    try withHandles(inputs) { handles in
-        try closure.run("value_and_grad") { mlxb_value_and_grad(closure.handle, handles, inputs.count, nums, nums.count, &values, &grads) }
+    try GradientTrace.$isActive.withValue(true) {
+        try withHandles(inputs) { handles in
+            try closure.run("value_and_grad") { mlxb_value_and_grad(closure.handle, handles, inputs.count, nums, nums.count, &values, &grads) }
+        }
     }
     defer { mlxb_vector_free(values); mlxb_vector_free(grads) }
     return (try arrays(of: values!), try arrays(of: grads!))
@@ -124,9 +134,11 @@ public func vjp(
 ) throws -> (outputs: [MLXArray], vjps: [MLXArray]) {
     let closure = try BridgeClosure(f)
     var outputs: OpaquePointer?, vjps: OpaquePointer?
-    try withHandles(primals) { p in
-        try withHandles(cotangents) { c in
-            try closure.run("vjp") { mlxb_vjp(closure.handle, p, primals.count, c, cotangents.count, &outputs, &vjps) }
+    try GradientTrace.$isActive.withValue(true) {
+        try withHandles(primals) { p in
+            try withHandles(cotangents) { c in
+                try closure.run("vjp") { mlxb_vjp(closure.handle, p, primals.count, c, cotangents.count, &outputs, &vjps) }
+            }
         }
     }
     defer { mlxb_vector_free(outputs); mlxb_vector_free(vjps) }

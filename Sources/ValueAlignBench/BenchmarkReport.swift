@@ -89,6 +89,35 @@ public struct BenchmarkReport: Sendable, Codable {
 }
 
 /// Times `body`: `warmup` untimed runs, then the median of `iterations` timed runs, in ms.
+/// Medians of two bodies timed alternately (a b, then b a, ...), so that a machine whose speed
+/// drifts affects both alike: a same-run comparison of two ways to do one thing.
+public func interleavedMedianMilliseconds(warmup: Int = 1, iterations: Int = 10, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (a: Double, b: Double) {
+    for _ in 0..<warmup {
+        try a()
+        try b()
+    }
+    var ta: [Double] = [], tb: [Double] = []
+    func timed(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    }
+    for i in 0..<iterations {
+        if i % 2 == 0 {
+            ta.append(try timed(a))
+            tb.append(try timed(b))
+        } else {
+            tb.append(try timed(b))
+            ta.append(try timed(a))
+        }
+    }
+    func median(_ t: [Double]) -> Double {
+        let s = t.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    return (median(ta), median(tb))
+}
+
 public func medianMilliseconds(warmup: Int = 2, iterations: Int = 10, _ body: () throws -> Void) rethrows -> Double {
     for _ in 0..<warmup { try body() }
     var times: [Double] = []

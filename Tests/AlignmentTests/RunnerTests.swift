@@ -229,4 +229,36 @@ import ValueAlignTesting
             for (u, v) in zip(x, y) { #expect(abs(u - v) <= 1e-4 * max(scale, 1e-3), "\(k)") }
         }
     }
+
+    @Test("rows sharing a prompt run it once: same log-probs and adapter gradient as whole rows")
+    func sharedPromptsMatchWholeRows() throws {
+        let loaded = try tinyLoaded()
+        try loaded.model.applyLoRA(allLinear, seed: 2)
+        for (k, v) in loaded.model.trainableParameters() where k.contains("lora_B") {
+            try loaded.model.update(parameters: [k: try MLXRandom.normal(v.shape, std: 0.1, key: MLXRandom.key(UInt64(k.count + 7)))])
+        }
+        // Two groups of different prompt lengths (the shorter is left-padded in the shared pass),
+        // a prompt of its own, responses of 1 to 5 tokens.
+        let a: [Int] = [1, 2, 3, 4, 5], b: [Int] = [6, 7], c: [Int] = [8, 9, 10]
+        let prompts = [a, b, a, c, b, a]
+        let responses: [[Int]] = [[11, 12], [13, 14, 15, 16, 17], [18], [19, 20, 21], [22, 23, 24], [25, 26, 27, 28]]
+        let batch = try TokenBatch(prompts: prompts, responses: responses, padTokenId: 256)
+        let shared = try ResponseTokens(batch), whole = try ResponseTokens(batch, sharePrompts: false)
+        let layout = try #require(shared.shared)
+        #expect(layout.groupCount == 3 && whole.shared == nil)
+        #expect(try layout.group.asArray(Int32.self) == [0, 1, 0, 2, 1, 0])
+        #expect(layout.prompts.shape == [3, 5] && layout.responses.shape == [6, 5])
+        let x = try loaded.model.responseLogProbs(batch, shared), y = try loaded.model.responseLogProbs(batch, whole)
+        #expect(x.shape == [shared.count])
+        try expectClose(x, y, atol: 1e-4, rtol: 1e-4)
+        // A weighted sum, so that every token's gradient counts differently.
+        let weights = try MLXRandom.uniform([shared.count], low: -1, high: 1, key: MLXRandom.key(3))
+        let step = GradientStep(trainable: loaded.model, optimizer: SGD(learningRate: 0), maxGradientNorm: 0)
+        let g1 = try step.lossAndGradients { ObjectiveOutput(loss: try (loaded.model.responseLogProbs(batch, shared) * weights).sum()) }.2
+        let g2 = try step.lossAndGradients { ObjectiveOutput(loss: try (loaded.model.responseLogProbs(batch, whole) * weights).sum()) }.2
+        #expect(g1.count == g2.count && !g1.isEmpty)
+        for (k, u) in g1 { try expectClose(u, try #require(g2[k]), atol: 1e-4, rtol: 1e-3) }
+        // Distinct prompts give no shared layout.
+        #expect(try ResponseTokens(try TokenBatch(prompts: [a, b], responses: [[1, 2], [3]], padTokenId: 256)).shared == nil)
+    }
 }

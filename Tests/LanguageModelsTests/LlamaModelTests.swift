@@ -145,6 +145,40 @@ import ValueAlignTesting
         try reference.update(parameters: model.trainableParameters())
         try expectClose(few, try reference(ids), atol: 2e-3, rtol: 1e-3)
     }
+
+    @Test("a concatenating KV cache gives the preallocated cache's outputs and holds exactly what was written")
+    func concatenatingCacheMatches() throws {
+        let model = try quantizedCheckpoint(bias: true).makeModel(precision: .float32)
+        let exact = (0..<model.configuration.layerCount).map { _ in KVCache(preallocate: false) }
+        let grown = model.makeCache()
+        let prompt = try MLXArray([Int32(3), 9, 27, 81], shape: [1, 4])
+        try expectClose(try model(prompt, cache: exact), try model(prompt, cache: grown), atol: 1e-5)
+        let more = try MLXArray([Int32(5), 6, 7], shape: [1, 3])
+        try expectClose(try model(more, cache: exact), try model(more, cache: grown), atol: 1e-5)
+        #expect(exact[0].offset == 7 && exact[0].keys?.dim(2) == 7 && exact[0].capacity == 7)
+        #expect(grown[0].offset == 7 && grown[0].capacity == KVCache.step)
+    }
+
+    @Test("under a gradient transform few rows take the float32 weight, so an unfrozen hybrid weight gets its gradient")
+    func fewRowsUnderGradientUseTheFloatWeight() throws {
+        let model = try quantizedCheckpoint(bias: false).makeModel(precision: .hybrid)
+        let layer = try #require(try model.module(at: "model.layers.0.mlp.up_proj") as? HybridLinear)
+        let x = try MLXRandom.normal([3, layer.inputDimensions], key: MLXRandom.key(4))
+        #expect(!GradientTrace.isActive)
+        var seen = false
+        // d/dW sum(x W^T) = column sums of x, broadcast to every output row. The packed path has
+        // no weight input at all: through it this gradient would be zero.
+        layer.unfreeze()
+        let grads = try MLXNN.valueAndGrad(layer) { l in
+            seen = GradientTrace.isActive
+            return try l(x).sum()
+        }.gradients
+        let g = try #require(grads["weight"])
+        #expect(seen)
+        let expected = try MLXArray.ones([layer.outputDimensions, 1]) * x.sum(axis: 0).reshaped(1, -1)
+        try expectClose(g, expected, atol: 1e-4, rtol: 1e-4)
+        #expect(!GradientTrace.isActive)
+    }
 }
 
 import MLXNN

@@ -90,7 +90,9 @@ public struct PackedWeight: @unchecked Sendable {
     }
 }
 
-/// Row counts at or below which the packed weights serve a matmul (`WeightPrecision.hybrid`).
+/// Row counts at or below which the packed weights serve a matmul (`WeightPrecision.hybrid`),
+/// outside gradient transforms (`GradientTrace`): their backward would dequantise the whole
+/// matrix each time, so differentiated calls take the float32 or bfloat16 path at any size.
 ///
 /// Measured on this project's 2-core AVX-512 machine (`valuealign bench quantized --rows 16 32 64`,
 /// Benchmarks/kernels `--qmm`): the kernel reads 4 or 8 bits per weight, and from 8 rows dequantises
@@ -116,7 +118,7 @@ public final class HybridLinear: Linear, BF16Capable, @unchecked Sendable {
 
     public override func callAsFunction(_ x: MLXArray) throws -> MLXArray {
         let y: MLXArray
-        if x.size / max(inputDimensions, 1) <= HybridThreshold.rows {
+        if x.size / max(inputDimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive {
             y = try packed.apply(x)
         } else if let w = try bf16.packed(weight, frozen: isWeightFrozen) {
             y = try Fast.bf16Linear(x, w)
@@ -139,7 +141,7 @@ public final class HybridEmbedding: Embedding, BF16Capable, @unchecked Sendable 
     }
 
     public override func asLinear(_ x: MLXArray) throws -> MLXArray {
-        if x.size / max(dimensions, 1) <= HybridThreshold.rows { return try packed.apply(x) }
+        if x.size / max(dimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive { return try packed.apply(x) }
         if let w = try bf16.packed(weight, frozen: isWeightFrozen) { return try Fast.bf16Linear(x, w) }
         return try super.asLinear(x)
     }
@@ -175,7 +177,7 @@ final class FusedProjection: @unchecked Sendable {
 
     /// The outputs of each layer, or nil when the fused path does not apply.
     func callAsFunction(_ x: MLXArray, current: [any LinearLayer]) throws -> [MLXArray]? {
-        guard x.size / max(sources[0].inputDimensions, 1) <= HybridThreshold.rows,
+        guard x.size / max(sources[0].inputDimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive,
               current.count == sources.count, zip(current, sources).allSatisfy({ ($0 as AnyObject) === $1 }) else { return nil }
         var y = try packed.apply(x)
         if let bias { y = try y + bias }

@@ -13,8 +13,13 @@ public final class KVCache {
     public private(set) var values: MLXArray?
     /// Positions written so far.
     public private(set) var offset = 0
+    /// false: `append` concatenates, so the buffers hold exactly `offset` positions (a training
+    /// pass over a shared prompt: one op per append, and its gradient is a plain split).
+    public let preallocates: Bool
 
-    public init() {}
+    public init(preallocate: Bool = true) {
+        preallocates = preallocate
+    }
 
     /// Allocated positions.
     public var capacity: Int { keys?.dim(2) ?? 0 }
@@ -54,6 +59,14 @@ public final class KVCache {
     /// Appends k, v ([B, kvHeads, L, D]) and returns the whole buffers (valid up to `offset`).
     public func append(keys k: MLXArray, values v: MLXArray) throws -> (keys: MLXArray, values: MLXArray) {
         let length = k.dim(2)
+        if !preallocates {
+            let newKeys = try keys.map { try concatenated([$0, k], axis: 2) } ?? k
+            let newValues = try values.map { try concatenated([$0, v], axis: 2) } ?? v
+            keys = newKeys
+            values = newValues
+            offset += length
+            return (newKeys, newValues)
+        }
         let needed = offset + length
         try reserve(needed, keyShape: k.shape, valueShape: v.shape, dtype: k.dtype)
         guard let kb = keys, let vb = values else { throw MLXError.invalidArgument("KV cache has no storage") }

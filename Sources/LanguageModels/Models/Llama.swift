@@ -36,7 +36,7 @@ final class LlamaAttention: Module, @unchecked Sendable {
         k = try Fast.rope(k, dimensions: d, traditional: c.ropeTraditional, base: c.ropeTheta, scale: c.ropeScale, offset: offset)
         if let cache {
             let whole = try cache.append(keys: k, values: v)
-            if context.useWholeCache {
+            if context.useWholeCache || whole.keys.dim(2) == cache.offset {
                 (k, v) = whole
             } else {
                 let valid = cache.offset
