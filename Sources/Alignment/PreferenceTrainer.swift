@@ -93,7 +93,8 @@ public struct PairBatch {
 
 /// Direct preference optimisation (Rafailov et al. 2023) and IPO (Azar et al. 2023) on LoRA
 /// adapters, with the frozen base model as the reference: the same weights with the adapters
-/// switched off (`withAdaptersDisabled`), evaluated once per batch before the policy pass.
+/// switched off (`withAdaptersDisabled`): every pair's values are computed once, before the first
+/// step, and reused in every epoch (`Options.precomputeReference`; off: once per batch).
 ///
 /// With h = (log π(c) - log π_ref(c)) - (log π(r) - log π_ref(r)):
 /// - DPO ("sigmoid"): loss = -(1 - ε) log σ(β h) - ε log σ(-β h), ε = label smoothing.
@@ -116,6 +117,13 @@ public final class PreferenceObjective: TrainingObjective {
         public var labelSmoothing: Float = 0
         /// Longest prompt + answer in tokens (TRL `max_length` = 1024); longer pairs are cut.
         public var maxLength = 1024
+        /// Compute every pair's reference log-probabilities once, at the first batch, and reuse
+        /// them in every epoch (TRL's `precompute_ref_log_probs`, off by default there). The
+        /// reference is the frozen base, so the values are the same; a run of E epochs then pays
+        /// one reference pass per pair instead of E. They are computed in fixed chunks of
+        /// `referenceChunk` pairs in dataset order, so a resumed run gets the same values. Off:
+        /// once per batch, as TRL's default does.
+        public var precomputeReference = true
         public init() {}
     }
 
@@ -132,6 +140,11 @@ public final class PreferenceObjective: TrainingObjective {
     public let tokenizedExamples: [TokenizedPreference]
     public let options: Options
     let encoder: ChatEncoder
+    /// Pairs per reference pass when the reference is precomputed.
+    static let referenceChunk = 8
+    private let referenceLock = NSLock()
+    /// Per pair: the reference's (chosen, rejected) row values, once precomputed.
+    private var referenceTable: [(chosen: Float, rejected: Float)]?
 
     public init(model loaded: LoadedModel, examples: [PreferenceExample], options: Options = Options()) {
         self.loaded = loaded
@@ -183,13 +196,40 @@ public final class PreferenceObjective: TrainingObjective {
         return options.loss == .ipo ? try summed / pairs.responses.rowLengths : summed
     }
 
-    public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
+    func pairBatch(_ indices: [Int]) throws -> PairBatch {
         let pad = loaded.tokenizer.padTokenId
-        let pairs = examples.isEmpty
+        return examples.isEmpty
             ? try PairBatch(indices.map { tokenizedExamples[$0] }, maxLength: options.maxLength, padTokenId: pad)
             : try PairBatch(indices.map { examples[$0] }, encoder: encoder, maxLength: options.maxLength, padTokenId: pad)
-        let reference = try model.withAdaptersDisabled { try rowLogProbs(pairs) }
-        try eval(reference)
+    }
+
+    /// Every pair's reference values, computed on first use (`Options.precomputeReference`).
+    func precomputedReference() throws -> [(chosen: Float, rejected: Float)] {
+        try referenceLock.withLock {
+            if let referenceTable { return referenceTable }
+            var table: [(chosen: Float, rejected: Float)] = []
+            table.reserveCapacity(exampleCount)
+            for start in stride(from: 0, to: exampleCount, by: Self.referenceChunk) {
+                let indices = Array(start..<min(exampleCount, start + Self.referenceChunk))
+                let pairs = try pairBatch(indices)
+                let rows = try model.withAdaptersDisabled { try rowLogProbs(pairs) }.asArray(Float.self)
+                for i in indices.indices { table.append((rows[i], rows[indices.count + i])) }
+            }
+            referenceTable = table
+            return table
+        }
+    }
+
+    public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
+        let pairs = try pairBatch(indices)
+        let reference: MLXArray
+        if options.precomputeReference {
+            let table = try precomputedReference()
+            reference = MLXArray(indices.map { table[$0].chosen } + indices.map { table[$0].rejected })
+        } else {
+            reference = try model.withAdaptersDisabled { try rowLogProbs(pairs) }
+            try eval(reference)
+        }
         return PreparedBatch(batch: Batch(pairs: pairs, reference: reference), tokens: pairs.tokenCount)
     }
 

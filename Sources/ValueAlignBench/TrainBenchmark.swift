@@ -89,7 +89,10 @@ public struct TrainBenchmark {
             dpo.shuffle = false
             dpo.matmulPrecision = precision
             var stepRates: [Double] = []
-            try TrainingRunner(objective: PreferenceObjective(model: loaded, tokenizedExamples: pairs), parameters: dpo).run { step in
+            // The reference pass in every step, as the anchor's (TRL's default): no precomputed table.
+            var dpoOptions = PreferenceObjective.Options()
+            dpoOptions.precomputeReference = false
+            try TrainingRunner(objective: PreferenceObjective(model: loaded, tokenizedExamples: pairs, options: dpoOptions), parameters: dpo).run { step in
                 if step.step > p.warmup { stepRates.append(step.tokensPerSecond) }
                 return true
             }

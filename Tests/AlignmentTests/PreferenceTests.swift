@@ -59,6 +59,39 @@ import ValueSpace
         }
     }
 
+    @Test("a precomputed reference gives the per-batch reference's values and the same training over three epochs")
+    func precomputedReferenceMatchesPerBatch() throws {
+        // More pairs than one reference chunk, batches that mix them across chunks.
+        let many = (0..<11).map { i in
+            PreferenceExample(prompt: [.user("question \(i)\(String(repeating: "?", count: i % 4))")],
+                              chosen: "answer \(i) " + String(repeating: "yes ", count: 1 + i % 3), rejected: "no \(i)")
+        }
+        let loaded = try tinyLoaded()
+        var off = PreferenceObjective.Options()
+        off.precomputeReference = false
+        let cached = PreferenceObjective(model: loaded, examples: many), perBatch = PreferenceObjective(model: loaded, examples: many, options: off)
+        for indices in [[0, 9, 3], [10], [8, 7, 6, 5, 4, 2, 1]] {
+            let a = try cached.prepare(indices, seed: 1).batch.reference, b = try perBatch.prepare(indices, seed: 1).batch.reference
+            #expect(a.shape == [2 * indices.count])
+            try expectClose(a, b, atol: 1e-4, rtol: 1e-5)
+        }
+        // Three epochs of training: the same losses either way.
+        func losses(_ options: PreferenceObjective.Options) throws -> [Double] {
+            var p = toyParameters(PreferenceObjective.self, steps: 9, batchSize: 4, learningRate: 5e-3)
+            p.maxGradientNorm = 0
+            var out: [Double] = []
+            try TrainingRunner(objective: PreferenceObjective(model: try tinyLoaded(), examples: many, options: options), parameters: p).run {
+                out.append($0.loss)
+                return true
+            }
+            return out
+        }
+        let x = try losses(PreferenceObjective.Options()), y = try losses(off)
+        #expect(x.count == 9 && y.count == 9)
+        for (u, v) in zip(x, y) { #expect(abs(u - v) <= 1e-3 * max(1, abs(v)), "\(x) vs \(y)") }
+        #expect(x.last! < x.first!)
+    }
+
     @Test func badPreferenceSettingsAreRejected() throws {
         var options = PreferenceObjective.Options()
         options.beta = 0
