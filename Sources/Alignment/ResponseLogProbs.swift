@@ -75,8 +75,7 @@ public struct SharedPrompts {
     /// The distinct prompts, left-padded: [G, Lp], with `promptKeep` [G, Lp] false at padding.
     public let prompts: MLXArray
     public let promptKeep: MLXArray
-    /// The responses, right-padded: [B, Lr] (Lr >= 2: a one-token step would take the fused
-    /// decode path, which has no gradient).
+    /// The responses, right-padded: [B, Lr].
     public let responses: MLXArray
     /// Each row's prompt, [B].
     public let group: MLXArray
@@ -102,7 +101,7 @@ public struct SharedPrompts {
             }
         }
         let g = firstRow.count
-        let lr = max(responseLengths.max() ?? 0, 2)
+        let lr = max(responseLengths.max() ?? 0, 1)
         guard g < b else { return nil }
         let lp = firstRow.map { promptLengths[$0] }.max()!
         var prompts: [Int32] = [], keep: [Bool] = []

@@ -258,6 +258,15 @@ import ValueAlignTesting
         let g2 = try step.lossAndGradients { ObjectiveOutput(loss: try (loaded.model.responseLogProbs(batch, whole) * weights).sum()) }.2
         #expect(g1.count == g2.count && !g1.isEmpty)
         for (k, u) in g1 { try expectClose(u, try #require(g2[k]), atol: 1e-4, rtol: 1e-3) }
+        // One-token prompts and one-token answers (the prompt pass is a single position).
+        let tiny = try TokenBatch(prompts: [[5], [5], [6], [6]], responses: [[7], [8], [10], [11]], padTokenId: 256)
+        let tinyShared = try ResponseTokens(tiny)
+        #expect(tinyShared.shared?.groupCount == 2)
+        try expectClose(try loaded.model.responseLogProbs(tiny, tinyShared),
+                        try loaded.model.responseLogProbs(tiny, try ResponseTokens(tiny, sharePrompts: false)), atol: 1e-4, rtol: 1e-4)
+        let t1 = try step.lossAndGradients { ObjectiveOutput(loss: try loaded.model.responseLogProbs(tiny, tinyShared).sum()) }.2
+        let t2 = try step.lossAndGradients { ObjectiveOutput(loss: try loaded.model.responseLogProbs(tiny, try ResponseTokens(tiny, sharePrompts: false)).sum()) }.2
+        for (k, u) in t1 { try expectClose(u, try #require(t2[k]), atol: 1e-4, rtol: 1e-3) }
         // Distinct prompts give no shared layout.
         #expect(try ResponseTokens(try TokenBatch(prompts: [a, b], responses: [[1, 2], [3]], padTokenId: 256)).shared == nil)
     }

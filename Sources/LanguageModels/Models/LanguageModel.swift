@@ -57,8 +57,9 @@ func attentionContext(batch: Int, length: Int, cache: [KVCache]?, keyPadding: ML
                 field: "keyPadding", message: "expected shape [\(batch), \(total)], got \(keyPadding.shape)")
         }
     }
-    if length == 1, let first = cache?.first {
+    if length == 1, let first = cache?.first, first.preallocates {
         // Decode: attend over the whole preallocated buffer; slots past `total` and padding are masked.
+        // (A concatenating cache holds exactly `total` positions: the general path below.)
         let needed = total
         let capacity = first.capacity >= needed ? first.capacity : KVCache.capacity(for: needed)
         var keep = try MLXArray.arange(Double(capacity)).reshaped(1, capacity) .< Float(total)

@@ -273,7 +273,10 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
     /// Whether fused decode steps apply: enabled, on the CPU, for at most `HybridThreshold.rows`
     /// rows (where the packed weights serve), with a filled cache and every layer's plan current.
     private func fusedDecodePlans(rows: Int, cache: [KVCache]) -> [FusedDecodePlan]? {
-        guard rows <= HybridThreshold.rows, fusedDecodeEnabled, cache.first?.keys != nil,
+        // Not under a gradient (the fused layer has none) and not on a concatenating cache (a
+        // training pass over shared prompts, which has no room reserved for the new position).
+        guard rows <= HybridThreshold.rows, fusedDecodeEnabled, cache.first?.keys != nil, cache.first?.preallocates == true,
+              !GradientTrace.isActive,
               Device.default.kind == .cpu else { return nil }
         var plans: [FusedDecodePlan] = []
         plans.reserveCapacity(model.layers.count)
