@@ -88,7 +88,28 @@ public struct BenchmarkReport: Sendable, Codable {
     }
 }
 
+/// The median of `values` (0 for none).
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let s = values.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Wall time of one run of `body`, in ms.
+func timedMilliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
 /// Times `body`: `warmup` untimed runs, then the median of `iterations` timed runs, in ms.
+public func medianMilliseconds(warmup: Int = 2, iterations: Int = 10, _ body: () throws -> Void) rethrows -> Double {
+    for _ in 0..<warmup { try body() }
+    var times: [Double] = []
+    for _ in 0..<iterations { times.append(try timedMilliseconds(body)) }
+    return median(times)
+}
+
 /// Medians of two bodies timed alternately (a b, then b a, ...), so that a machine whose speed
 /// drifts affects both alike: a same-run comparison of two ways to do one thing.
 public func interleavedMedianMilliseconds(warmup: Int = 1, iterations: Int = 10, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (a: Double, b: Double) {
@@ -97,35 +118,14 @@ public func interleavedMedianMilliseconds(warmup: Int = 1, iterations: Int = 10,
         try b()
     }
     var ta: [Double] = [], tb: [Double] = []
-    func timed(_ body: () throws -> Void) rethrows -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-    }
     for i in 0..<iterations {
         if i % 2 == 0 {
-            ta.append(try timed(a))
-            tb.append(try timed(b))
+            ta.append(try timedMilliseconds(a))
+            tb.append(try timedMilliseconds(b))
         } else {
-            tb.append(try timed(b))
-            ta.append(try timed(a))
+            tb.append(try timedMilliseconds(b))
+            ta.append(try timedMilliseconds(a))
         }
     }
-    func median(_ t: [Double]) -> Double {
-        let s = t.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
     return (median(ta), median(tb))
-}
-
-public func medianMilliseconds(warmup: Int = 2, iterations: Int = 10, _ body: () throws -> Void) rethrows -> Double {
-    for _ in 0..<warmup { try body() }
-    var times: [Double] = []
-    for _ in 0..<iterations {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-    }
-    times.sort()
-    return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
 }

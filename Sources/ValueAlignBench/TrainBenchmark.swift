@@ -117,7 +117,7 @@ public struct TrainBenchmark {
             let (grpoMs, wholeMs) = try interleavedMedianMilliseconds(
                 warmup: p.warmup, iterations: p.iterations,
                 { _ = try step([{ try grpo.loss(batch) }], step: 1) }, { _ = try step([{ try grpo.loss(whole) }], step: 1) })
-            return Measured(dpo: Self.median(stepRates), grpo: Double(tokens) / grpoMs * 1000, grpoWholeRows: Double(tokens) / wholeMs * 1000,
+            return Measured(dpo: median(stepRates), grpo: Double(tokens) / grpoMs * 1000, grpoWholeRows: Double(tokens) / wholeMs * 1000,
                             reference: Double(tokens) / referenceMs * 1000)
         }
         let float32 = p.float32 ? try measure(.float32) : nil
@@ -170,12 +170,6 @@ public struct TrainBenchmark {
                                        a.dpoRate.map { String(format: "%.0f ms", Double(tokens) / $0 * 1000) } ?? "not measured", a.loadAverage))
         }
         return report
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let s = values.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
     struct AnchorResult {

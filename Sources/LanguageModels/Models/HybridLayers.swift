@@ -101,6 +101,12 @@ public struct PackedWeight: @unchecked Sendable {
 /// Decode steps of up to this many sequences also run fused (`Fast.decodeLayer`).
 public enum HybridThreshold {
     public static let rows = 64
+
+    /// Whether the packed weights serve a product of `x` [..., inputs]: few rows, and not under a
+    /// gradient transform.
+    static func packedServes(_ x: MLXArray, inputs: Int) -> Bool {
+        x.size / max(inputs, 1) <= rows && !GradientTrace.isActive
+    }
 }
 
 /// A linear layer with a float32 weight (the parameter; fast BLAS matmuls for prefill, big
@@ -118,7 +124,7 @@ public final class HybridLinear: Linear, BF16Capable, @unchecked Sendable {
 
     public override func callAsFunction(_ x: MLXArray) throws -> MLXArray {
         let y: MLXArray
-        if x.size / max(inputDimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive {
+        if HybridThreshold.packedServes(x, inputs: inputDimensions) {
             y = try packed.apply(x)
         } else if let w = try bf16.packed(weight, frozen: isWeightFrozen) {
             y = try Fast.bf16Linear(x, w)
@@ -141,7 +147,7 @@ public final class HybridEmbedding: Embedding, BF16Capable, @unchecked Sendable 
     }
 
     public override func asLinear(_ x: MLXArray) throws -> MLXArray {
-        if x.size / max(dimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive { return try packed.apply(x) }
+        if HybridThreshold.packedServes(x, inputs: dimensions) { return try packed.apply(x) }
         if let w = try bf16.packed(weight, frozen: isWeightFrozen) { return try Fast.bf16Linear(x, w) }
         return try super.asLinear(x)
     }
@@ -177,7 +183,7 @@ final class FusedProjection: @unchecked Sendable {
 
     /// The outputs of each layer, or nil when the fused path does not apply.
     func callAsFunction(_ x: MLXArray, current: [any LinearLayer]) throws -> [MLXArray]? {
-        guard x.size / max(sources[0].inputDimensions, 1) <= HybridThreshold.rows, !GradientTrace.isActive,
+        guard HybridThreshold.packedServes(x, inputs: sources[0].inputDimensions),
               current.count == sources.count, zip(current, sources).allSatisfy({ ($0 as AnyObject) === $1 }) else { return nil }
         var y = try packed.apply(x)
         if let bias { y = try y + bias }

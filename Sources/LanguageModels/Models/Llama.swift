@@ -102,31 +102,30 @@ final class LlamaDecoderLayer: Module, @unchecked Sendable {
     private let lowRankLock = NSLock()
     private var lowRank: FusedLowRank?
 
-    /// The LoRA updates of the fused projections for the adapters' current weights: built once
-    /// and reused while the adapters hold the same arrays (an optimiser step replaces them).
-    func decodeLowRank(plan: FusedDecodePlan) throws -> [Fast.LowRankUpdate?] {
-        guard let adapters = plan.adapters(selfAttention, mlp) else {
-            throw LanguageModelError.invalidParameter(field: "layer", message: "the fused decode plan no longer describes this layer")
-        }
-        guard adapters.contains(where: { $0 != nil }) else { return [] }
+    /// What a fused decode step of this layer reads: the plan, and the LoRA updates of the
+    /// adapters' current weights (built once and reused while the adapters hold the same arrays;
+    /// an optimiser step replaces them). nil when the plan no longer describes the layer.
+    func fusedDecodeInputs() throws -> (plan: FusedDecodePlan, lowRank: [Fast.LowRankUpdate?])? {
+        guard let decodePlan, let adapters = decodePlan.adapters(selfAttention, mlp) else { return nil }
+        guard adapters.contains(where: { $0 != nil }) else { return (decodePlan, []) }
         return try lowRankLock.withLock {
-            if let lowRank, lowRank.matches(adapters) { return lowRank.updates }
+            if let lowRank, lowRank.matches(adapters) { return (decodePlan, lowRank.updates) }
             let built = try FusedLowRank(adapters: adapters)
             lowRank = built
-            return built.updates
+            return (decodePlan, built.updates)
         }
     }
 
     /// One decode step (x [B, 1, H]) as a single fused kernel; the cache must already hold
     /// room for the new position.
-    func fusedDecode(_ x: MLXArray, plan: FusedDecodePlan, cache: KVCache, settings: Fast.DecodeLayerSettings, mask: MLXArray?) throws -> MLXArray {
+    func fusedDecode(_ x: MLXArray, plan: FusedDecodePlan, lowRank: [Fast.LowRankUpdate?], cache: KVCache, settings: Fast.DecodeLayerSettings, mask: MLXArray?) throws -> MLXArray {
         guard let keys = cache.keys, let values = cache.values else {
             throw LanguageModelError.invalidParameter(field: "cache", message: "a fused decode step needs a filled cache")
         }
         let r = try Fast.decodeLayer(
             x, settings: settings, offset: cache.offset, inputNorm: inputNorm.weight, postAttentionNorm: postAttentionNorm.weight,
             qkv: plan.qkv, output: plan.output, gateUp: plan.gateUp, down: plan.down,
-            keys: keys, values: values, qkvBias: plan.qkvBias, mask: mask, lowRank: try decodeLowRank(plan: plan))
+            keys: keys, values: values, qkvBias: plan.qkvBias, mask: mask, lowRank: lowRank)
         try cache.advance(keys: r.keys, values: r.values, by: 1)
         return r.output
     }
@@ -254,7 +253,7 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
         if let cache, cache.count != configuration.layerCount {
             throw LanguageModelError.invalidParameter(field: "cache", message: "expected \(configuration.layerCount) layer caches, got \(cache.count)")
         }
-        if let cache, tokens.dim(1) == 1, let plans = fusedDecodePlans(rows: tokens.dim(0), cache: cache) {
+        if let cache, tokens.dim(1) == 1, let plans = try fusedDecodePlans(rows: tokens.dim(0), cache: cache) {
             return try fusedDecode(tokens, plans: plans, cache: cache, keyPadding: keyPadding, captureLayers: captureLayers)
         }
         let context = try attentionContext(batch: tokens.dim(0), length: tokens.dim(1), cache: cache, keyPadding: keyPadding)
@@ -272,24 +271,24 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
 
     /// Whether fused decode steps apply: enabled, on the CPU, for at most `HybridThreshold.rows`
     /// rows (where the packed weights serve), with a filled cache and every layer's plan current.
-    private func fusedDecodePlans(rows: Int, cache: [KVCache]) -> [FusedDecodePlan]? {
+    private func fusedDecodePlans(rows: Int, cache: [KVCache]) throws -> [(plan: FusedDecodePlan, lowRank: [Fast.LowRankUpdate?])]? {
         // Not under a gradient (the fused layer has none) and not on a concatenating cache (a
         // training pass over shared prompts, which has no room reserved for the new position).
         guard rows <= HybridThreshold.rows, fusedDecodeEnabled, cache.first?.keys != nil, cache.first?.preallocates == true,
               !GradientTrace.isActive,
               Device.default.kind == .cpu else { return nil }
-        var plans: [FusedDecodePlan] = []
+        var plans: [(plan: FusedDecodePlan, lowRank: [Fast.LowRankUpdate?])] = []
         plans.reserveCapacity(model.layers.count)
         for layer in model.layers {
-            guard let plan = layer.currentDecodePlan else { return nil }
-            plans.append(plan)
+            guard let inputs = try layer.fusedDecodeInputs() else { return nil }
+            plans.append(inputs)
         }
         return plans
     }
 
     static let fusedDecodeDefault = ProcessInfo.processInfo.environment["VALUEALIGN_FUSED_DECODE"] != "0"
 
-    private func fusedDecode(_ tokens: MLXArray, plans: [FusedDecodePlan], cache: [KVCache], keyPadding: MLXArray?, captureLayers: Set<Int>) throws -> ForwardOutput {
+    private func fusedDecode(_ tokens: MLXArray, plans: [(plan: FusedDecodePlan, lowRank: [Fast.LowRankUpdate?])], cache: [KVCache], keyPadding: MLXArray?, captureLayers: Set<Int>) throws -> ForwardOutput {
         let c = configuration
         let (b, d) = (tokens.dim(0), c.headDimension)
         let offset = cache[0].offset
@@ -317,7 +316,7 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
         var captured: [Int: MLXArray] = [:]
         if captureLayers.contains(0) { captured[0] = h }
         for (i, layer) in model.layers.enumerated() {
-            h = try layer.fusedDecode(h, plan: plans[i], cache: cache[i], settings: settings, mask: mask)
+            h = try layer.fusedDecode(h, plan: plans[i].plan, lowRank: plans[i].lowRank, cache: cache[i], settings: settings, mask: mask)
             if captureLayers.contains(i + 1), i + 1 < c.layerCount { captured[i + 1] = h }
         }
         h = try model.norm(h)
