@@ -14,7 +14,7 @@ std::optional<mx::array> optional_array(mlxb_array a) {
 extern "C" {
 
 int mlxb_rms_norm(mlxb_array x, mlxb_array weight, float eps, mlxb_array* out) {
-  return produce("rms_norm", out, [&] { return mx::fast::rms_norm(x->value, optional_array(weight), eps); });
+  return produce("rms_norm", out, [&] { return valuealign::kernels::rms_norm(x->value, optional_array(weight), eps); });
 }
 
 int mlxb_layer_norm(mlxb_array x, mlxb_array weight, mlxb_array bias, float eps, mlxb_array* out) {
@@ -56,6 +56,10 @@ int mlxb_dequantize(mlxb_array w, mlxb_array scales, mlxb_array biases, int grou
 
 int mlxb_silu_gate(mlxb_array gate, mlxb_array up, mlxb_array* out) {
   return produce("silu_gate", out, [&] { return valuealign::kernels::silu_gate(gate->value, up->value); });
+}
+
+int mlxb_silu_gate_halves(mlxb_array x, mlxb_array* out) {
+  return produce("silu_gate_halves", out, [&] { return valuealign::kernels::silu_gate_halves(x->value); });
 }
 
 int mlxb_logsoftmax_pick(mlxb_array logits, mlxb_array targets, float scale, mlxb_array* out) {

@@ -10,6 +10,16 @@ namespace valuealign::kernels {
 // silu(gate) * up, element-wise, same shapes. Falls back to MLX ops when the shapes differ, the
 // dtype is not float32, or the default device is not the CPU.
 mlx::core::array silu_gate(const mlx::core::array& gate, const mlx::core::array& up);
+// The same for x [..., 2N] holding gate (first N) and up (last N) in each row -> [..., N]: the
+// output of a fused gate/up projection, read and (in the VJP) written without splitting. Throws for
+// an odd last axis; non-float32 x or a non-CPU default device get MLX ops.
+mlx::core::array silu_gate_halves(const mlx::core::array& x);
+
+// RMSNorm over the last axis, mlx::core::fast::rms_norm's semantics (y = x * w / sqrt(mean(x^2) +
+// eps)): one vectorised pass per direction, rows split across the kernel threads; the VJP with
+// respect to x is one primitive too. Non-float32 inputs, no weight, or a non-CPU default device go
+// to mlx::core::fast::rms_norm.
+mlx::core::array rms_norm(const mlx::core::array& x, const std::optional<mlx::core::array>& weight, float eps);
 
 // Softmax over the last axis (float32 fast path; other dtypes fall back to
 // mlx::core::softmax(x, -1, true)). A row that is entirely -inf gives zeros (MLX gives NaN).

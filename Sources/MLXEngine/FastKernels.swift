@@ -92,6 +92,13 @@ public enum Fast {
         try produce("silu_gate") { mlxb_silu_gate(gate.handle, up.handle, $0) }
     }
 
+    /// `siluGate` for x [..., 2N] holding the gate (first N values of each row) and up (last N):
+    /// the output of a fused gate/up projection, read without splitting it, and its gradient
+    /// written as one [..., 2N] array. Throws for an odd last axis.
+    public static func siluGateHalves(_ x: MLXArray) throws(MLXError) -> MLXArray {
+        try produce("silu_gate_halves") { mlxb_silu_gate_halves(x.handle, $0) }
+    }
+
     /// log softmax(scale * logits)[target] per row: logits [N, V], targets [N] (integers) -> [N].
     /// One pass over the logits forward and one backward, where log-softmax and a gather in MLX ops
     /// make and read several [N, V] arrays (for an LM head: 200 MB each at 1024 rows of a 49k

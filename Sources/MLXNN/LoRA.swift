@@ -49,8 +49,13 @@ public final class LoRALinear: Module, LinearLayer, @unchecked Sendable {
     public var outputDimensions: Int { base.outputDimensions }
 
     public func callAsFunction(_ x: MLXArray) throws -> MLXArray {
-        let update = try loraB(loraA(dropout(x)))
-        return try base(x) + update * scale
+        try base(x) + update(x)
+    }
+
+    /// The adapter's part of the output, (alpha/r) * B(A(dropout(x))): what a caller that computes
+    /// the base product itself (fused with other layers' products) adds.
+    public func update(_ x: MLXArray) throws -> MLXArray {
+        try loraB(loraA(dropout(x))) * scale
     }
 
     /// The base layer with the update folded into its weight (quantised bases are dequantised).

@@ -33,6 +33,9 @@ public struct TrainBenchmark {
         public var bf16 = true
         /// Measure the float32 figures (and run their anchor); off measures bf16 only.
         public var float32 = true
+        /// Measure the GRPO update (and its whole-rows comparison) and the reference forward; off
+        /// measures the DPO step only.
+        public var grpo = true
         /// The repository root (for bench/anchors and .deps).
         public var root = FileManager.default.currentDirectoryPath
         public init(modelPath: String) { self.modelPath = modelPath }
@@ -77,7 +80,7 @@ public struct TrainBenchmark {
                                          padTokenId: loaded.tokenizer.padTokenId)
         let advantages = try MLXRandom.normal([p.batch], key: MLXRandom.key(5)).asArray(Float.self)
 
-        struct Measured { var dpo: Double, grpo: Double, grpoWholeRows: Double, reference: Double }
+        struct Measured { var dpo: Double, grpo: Double?, grpoWholeRows: Double?, reference: Double? }
         func measure(_ precision: MatmulPrecision) throws -> Measured {
             // DPO: the whole step through the runner (reference pass, policy pass, backward, AdamW).
             progress("DPO step (\(precision.rawValue)): \(p.batch / 2) pairs of \(p.sequence)-token sequences, \(p.warmup) + \(p.iterations) steps")
@@ -96,6 +99,7 @@ public struct TrainBenchmark {
                 if step.step > p.warmup { stepRates.append(step.tokensPerSecond) }
                 return true
             }
+            guard p.grpo else { return Measured(dpo: median(stepRates), grpo: nil, grpoWholeRows: nil, reference: nil) }
             // GRPO: the update alone on a prepared group (reference log-probs computed beforehand).
             progress("GRPO update (\(precision.rawValue)): 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
             let previous = loaded.model.setMatmulPrecision(precision)
@@ -144,19 +148,23 @@ public struct TrainBenchmark {
             }
             report.figures.append(BenchmarkFigure(name: "dpo_step\(suffix)_tok_s", value: m.dpo, unit: "tok/s", anchorName: dpoAnchorName,
                                                   anchorValue: anchor.map { $0.dpoRate ?? $0.stepRate }, higherIsBetter: true, goal: ">= 1.5x"))
-            report.figures.append(BenchmarkFigure(name: "grpo_update\(suffix)_tok_s", value: m.grpo, unit: "tok/s", anchorName: anchorName,
+            guard let grpo = m.grpo, let grpoWholeRows = m.grpoWholeRows, let reference = m.reference else { return }
+            report.figures.append(BenchmarkFigure(name: "grpo_update\(suffix)_tok_s", value: grpo, unit: "tok/s", anchorName: anchorName,
                                                   anchorValue: anchor?.stepRate, higherIsBetter: true, goal: ">= 1.5x"))
-            report.figures.append(BenchmarkFigure(name: "grpo_update\(suffix)_whole_rows_tok_s", value: m.grpoWholeRows, unit: "tok/s",
-                                                  anchorName: "ours, the group's prompt run once (timed alternately)", anchorValue: m.grpo, higherIsBetter: true))
-            report.figures.append(BenchmarkFigure(name: "reference_forward\(suffix)_tok_s", value: m.reference, unit: "tok/s",
+            report.figures.append(BenchmarkFigure(name: "grpo_update\(suffix)_whole_rows_tok_s", value: grpoWholeRows, unit: "tok/s",
+                                                  anchorName: "ours, the group's prompt run once (timed alternately)", anchorValue: grpo, higherIsBetter: true))
+            report.figures.append(BenchmarkFigure(name: "reference_forward\(suffix)_tok_s", value: reference, unit: "tok/s",
                                                   anchorName: anchor.map { "PyTorch \($0.version) forward, no grad\(label)" }, anchorValue: anchor?.forwardRate, higherIsBetter: true))
         }
         if let float32 { add(float32, suffix: "", anchor: anchor, label: "") }
         if let bf16 {
             add(bf16, suffix: "_bf16", anchor: anchorBF16, label: " (bf16 autocast)")
             if let anchor {
-                report.notes.append(String(format: "bf16 (AMX) against the float32 anchor: DPO step %.2fx, GRPO update %.2fx, reference forward %.2fx",
-                                           bf16.dpo / (anchor.dpoRate ?? anchor.stepRate), bf16.grpo / anchor.stepRate, bf16.reference / anchor.forwardRate))
+                var note = String(format: "bf16 (AMX) against the float32 anchor: DPO step %.2fx", bf16.dpo / (anchor.dpoRate ?? anchor.stepRate))
+                if let grpo = bf16.grpo, let reference = bf16.reference {
+                    note += String(format: ", GRPO update %.2fx, reference forward %.2fx", grpo / anchor.stepRate, reference / anchor.forwardRate)
+                }
+                report.notes.append(note)
             }
         } else if p.bf16 {
             report.notes.append("no bf16 figures: AMX-BF16 does not work on this CPU (Fast.amxAvailable is false)")

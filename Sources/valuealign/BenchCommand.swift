@@ -225,6 +225,9 @@ struct TrainBench: AsyncParsableCommand {
     @Flag(help: "Skip the float32 figures and their anchor (bf16 only).")
     var noFloat32 = false
 
+    @Flag(help: "Skip the GRPO update and the reference forward (the DPO step only).")
+    var noGrpo = false
+
     @Option(help: "Threads for the anchor (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -249,6 +252,7 @@ struct TrainBench: AsyncParsableCommand {
         parameters.anchors = !noAnchors
         parameters.bf16 = !noBf16
         parameters.float32 = !noFloat32
+        parameters.grpo = !noGrpo
         parameters.threads = threads
         let quiet = json
         let report = try TrainBenchmark(parameters).run { line in

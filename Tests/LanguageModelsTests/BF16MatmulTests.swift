@@ -1,5 +1,5 @@
 import Foundation
-import LanguageModels
+@testable import LanguageModels
 import MLXEngine
 import MLXNN
 import Testing
@@ -64,6 +64,43 @@ struct BF16MatmulModelTests {
         }
         #expect(model.setMatmulPrecision(.float32) == .bfloat16)
         #expect(try maxAbsDifference(try model(ids), exact) == 0)
+    }
+
+    @Test("fused q/k/v and gate/up products equal the per-layer bf16 products, forward and LoRA gradients", arguments: [false, true])
+    func fusedProjections(bias: Bool) throws {
+        let model = try adapted(bias: bias)
+        model.setMatmulPrecision(.bfloat16)
+        let keys = model.trainableParameters().keys.sorted()
+        func run(fused: Bool) throws -> (logits: MLXArray, gradients: [MLXArray]) {
+            FusedProjection.bf16Enabled.store(fused, ordering: .relaxed)
+            defer { FusedProjection.bf16Enabled.store(true, ordering: .relaxed) }
+            let logits = try model(try MLXArray(Self.tokens, shape: [2, 40]))
+            try logits.eval()
+            let original = model.trainableParameters()
+            defer { try? model.update(parameters: original) }
+            let gradients = try valueAndGrad(keys.map { original[$0]! }) { arrays in
+                try model.update(parameters: Dictionary(uniqueKeysWithValues: zip(keys, arrays)))
+                return [try loss(model)]
+            }.gradients
+            try eval(gradients)
+            return (logits, gradients)
+        }
+        let separate = try run(fused: false)
+        let holders = model.namedModules().compactMap { $0.1 as? any FusedProjectionHolder }.flatMap(\.fusedProjections)
+        #expect(!holders.isEmpty && holders.allSatisfy { !$0.hasBF16Pack }, "the per-layer run made fused packs")
+        let fused = try run(fused: true)
+        #expect(holders.allSatisfy { $0.hasBF16Pack }, "the fused path did not run for every q/k/v and gate/up")
+        // Each output element is the same sum in the same order: the forward is unchanged.
+        #expect(try maxAbsDifference(fused.logits, separate.logits) == 0)
+        // The input gradient sums q, k and v's parts in one product instead of three: rounding only.
+        for (key, (a, b)) in zip(keys, zip(separate.gradients, fused.gradients)) {
+            let norm = try a.square().sum().sqrt().item(Float.self)
+            let error = try (a - b).square().sum().sqrt().item(Float.self)
+            #expect(error <= 1e-4 * norm + 1e-7, "\(key): |fused - separate| = \(error), |separate| = \(norm)")
+        }
+        // Back to float32: the packs go.
+        model.setMatmulPrecision(.float32)
+        #expect(holders.allSatisfy { !$0.hasBF16Pack })
     }
 
     @Test("unfrozen weights stay float32 (their gradients need the float32 graph)")

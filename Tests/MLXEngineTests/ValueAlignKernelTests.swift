@@ -55,6 +55,32 @@ enum KernelChecks {
                     fast: { try Fast.siluGate($0[0], $0[1]) }, plain: { try $0[0].silu() * $0[1] })
     }
 
+    /// siluGateHalves on [rows..., 2N]: gate and up are the two halves of each row.
+    static let halvesShapes: [[Int]] = [[1, 2], [3, 14], [2, 5, 66], [4, 3072], [0, 8]]
+
+    static func siluGateHalves(shape: [Int], _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let x = try Fixtures.normal(shape, seed: 11, std: 3)
+        let n = shape.last! / 2
+        try compare([x], atol: 1e-5, rtol: 1e-5, "siluGateHalves \(shape) \(label)", sourceLocation: sourceLocation,
+                    fast: { try Fast.siluGateHalves($0[0]) },
+                    plain: {
+                        let parts = try $0[0].split(indices: [n], axis: -1)
+                        return try parts[0].silu() * parts[1]
+                    })
+    }
+
+    /// Rows of one element, vector tails (7, 33, 1000), the model's width (576), no rows.
+    static let rmsNormShapes: [[Int]] = [[1, 1], [3, 7], [2, 5, 33], [4, 576], [9, 1000], [0, 8]]
+
+    static func rmsNorm(shape: [Int], _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let x = try Fixtures.normal(shape, seed: 6, std: 2)
+        let w = try Fixtures.uniform([shape.last!], seed: 7, low: 0.5, high: 1.5)
+        let eps: Float = 1e-5
+        try compare([x, w], atol: 1e-5, rtol: 1e-5, "rmsNorm \(shape) \(label)", sourceLocation: sourceLocation,
+                    fast: { try Fast.rmsNorm($0[0], weight: $0[1], eps: eps) },
+                    plain: { try $0[0] * ($0[0].square().mean(axis: -1, keepDims: true) + eps).rsqrt() * $0[1] })
+    }
+
     static func softmax(shape: [Int], _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         // Large logits: the kernel must subtract the row maximum.
         let x = try Fixtures.normal(shape, seed: 3, std: 20)
@@ -91,6 +117,8 @@ enum KernelChecks {
     static func all(_ label: String) throws {
         for shape in siluShapes { try siluGate(shape: shape, label) }
         for shape in softmaxShapes { try softmax(shape: shape, label) }
+        for shape in rmsNormShapes { try rmsNorm(shape: shape, label) }
+        for shape in halvesShapes { try siluGateHalves(shape: shape, label) }
         for c in pickedCases { try logSoftmaxPicked(rows: c.rows, vocabulary: c.vocabulary, scale: c.scale, label) }
         for c in attentionCases { try attention(c, label) }
         try fullyMaskedRows(label)
@@ -163,6 +191,37 @@ struct ValueAlignKernelTests {
 
     @Test("softmaxLastAxis equals softmax(axis: -1), forward and gradients", arguments: KernelChecks.softmaxShapes)
     func softmax(_ shape: [Int]) throws { try KernelChecks.softmax(shape: shape, "current ISA") }
+
+    @Test("rmsNorm equals x * rsqrt(mean(x^2) + eps) * w, forward and gradients (x and w)", arguments: KernelChecks.rmsNormShapes)
+    func rmsNorm(_ shape: [Int]) throws { try KernelChecks.rmsNorm(shape: shape, "current ISA") }
+
+    @Test("siluGateHalves equals silu(first half) * second half, forward and gradients", arguments: KernelChecks.halvesShapes)
+    func siluGateHalves(_ shape: [Int]) throws { try KernelChecks.siluGateHalves(shape: shape, "current ISA") }
+
+    @Test("siluGateHalves: an odd last axis is an error; a transposed input and float64 (MLX ops) agree")
+    func siluGateHalvesEdges() throws {
+        #expect(throws: MLXError.self) { try Fast.siluGateHalves(try Fixtures.normal([2, 5], seed: 1)) }
+        let x = try Fixtures.normal([8, 3], seed: 2).T
+        expectClose(try Fast.siluGateHalves(x), try x[ArrayIndex.all, ..<4].silu() * x[ArrayIndex.all, 4...], atol: 1e-6, rtol: 1e-5)
+        let d = try x.asType(.float64)
+        let yd = try Fast.siluGateHalves(d)
+        #expect(yd.dtype == .float64)
+        expectClose(yd, try d[ArrayIndex.all, ..<4].silu() * d[ArrayIndex.all, 4...], atol: 1e-12, rtol: 1e-12)
+    }
+
+    @Test("rmsNorm: a transposed (non-contiguous) input, and float16 through MLX's fallback")
+    func rmsNormStridedAndFallback() throws {
+        let x = try Fixtures.normal([9, 6], seed: 1).T
+        let w = try Fixtures.uniform([9], seed: 2, low: 0.5, high: 1.5)
+        let composed = try x * (x.square().mean(axis: -1, keepDims: true) + 1e-5).rsqrt() * w
+        expectClose(try Fast.rmsNorm(x, weight: w, eps: 1e-5), composed, atol: 1e-6, rtol: 1e-5)
+        let h = try x.asType(.float16), wh = try w.asType(.float16)
+        let yh = try Fast.rmsNorm(h, weight: wh, eps: 1e-5)
+        #expect(yh.dtype == .float16)
+        expectClose(try yh.asType(.float32), composed, atol: 2e-2, rtol: 1e-2)
+        // A weight of the wrong width is an error, not a crash.
+        #expect(throws: MLXError.self) { try Fast.rmsNorm(x, weight: try Fixtures.uniform([4], seed: 3), eps: 1e-5).eval() }
+    }
 
     @Test("attention equals the composed softmax(q k^T scale + mask) v, forward and gradients", arguments: KernelChecks.attentionCases)
     func attention(_ c: FastKernelTests.AttentionCase) throws { try KernelChecks.attention(c, "current ISA") }

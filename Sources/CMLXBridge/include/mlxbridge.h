@@ -192,6 +192,8 @@ int mlxb_dequantize(mlxb_array w, mlxb_array scales, mlxb_array biases /*nullabl
 // not cover, they fall back to the equivalent composition of MLX ops.
 /// silu(gate) * up.
 int mlxb_silu_gate(mlxb_array gate, mlxb_array up, mlxb_array* out);
+/// silu(x[..., :N]) * x[..., N:] for x [..., 2N].
+int mlxb_silu_gate_halves(mlxb_array x, mlxb_array* out);
 /// Softmax over the last axis.
 int mlxb_softmax_lastaxis(mlxb_array x, mlxb_array* out);
 /// log_softmax(scale * logits)[target] per row: logits [N, V] float32, targets [N] integers -> [N];

@@ -92,15 +92,6 @@ void packed_matmul(const Table* t, const Packed& p, int group, int bits, const f
   qmm_parallel(*t, a);
 }
 
-void rms_norm_rows(const float* x, const float* w, float eps, float* y, int64_t M, int64_t H) {
-  for (int64_t m = 0; m < M; ++m, x += H, y += H) {
-    float ss = 0;
-    for (int64_t i = 0; i < H; ++i) ss += x[i] * x[i];
-    const float r = 1.0f / std::sqrt(ss / float(H) + eps);
-    for (int64_t i = 0; i < H; ++i) y[i] = x[i] * r * w[i];
-  }
-}
-
 Packed packed_of(const mx::array& w, const mx::array& s, const mx::array& b, int bits) {
   Packed p;
   p.w = reinterpret_cast<const uint8_t*>(w.data<uint32_t>());
@@ -257,7 +248,7 @@ class DecodeLayer : public mx::Primitive {
     }
 
     // Attention block.
-    rms_norm_rows(xs, a[kNormIn].data<float>(), sp.eps, h, M, H);
+    t->rms_norm_rows(xs, a[kNormIn].data<float>(), h, M, H, sp.eps);
     packed_matmul(t, qkv, sp.groups[0], sp.bits[0], h, M, qkvb, t_xp);
     if (bias)
       for (int64_t m = 0; m < M; ++m)
@@ -329,7 +320,7 @@ class DecodeLayer : public mx::Primitive {
     for (int64_t i = 0; i < M * H; ++i) x1[i] += xs[i];
 
     // MLP block.
-    rms_norm_rows(x1, a[kNormPost].data<float>(), sp.eps, h, M, H);
+    t->rms_norm_rows(x1, a[kNormPost].data<float>(), h, M, H, sp.eps);
     packed_matmul(t, gu, sp.groups[2], sp.bits[2], h, M, gub, t_xp);
     update(4, h, M, H, gub, 2 * I);
     update(5, h, M, H, gub + I, 2 * I);

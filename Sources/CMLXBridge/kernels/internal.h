@@ -80,6 +80,11 @@ struct Table {
   // Its gradient: dx = a (g onehot(t) + (h - g) exp(a x - lse)); h (lse's cotangent) may be null.
   void (*logsoftmax_pick_bwd_rows)(const float* x, const int32_t* t, const float* lse, const float* g, const float* h,
                                    float* dx, int64_t nrows, int64_t n, float a);
+  // RMSNorm rows: y = x * w / sqrt(mean(x^2) + eps).
+  void (*rms_norm_rows)(const float* x, const float* w, float* y, int64_t nrows, int64_t n, float eps);
+  // Its gradient with respect to x for the cotangent g (r recomputed from x).
+  void (*rms_norm_bwd_rows)(const float* x, const float* w, const float* g, float* dx, int64_t nrows, int64_t n,
+                            float eps);
 };
 
 // A per-thread float buffer of at least n elements, 64-byte aligned, kept for the thread's life

@@ -142,6 +142,48 @@ static void softmax_bwd_rows(const float* y, const float* g, float* dx, int64_t 
   }
 }
 
+// RMSNorm of nrows rows of length n: y = x * r * w with r = 1 / sqrt(mean(x^2) + eps).
+static void rms_norm_rows(const float* x, const float* w, float* y, int64_t nrows, int64_t n, float eps) {
+  for (int64_t row = 0; row < nrows; ++row, x += n, y += n) {
+    const R rv = V::set1(1.0f / std::sqrt(dot_n(x, x, n) / float(n) + eps));
+    int64_t i = 0;
+    for (; i + W <= n; i += W) V::store(y + i, V::mul(V::mul(V::load(x + i), rv), V::load(w + i)));
+    if (i < n) {
+      const int k = int(n - i);
+      V::storen(y + i, V::mul(V::mul(V::loadn(x + i, k, 0.0f), rv), V::loadn(w + i, k, 0.0f)), k);
+    }
+  }
+}
+
+// Its gradient with respect to x, r recomputed: dx = r (g w) - x r^3 / n * sum(g w x).
+static void rms_norm_bwd_rows(const float* x, const float* w, const float* g, float* dx, int64_t nrows, int64_t n,
+                              float eps) {
+  for (int64_t row = 0; row < nrows; ++row, x += n, g += n, dx += n) {
+    const float r = 1.0f / std::sqrt(dot_n(x, x, n) / float(n) + eps);
+    R s0 = V::zero(), s1 = V::zero();
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      s0 = V::fma(V::mul(V::load(g + i), V::load(w + i)), V::load(x + i), s0);
+      s1 = V::fma(V::mul(V::load(g + i + W), V::load(w + i + W)), V::load(x + i + W), s1);
+    }
+    for (; i + W <= n; i += W) s0 = V::fma(V::mul(V::load(g + i), V::load(w + i)), V::load(x + i), s0);
+    if (i < n) {
+      const int k = int(n - i);
+      s1 = V::fma(V::mul(V::loadn(g + i, k, 0.0f), V::loadn(w + i, k, 0.0f)), V::loadn(x + i, k, 0.0f), s1);
+    }
+    const R rv = V::set1(r), cv = V::set1(-r * r * r * V::hsum(V::add(s0, s1)) / float(n));
+    i = 0;
+    for (; i + W <= n; i += W)
+      V::store(dx + i, V::fma(V::mul(V::load(g + i), V::load(w + i)), rv, V::mul(cv, V::load(x + i))));
+    if (i < n) {
+      const int k = int(n - i);
+      V::storen(dx + i,
+                V::fma(V::mul(V::loadn(g + i, k, 0.0f), V::loadn(w + i, k, 0.0f)), rv, V::mul(cv, V::loadn(x + i, k, 0.0f))),
+                k);
+    }
+  }
+}
+
 // Picked log-softmax (LogSoftmaxPick): per row, lse = logsumexp(a x) and out = a x[t] - lse;
 // a target outside [0, n) gives NaN. Two reads of the row (max, then the sum of exponentials),
 // nothing written but the two scalars.
@@ -690,5 +732,5 @@ static void qmm(const QmmArgs& a, int64_t n0, int64_t n1) {
 static constexpr Table kTable = {
     kIsaName,     exp_n, silu_gate_fwd, silu_gate_bwd, softmax_rows, softmax_bwd_rows, attn_softmax_row,
     attn_bwd_row, dot_n, gemm,          qmm_pack_x,    qmm,          V::QNT, attn_decode, logsoftmax_pick_rows,
-    logsoftmax_pick_bwd_rows,
+    logsoftmax_pick_bwd_rows, rms_norm_rows, rms_norm_bwd_rows,
 };

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import MLXEngine
 public import MLXNN
 
@@ -47,6 +48,9 @@ extension Module {
     public func setMatmulPrecision(_ precision: MatmulPrecision) -> MatmulPrecision {
         var previous: MatmulPrecision?
         for (_, module) in namedModules() {
+            if precision == .float32, let holder = module as? any FusedProjectionHolder {
+                for fused in holder.fusedProjections { fused.dropBF16() }
+            }
             guard let layer = module as? any BF16Capable else { continue }
             if previous == nil { previous = layer.bf16.precision }
             layer.bf16.precision = precision
@@ -153,15 +157,26 @@ public final class HybridEmbedding: Embedding, BF16Capable, @unchecked Sendable 
     }
 }
 
-/// Several `HybridLinear` layers that read the same input, fused along their outputs for decode
-/// steps: one kernel call (one pass over the packed weights) instead of one per layer. Used for
-/// q/k/v and gate/up. The fusion applies only while the layers are still the ones it was built
-/// from (a LoRA adapter replacing one of them turns it off).
+/// Several `HybridLinear` layers that read the same input, fused along their outputs: one product
+/// instead of one per layer. Used for q/k/v and gate/up, in two places:
+/// - decode steps and other few-row products outside gradients (`callAsFunction`): one kernel call,
+///   one pass over the packed weights. Applies only while the layers are still the ones it was
+///   built from (a LoRA adapter replacing one of them turns it off).
+/// - bfloat16 training and scoring (`bf16`): one AMX product over the concatenated weights, with
+///   each LoRA adapter's update added to its layer's part. x is rounded to bf16 once instead of once
+///   per layer, the input gradient is one product (K = 960 for q/k/v, not 576 + 192 + 192) instead
+///   of three and two additions, and the narrow k/v products (192 columns) run as part of a wide one.
 final class FusedProjection: @unchecked Sendable {
+    /// Whether the bf16 fused path is used: on, unless the environment sets
+    /// `VALUEALIGN_FUSED_PROJECTIONS=0` (for comparisons); tests switch it per process.
+    static let bf16Enabled = Atomic<Bool>(ProcessInfo.processInfo.environment["VALUEALIGN_FUSED_PROJECTIONS"] != "0")
+
     let packed: PackedWeight
     let sources: [HybridLinear]
     let widths: [Int]
     let bias: MLXArray?
+    private let bf16Lock = NSLock()
+    private var bf16Entry: (weights: [MLXArray], packed: Fast.BF16Weight)?
 
     /// nil when the layers are not all hybrid with the same quantization.
     init?(_ layers: [any LinearLayer]) throws {
@@ -195,4 +210,69 @@ final class FusedProjection: @unchecked Sendable {
         }
         return parts
     }
+
+    /// The fused product in bfloat16, x [..., in] -> [..., sum of widths] (the layers' outputs side
+    /// by side, each plus its LoRA update), when every current layer is its source or a LoRA
+    /// adapter on it, the bf16 path serves the sources (`MatmulPrecision.bfloat16`, frozen, AMX,
+    /// CPU), and the packed few-row path does not. nil otherwise.
+    func bf16(_ x: MLXArray, current: [any LinearLayer]) throws -> (fused: MLXArray, adapters: [LoRALinear?])? {
+        guard Self.bf16Enabled.load(ordering: .relaxed), current.count == sources.count,
+              !HybridThreshold.packedServes(x, inputs: sources[0].inputDimensions),
+              Fast.amxAvailable, Device.default.kind == .cpu,
+              sources.allSatisfy({ $0.bf16.precision == .bfloat16 && $0.isWeightFrozen }) else { return nil }
+        var adapters: [LoRALinear?] = []
+        for (layer, source) in zip(current, sources) {
+            if (layer as AnyObject) === source {
+                adapters.append(nil)
+            } else if let lora = layer as? LoRALinear, (lora.base as AnyObject) === source {
+                adapters.append(lora)
+            } else {
+                return nil
+            }
+        }
+        let weights = sources.map(\.weight)
+        let w = try bf16Lock.withLock { () throws -> Fast.BF16Weight in
+            if let entry = bf16Entry, entry.weights.count == weights.count, zip(entry.weights, weights).allSatisfy({ $0 === $1 }) {
+                return entry.packed
+            }
+            let packed = try Fast.BF16Weight(try concatenated(weights, axis: 0))
+            bf16Entry = (weights, packed)
+            return packed
+        }
+        var y = try Fast.bf16Linear(x, w)
+        if let bias { y = try y + bias }
+        return (y, adapters)
+    }
+
+    /// `bf16`'s fused output split into the layers' outputs, each plus its LoRA update.
+    func bf16Parts(_ x: MLXArray, current: [any LinearLayer]) throws -> [MLXArray]? {
+        guard let (y, adapters) = try bf16(x, current: current) else { return nil }
+        return try parts(of: y, adapters: adapters, input: x)
+    }
+
+    /// The fused output y split into the layers' outputs, each plus its adapter's update of `input`.
+    func parts(of y: MLXArray, adapters: [LoRALinear?], input x: MLXArray) throws -> [MLXArray] {
+        var bounds: [Int] = []
+        var end = 0
+        for w in widths.dropLast() {
+            end += w
+            bounds.append(end)
+        }
+        var parts = try y.split(indices: bounds, axis: -1)
+        for (i, adapter) in adapters.enumerated() {
+            if let adapter { parts[i] = try parts[i] + adapter.update(x) }
+        }
+        return parts
+    }
+
+    /// Whether the bf16 pack has been made (the bf16 path ran since the precision was set).
+    var hasBF16Pack: Bool { bf16Lock.withLock { bf16Entry != nil } }
+
+    /// Drops the bf16 pack (the precision went back to float32).
+    func dropBF16() { bf16Lock.withLock { bf16Entry = nil } }
+}
+
+/// A module holding fused projections, whose bf16 packs go when the precision returns to float32.
+protocol FusedProjectionHolder: AnyObject {
+    var fusedProjections: [FusedProjection] { get }
 }

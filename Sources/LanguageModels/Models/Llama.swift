@@ -5,7 +5,7 @@ public import MLXNN
 // Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama; Qwen2 adds q/k/v biases). Parameter names
 // follow Hugging Face's LlamaForCausalLM so that checkpoints and PEFT adapters map one to one.
 
-final class LlamaAttention: Module, @unchecked Sendable {
+final class LlamaAttention: Module, FusedProjectionHolder, @unchecked Sendable {
     @Child var qProj: any LinearLayer
     @Child var kProj: any LinearLayer
     @Child var vProj: any LinearLayer
@@ -27,7 +27,8 @@ final class LlamaAttention: Module, @unchecked Sendable {
         let (b, l) = (x.dim(0), x.dim(1))
         let c = configuration
         let d = c.headDimension
-        let projected = try fusedQKV?(x, current: [qProj, kProj, vProj]) ?? [qProj(x), kProj(x), vProj(x)]
+        let current: [any LinearLayer] = [qProj, kProj, vProj]
+        let projected = try fusedQKV?(x, current: current) ?? fusedQKV?.bf16Parts(x, current: current) ?? [qProj(x), kProj(x), vProj(x)]
         var q = try projected[0].reshaped(b, l, c.headCount, d).transposed(0, 2, 1, 3)
         var k = try projected[1].reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
         var v = try projected[2].reshaped(b, l, c.kvHeadCount, d).transposed(0, 2, 1, 3)
@@ -48,9 +49,11 @@ final class LlamaAttention: Module, @unchecked Sendable {
         let attended = try Fast.attention(queries: q, keys: k, values: v, scale: scale, causal: context.causal, mask: context.mask)
         return try oProj(attended.transposed(0, 2, 1, 3).reshaped(b, l, c.headCount * d))
     }
+
+    var fusedProjections: [FusedProjection] { fusedQKV.map { [$0] } ?? [] }
 }
 
-final class LlamaMLP: Module, @unchecked Sendable {
+final class LlamaMLP: Module, FusedProjectionHolder, @unchecked Sendable {
     @Child var gateProj: any LinearLayer
     @Child var upProj: any LinearLayer
     @Child var downProj: any LinearLayer
@@ -65,9 +68,18 @@ final class LlamaMLP: Module, @unchecked Sendable {
     }
 
     func callAsFunction(_ x: MLXArray) throws -> MLXArray {
-        if let gu = try fusedGateUp?(x, current: [gateProj, upProj]) { return try downProj(Fast.siluGate(gu[0], gu[1])) }
+        let current: [any LinearLayer] = [gateProj, upProj]
+        if let gu = try fusedGateUp?(x, current: current) { return try downProj(Fast.siluGate(gu[0], gu[1])) }
+        if let fused = fusedGateUp, let (y, adapters) = try fused.bf16(x, current: current) {
+            // Without adapters the fused output feeds the gate as it is (gate and up halves).
+            if adapters.allSatisfy({ $0 == nil }) { return try downProj(Fast.siluGateHalves(y)) }
+            let gu = try fused.parts(of: y, adapters: adapters, input: x)
+            return try downProj(Fast.siluGate(gu[0], gu[1]))
+        }
         return try downProj(Fast.siluGate(gateProj(x), upProj(x)))
     }
+
+    var fusedProjections: [FusedProjection] { fusedGateUp.map { [$0] } ?? [] }
 }
 
 final class LlamaDecoderLayer: Module, @unchecked Sendable {
