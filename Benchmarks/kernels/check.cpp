@@ -338,6 +338,41 @@ static void bench_amx() {
   }
 }
 
+extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads();
+
+// blas_matmul (blas_matmul.cpp) on the float32 products of a DPO step on SmolLM2 (768 token rows
+// of the layers, 512 of the head; forward x · W^T and input gradient dy · W) in three settings:
+// MLX's matmul with OpenBLAS's own threads, the same with OpenBLAS single-threaded, and
+// blas_matmul split over the kernel pool with OpenBLAS single-threaded (training's setting).
+// `--gemm` runs only this.
+static void bench_gemm() {
+  const int reps = g_quick ? 5 : 20;
+  const int threads = openblas_get_num_threads();
+  std::printf("float32 GEMM, OpenBLAS %d threads / 1 thread / 1 thread per block of blas_matmul over %d kernel threads (GFLOP/s):\n",
+              threads, vk::detail::num_threads());
+  struct Shape { const char* name; int m, k, n; bool transpose; };
+  for (Shape sh : {Shape{"q/o fwd", 768, 576, 576, true}, Shape{"k/v fwd", 768, 576, 192, true},
+                   Shape{"gate/up fwd", 768, 576, 1536, true}, Shape{"down fwd", 768, 1536, 576, true},
+                   Shape{"q/o dx", 768, 576, 576, false}, Shape{"gate/up dx", 768, 1536, 576, false},
+                   Shape{"down dx", 768, 576, 1536, false}, Shape{"head fwd", 512, 576, 49152, true},
+                   Shape{"head dx", 512, 49152, 576, false}}) {
+    auto x = randn({sh.m, sh.k}, 11);
+    auto w = sh.transpose ? randn({sh.n, sh.k}, 12) : randn({sh.k, sh.n}, 12);
+    mx::eval({x, w});
+    auto mlx = [&] { return std::vector<mx::array>{mx::matmul(x, sh.transpose ? mx::transpose(w) : w)}; };
+    openblas_set_num_threads(threads);
+    double a = time_ms(mlx, reps);
+    openblas_set_num_threads(1);
+    double b = time_ms(mlx, reps);
+    double c = time_ms([&] { return std::vector<mx::array>{vk::blas_matmul(x, w, sh.transpose)}; }, reps);
+    openblas_set_num_threads(threads);
+    const double flop = 2.0 * sh.m * sh.k * sh.n;
+    std::printf("  %-11s %4d x %5d x %5d   %6.1f   %6.1f   %6.1f   split/OpenBLAS-threads x%.2f\n", sh.name, sh.m,
+                sh.k, sh.n, flop / a / 1e6, flop / b / 1e6, flop / c / 1e6, a / c);
+  }
+}
+
 // The packed-weight matmul (quantized_matmul_rows) on SmolLM2's decode shapes, weights cold (a
 // ring of matrices larger than the caches, as in a decode step), against the float32 MLX matmul of
 // the dequantised weights (also cold): GFLOP/s per row count. `--qmm` runs only this.
@@ -393,6 +428,10 @@ int main(int argc, char** argv) {
     }
     if (a == "--amx") {
       bench_amx();
+      return 0;
+    }
+    if (a == "--gemm") {
+      bench_gemm();
       return 0;
     }
   }

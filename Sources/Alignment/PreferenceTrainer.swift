@@ -228,7 +228,9 @@ public final class PreferenceObjective: TrainingObjective {
             reference = MLXArray(indices.map { table[$0].chosen } + indices.map { table[$0].rejected })
         } else {
             reference = try model.withAdaptersDisabled { try rowLogProbs(pairs) }
-            try eval(reference)
+            // Computed in the background while the caller builds the policy's loss graph (which
+            // reads it, so evaluating that graph waits for it).
+            try asyncEval([reference])
         }
         return PreparedBatch(batch: Batch(pairs: pairs, reference: reference), tokens: pairs.tokenCount)
     }

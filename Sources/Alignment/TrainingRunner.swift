@@ -212,8 +212,8 @@ public final class TrainingRunner<Objective: TrainingObjective>: @unchecked Send
         }
         let previousPrecision = model.setMatmulPrecision(p.matmulPrecision)
         defer { model.setMatmulPrecision(previousPrecision) }
-        let blasThreads = BF16BLASThreads.enter(p.matmulPrecision)
-        defer { BF16BLASThreads.restore(blasThreads) }
+        let enteredBLAS = TrainingBLASThreads.enter(p.matmulPrecision)
+        defer { TrainingBLASThreads.leave(enteredBLAS) }
         // A fresh adapter is lazy random arrays; evaluate them on this thread (MLX streams are per thread).
         try eval(trainable.trainableParameters())
         let totalUpdates = p.steps * objective.updatesPerBatch

@@ -136,6 +136,32 @@ int mlxb_bf16_matmul(mlxb_array x, mlxb_array forward, mlxb_array backward, int 
   });
 }
 
+int mlxb_blas_matmul(mlxb_array a, mlxb_array b, bool transpose_b, mlxb_array* out) {
+  return produce("blas_matmul", out, [&] { return valuealign::kernels::blas_matmul(a->value, b->value, transpose_b); });
+}
+
+int mlxb_set_split_gemm(bool on) {
+  return guard("set_split_gemm", [&] { valuealign::kernels::set_split_gemm(on); });
+}
+
+uint64_t mlxb_split_gemm_calls(void) { return valuealign::kernels::split_gemm_calls(); }
+
+int mlxb_split_gemm_possible(void) {
+  try {
+    return valuealign::kernels::split_gemm_possible() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int mlxb_split_gemm_active(void) {
+  try {
+    return valuealign::kernels::split_gemm_active() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
 int mlxb_kernel_isa(void) {
   try {
     return valuealign::kernels::isa();

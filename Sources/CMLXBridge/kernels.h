@@ -77,6 +77,23 @@ struct DecodeLayerSpec {
 // Returns {y [B, 1, H], keys', values'}; see decode_layer.cpp for the inputs.
 std::vector<mlx::core::array> decode_layer(const DecodeLayerSpec& spec, const std::vector<mlx::core::array>& inputs);
 
+// float32 a [..., K] · b^T for b [N, K] (transpose_b: a linear layer's forward) or a · b for
+// b [K, N], through cblas_sgemm (blas_matmul.cpp). With more than one kernel thread, a large
+// product is cut into one block of the output per thread, one cblas_sgemm each, in parallel while
+// OpenBLAS is single-threaded. Differentiable with respect to both. Other dtypes, a b that is not
+// 2-D, a 1-D a, or a non-CPU default device go to mlx::core::matmul.
+mlx::core::array blas_matmul(const mlx::core::array& a, const mlx::core::array& b, bool transpose_b);
+// Splitting on (the default) or off (one cblas_sgemm per product; VALUEALIGN_SPLIT_GEMM=0 starts
+// off). Process-wide; the rounding of later products changes with it.
+void set_split_gemm(bool on);
+// Whether large products are split and run in parallel now (on, more than one kernel thread,
+// OpenBLAS single-threaded).
+bool split_gemm_active();
+// Whether they are split (on, more than one kernel thread), in parallel or not.
+bool split_gemm_possible();
+// Products split so far in this process.
+uint64_t split_gemm_calls();
+
 // bfloat16 matmuls on AMX tiles for frozen weights (amx_matmul.cpp).
 // Whether AMX-BF16 works here (CPUID, OS state, kernel permission, and a probe in a forked child:
 // some VMs advertise AMX and fault on it). VALUEALIGN_AMX=0 or set_amx_enabled(false) turn it off.

@@ -269,6 +269,40 @@ public enum Fast {
         try produce("bf16_matmul") { mlxb_bf16_matmul(x.handle, w.forward.handle, w.backward.handle, Int32(w.outputs), Int32(w.inputs), $0) }
     }
 
+    /// x [..., in] -> x W^T [..., out] for a float32 weight W [out, in]: a linear layer's product,
+    /// through cblas_sgemm as one MLX primitive. With more than one kernel thread, a product of at
+    /// least 4 million multiply-adds is cut into one block of output columns (or rows) per thread,
+    /// one single-threaded GEMM each, run in parallel while OpenBLAS is single-threaded (training:
+    /// `TrainingBLASThreads`) instead of by OpenBLAS's thread team, whose idle workers spin and
+    /// hold the cores the other kernels need; otherwise the blocks run one after the other. The
+    /// blocks depend only on the shape and the kernel thread count. Differentiable with respect to
+    /// x and W. Other dtypes, 1-D x, or a GPU get MLX's `matmul(x, W.T)`.
+    public static func linear(_ x: MLXArray, _ weight: MLXArray) throws(MLXError) -> MLXArray {
+        try produce("blas_matmul") { mlxb_blas_matmul(x.handle, weight.handle, true, $0) }
+    }
+
+    /// x [..., k] -> x · B [..., n] for a float32 B [k, n], the product of `linear` without the
+    /// transpose (same blocks, same fallbacks).
+    public static func blasMatmul(_ x: MLXArray, _ b: MLXArray) throws(MLXError) -> MLXArray {
+        try produce("blas_matmul") { mlxb_blas_matmul(x.handle, b.handle, false, $0) }
+    }
+
+    /// Whether `linear` cuts its large products into blocks (on, more than one kernel thread).
+    public static var canSplitGEMMs: Bool { mlxb_split_gemm_possible() != 0 }
+
+    /// Whether those blocks run in parallel now (also OpenBLAS single-threaded).
+    public static var splitsGEMMs: Bool { mlxb_split_gemm_active() != 0 }
+
+    /// Turns the splitting off (one cblas_sgemm per product) or back on, process-wide; for
+    /// comparisons. It changes the rounding of later products. `VALUEALIGN_SPLIT_GEMM=0` starts a
+    /// process with it off.
+    public static func setGEMMSplitting(_ on: Bool) throws(MLXError) {
+        try check(mlxb_set_split_gemm(on), "set_split_gemm")
+    }
+
+    /// Products `linear` and `blasMatmul` have cut into blocks so far in this process.
+    public static var splitGEMMCount: UInt64 { mlxb_split_gemm_calls() }
+
     /// The instruction sets ValueAlign's kernels can use.
     public enum KernelISA: Int, Sendable, CaseIterable { case portable = 0, avx2 = 1, avx512 = 2 }
 

@@ -36,7 +36,7 @@ open class Linear: Module, LinearLayer, @unchecked Sendable {
 
     open func callAsFunction(_ x: MLXArray) throws -> MLXArray {
         if let bias { return try addmm(bias, x, weight.T) }
-        return try x.matmul(weight.T)
+        return try Fast.linear(x, weight)
     }
 }
 
@@ -110,7 +110,7 @@ open class Embedding: Module, @unchecked Sendable {
     open func callAsFunction(_ ids: MLXArray) throws -> MLXArray { try weight.take(ids, axis: 0) }
 
     /// Uses the table as an output projection (tied embeddings): x @ W^T.
-    open func asLinear(_ x: MLXArray) throws -> MLXArray { try x.matmul(weight.T) }
+    open func asLinear(_ x: MLXArray) throws -> MLXArray { try Fast.linear(x, weight) }
 }
 
 /// Root-mean-square normalisation over the last axis, with a learned scale.

@@ -104,8 +104,8 @@ public struct TrainBenchmark {
             progress("GRPO update (\(precision.rawValue)): 1 prompt x \(p.batch) answers of \(p.sequence) tokens")
             let previous = loaded.model.setMatmulPrecision(precision)
             defer { loaded.model.setMatmulPrecision(previous) }
-            let blasThreads = BF16BLASThreads.enter(precision)
-            defer { BF16BLASThreads.restore(blasThreads) }
+            let enteredBLAS = TrainingBLASThreads.enter(precision)
+            defer { TrainingBLASThreads.leave(enteredBLAS) }
             var reference: MLXArray?
             let referenceMs = try medianMilliseconds(warmup: 1, iterations: p.iterations) {
                 let r = try grpo.referenceLogProbs(batchTokens)

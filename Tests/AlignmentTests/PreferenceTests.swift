@@ -25,7 +25,9 @@ import ValueSpace
         }
         let p = try #require(first)
         #expect(abs(p.loss - log(2)) <= 1e-6)
-        #expect(abs(p.metrics["rewards/margins"]!) <= 1e-6)
+        // Policy and reference agree up to float32 rounding: 1.1e-6 on an AVX-512 AMD EPYC
+        // (OpenBLAS's Cooperlake kernels), at f78d6ad as well as now; under 1e-6 on the Intel VM.
+        #expect(abs(p.metrics["rewards/margins"]!) <= 1e-5)
         // The reference pass really ran without the adapter: after one update the policy moved
         // while the reference (adapters disabled) equals the untouched base model.
         let base = try tinyLoaded()

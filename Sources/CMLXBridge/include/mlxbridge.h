@@ -244,6 +244,19 @@ int mlxb_pack_bf16(mlxb_array w, bool transpose, mlxb_array* out);
 /// backward = pack of B^T [n, k]. Differentiable with respect to x only.
 int mlxb_bf16_matmul(mlxb_array x, mlxb_array forward, mlxb_array backward, int n, int k, mlxb_array* out);
 
+/// float32 a [..., K] · b^T (b [N, K], transpose_b) or a · b (b [K, N]) through cblas_sgemm; a
+/// large product is cut into one block per kernel thread, run in parallel while OpenBLAS is
+/// single-threaded. Differentiable; other dtypes or devices get MLX's matmul.
+int mlxb_blas_matmul(mlxb_array a, mlxb_array b, bool transpose_b, mlxb_array* out);
+/// That splitting on (the default) or off; process-wide.
+int mlxb_set_split_gemm(bool on);
+/// Products split so far in this process.
+uint64_t mlxb_split_gemm_calls(void);
+/// 1 when large products are split and run in parallel now, else 0.
+int mlxb_split_gemm_active(void);
+/// 1 when they are split (in parallel or not), else 0.
+int mlxb_split_gemm_possible(void);
+
 /// Which instruction set the kernels use: 0 portable, 1 AVX2, 2 AVX-512.
 int mlxb_kernel_isa(void);
 /// Forces an instruction set (for tests); a value above what the CPU supports is an error.

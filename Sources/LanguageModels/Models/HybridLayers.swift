@@ -59,25 +59,48 @@ extension Module {
     }
 }
 
-/// OpenBLAS's threads while a bf16 training run is on. The AMX kernels then do the big products
-/// on the kernel pool, and OpenBLAS keeps only the LoRA factors' thin ones (rank 16). Each of
-/// those wakes OpenBLAS's worker threads, which then spin in `sched_yield` for ~0.1 s (its
-/// THREAD_TIMEOUT) and take cores from the pool: 11% of a bf16 `bench train` profile on 2 cores.
-/// So a bf16 run (TrainingRunner, bench train) runs OpenBLAS single-threaded and puts the count
-/// back after. Process-wide while it lasts.
-public enum BF16BLASThreads {
-    /// Makes OpenBLAS single-threaded when `precision` is bfloat16 and AMX serves it here; returns
-    /// the count to give back to `restore`, or nil when nothing changed.
-    public static func enter(_ precision: MatmulPrecision) -> Int? {
-        guard precision == .bfloat16, Fast.amxAvailable, Device.default.kind == .cpu,
-              let current = Engine.blasThreads, current > 1 else { return nil }
-        Engine.blasThreads = 1
-        return current
+/// OpenBLAS's threads while a training run is on (TrainingRunner, bench train). OpenBLAS's own
+/// thread team wakes for each GEMM and then its idle workers spin in `sched_yield` for ~0.1 s
+/// (THREAD_TIMEOUT), holding the cores that the kernel pool (attention, norms, rope, log-softmax)
+/// needs: 11% of a bf16 `bench train` profile on 2 cores, and in float32 the pool's worker was
+/// woken onto the caller's core and ran after it. So training runs OpenBLAS single-threaded and
+/// the big products go to the kernel pool instead: in bfloat16 the AMX kernels, in float32
+/// `Fast.linear`'s blocks, which then run in parallel. Process-wide while a run lasts; runs that
+/// overlap in one process (a server's jobs, tests) share it, and the last one puts the count back.
+public enum TrainingBLASThreads {
+    /// Training runs in progress that asked for it, and OpenBLAS's count before the first.
+    private static let state = Mutex<(runs: Int, saved: Int)>((0, 0))
+
+    /// Makes OpenBLAS single-threaded on the CPU when the kernel pool can take the big products
+    /// (bfloat16 with AMX, or float32 splitting in `Fast.linear`). Returns whether this call took
+    /// part; pass that to `leave` when the run ends. Runs overlapping in one process (a server's
+    /// jobs, tests) share it: the first saves the count, the last puts it back.
+    public static func enter(_ precision: MatmulPrecision) -> Bool {
+        guard Device.default.kind == .cpu, (precision == .bfloat16 && Fast.amxAvailable) || Fast.canSplitGEMMs else { return false }
+        return state.withLock { s in
+            if s.runs == 0 {
+                guard let current = Engine.blasThreads, current > 1 else { return false }
+                s.saved = current
+                Engine.blasThreads = 1
+            }
+            s.runs += 1
+            return true
+        }
     }
 
-    public static func restore(_ saved: Int?) {
-        if let saved { Engine.blasThreads = saved }
+    public static func leave(_ entered: Bool) {
+        guard entered else { return }
+        state.withLock { s in
+            s.runs -= 1
+            if s.runs == 0 { Engine.blasThreads = s.saved }
+        }
     }
+
+    /// Runs inside `enter` / `leave` now.
+    public static var activeRuns: Int { state.withLock { $0.runs } }
+
+    /// OpenBLAS's thread count outside training runs: the saved count while one is on.
+    public static var outsideCount: Int? { state.withLock { s in s.runs > 0 ? s.saved : Engine.blasThreads } }
 }
 
 /// A checkpoint's packed quantized matrix kept beside its float32 copy.
