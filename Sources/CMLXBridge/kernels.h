@@ -109,7 +109,8 @@ mlx::core::array bf16_matmul(const mlx::core::array& x, const mlx::core::array& 
 
 // Instruction set in use: 0 portable C++, 1 AVX2(+FMA), 2 AVX-512F. Chosen at first use from CPUID.
 int isa();
-// Force an ISA for tests; -1 = automatic; throws std::invalid_argument if the CPU lacks it.
+// Force an ISA for tests, for graphs evaluated on the calling thread only; -1 = automatic; throws
+// std::invalid_argument if the CPU lacks it.
 void set_isa(int isa);
 
 }  // namespace valuealign::kernels

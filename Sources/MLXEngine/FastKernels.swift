@@ -306,10 +306,11 @@ public enum Fast {
     /// The instruction sets ValueAlign's kernels can use.
     public enum KernelISA: Int, Sendable, CaseIterable { case portable = 0, avx2 = 1, avx512 = 2 }
 
-    /// The instruction set the kernels use now.
+    /// The instruction set the kernels use now for graphs evaluated on this thread.
     public static var kernelISA: KernelISA { KernelISA(rawValue: Int(mlxb_kernel_isa())) ?? .portable }
 
-    /// Forces an instruction set (nil: choose from the CPU). Throws when the CPU lacks it.
+    /// Forces an instruction set (nil: choose from the CPU) for the graphs this thread evaluates,
+    /// not other threads' (the ISA changes the rounding). Throws when the CPU lacks it.
     public static func setKernelISA(_ isa: KernelISA?) throws(MLXError) {
         try check(mlxb_set_kernel_isa(Int32(isa?.rawValue ?? -1)), "set_kernel_isa")
     }

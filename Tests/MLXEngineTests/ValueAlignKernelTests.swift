@@ -293,9 +293,9 @@ struct ValueAlignKernelTests {
     }
 }
 
-/// Forces each instruction set the CPU supports and runs every kernel check under it. The ISA is
-/// a process-wide setting, so this suite runs its cases one at a time and restores automatic
-/// selection afterwards.
+/// Forces each instruction set the CPU supports and runs every kernel check under it. The forced
+/// ISA holds for the thread that sets it (the cases are synchronous, so they stay on one thread);
+/// the suite still runs its cases one at a time and restores automatic selection afterwards.
 @Suite("ValueAlign kernels, each ISA", .serialized)
 struct KernelISATests {
     @Test("every check under each ISA the CPU supports", arguments: Fast.KernelISA.allCases)

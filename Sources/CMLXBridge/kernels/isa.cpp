@@ -1,5 +1,5 @@
-// Instruction-set selection: chosen once from CPUID at first use, overridable for tests.
-#include <atomic>
+// Instruction-set selection: chosen once from CPUID at first use, overridable for tests on the
+// calling thread only.
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -31,13 +31,16 @@ int detect() {
   return 0;
 }
 
-std::atomic<int> forced{-1};
+// The override is per thread: a primitive looks up its table in eval_cpu, on the thread that
+// evaluates the graph, and hands it to its dispatched task and the pool. A process-wide override
+// changed the kernels (and so the rounding) of every other thread's models while a test forced an
+// ISA, so that concurrent tests saw one input give two results.
+thread_local int t_forced = -1;
 
 }  // namespace
 
 int isa() {
-  int f = forced.load(std::memory_order_relaxed);
-  if (f >= 0) return f;
+  if (t_forced >= 0) return t_forced;
   static const int detected = detect();
   return detected;
 }
@@ -46,7 +49,7 @@ void set_isa(int level) {
   if (level < -1 || level > 2) throw std::invalid_argument("[kernels::set_isa] unknown ISA " + std::to_string(level));
   if (level >= 0 && !cpu_has(level))
     throw std::invalid_argument("[kernels::set_isa] this CPU does not support ISA " + std::to_string(level));
-  forced.store(level, std::memory_order_relaxed);
+  t_forced = level;
 }
 
 namespace detail {
