@@ -7,8 +7,8 @@
 // needs: on a 2-core machine the pool's worker is woken onto the caller's core and runs after it.
 // Here a product of at least kMinSplitFlops multiply-adds is cut into one block of output columns
 // (or rows, for a tall product) per pool thread, one cblas_sgemm each; while OpenBLAS has one
-// thread the blocks run in parallel on the pool, whose workers block between calls after a short
-// spin (thread_pool.cpp), so nothing spins for long.
+// thread the blocks run in parallel on the pool, whose workers block on a condition variable
+// between calls, so nothing spins.
 //
 // The VJP with respect to x is the same primitive with the other operand layout; with respect to
 // W (a trainable weight) it is MLX's matmul. Non-float32 operands, a weight that is not 2-D, or a

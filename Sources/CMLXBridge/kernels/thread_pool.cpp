@@ -1,9 +1,6 @@
 // A small persistent thread pool for the kernels: num_threads() - 1 workers plus the calling
 // thread (MLX's CPU stream thread). One parallel call at a time; nested or concurrent calls run
-// serially in the caller. A worker that finishes a call spins briefly (VALUEALIGN_POOL_SPIN
-// pause instructions, default 2000: tens of microseconds) for the next one before it blocks: in
-// a training step the kernels and split GEMMs follow each other closely, and a wake-up from the
-// condition variable costs about as long on the project's VMs.
+// serially in the caller.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -12,10 +9,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#endif
 
 #include "internal.h"
 
@@ -33,25 +26,9 @@ int configured_threads() {
   return hc == 0 ? 1 : int(std::min(hc, 64u));
 }
 
-int64_t configured_spin() {
-  if (const char* env = std::getenv("VALUEALIGN_POOL_SPIN")) {
-    long n = std::atol(env);
-    return n < 0 ? 0 : std::min<long>(n, 1000000);
-  }
-  return 2000;
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(_M_X64)
-  _mm_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
-
 class Pool {
  public:
-  explicit Pool(int n) : n_(n), spin_(configured_spin()) {
+  explicit Pool(int n) : n_(n) {
     for (int i = 1; i < n_; ++i) workers_.emplace_back([this] { worker(); });
   }
   int size() const { return n_; }
@@ -68,7 +45,7 @@ class Pool {
       active_ = 0;
       open_ = true;
       error_ = nullptr;
-      generation_.fetch_add(1, std::memory_order_release);
+      ++generation_;
     }
     cv_.notify_all();
     t_in_pool = true;
@@ -106,11 +83,10 @@ class Pool {
     t_in_pool = true;
     uint64_t seen = 0;
     for (;;) {
-      for (int64_t i = 0; i < spin_ && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
       {
         std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
-        seen = generation_.load(std::memory_order_relaxed);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
         if (!open_) continue;
         ++active_;
       }
@@ -132,8 +108,7 @@ class Pool {
   int64_t total_ = 0;
   int active_ = 0;     // workers inside the current call
   bool open_ = false;  // the current call still accepts workers
-  std::atomic<uint64_t> generation_{0};  // written under m_; read without it while spinning
-  int64_t spin_;
+  uint64_t generation_ = 0;
   std::exception_ptr error_;
 };
 
