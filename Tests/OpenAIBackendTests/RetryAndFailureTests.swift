@@ -142,7 +142,11 @@ struct RetryAndFailureTests {
         let backend = try makeBackend("http://127.0.0.1:1/v1", timeout: .milliseconds(300))
         let start = ContinuousClock.now
         let message = await backendErrorMessage { _ = try await backend.complete([.user("hi")], parameters: .greedy) }
-        #expect(ContinuousClock.now - start < .milliseconds(900))
+        // The 300 ms time-out ends it, not the backend's default of 120 s. The bound is loose:
+        // beside the full suite's compute-heavy tests on a 2-core VM this took up to 12 s (alone,
+        // under 0.9 s), presumably while synchronous tests held the cooperative threads that the
+        // time-out's task needs.
+        #expect(ContinuousClock.now - start < .seconds(30))
         #expect(message.contains("timed out"))
     }
 
