@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "bridge_internal.h"
+#include "kernels.h"
 
 using namespace mlxb;
 
@@ -98,11 +99,7 @@ int mlxb_blas_sgemm(int m, int n, int k, const float* a, const float* b, float* 
   });
 }
 
-int mlxb_blas_threads(void) {
-  using Get = int (*)();
-  auto get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get ? get() : -1;
-}
+int mlxb_blas_threads(void) { return valuealign::kernels::blas_threads(); }
 
 bool mlxb_set_blas_threads(int n) {
   using Set = void (*)(int);

@@ -93,6 +93,8 @@ bool split_gemm_active();
 bool split_gemm_possible();
 // Products split so far in this process.
 uint64_t split_gemm_calls();
+// OpenBLAS's thread count (openblas_get_num_threads), or -1 when cblas is not OpenBLAS's.
+int blas_threads();
 
 // bfloat16 matmuls on AMX tiles for frozen weights (amx_matmul.cpp).
 // Whether AMX-BF16 works here (CPUID, OS state, kernel permission, and a probe in a forked child:

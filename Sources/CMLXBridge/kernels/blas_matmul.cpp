@@ -48,12 +48,6 @@ std::atomic<bool> g_split{[] {
 }()};
 std::atomic<uint64_t> g_split_calls{0};
 
-int blas_threads() {
-  using Get = int (*)();
-  static const Get get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get ? get() : -1;
-}
-
 // c [M, N] = a [M, K] · op(b), op(b) = b^T for b [N, K] (transpose_b) or b for b [K, N]; all
 // row-contiguous.
 //
@@ -73,26 +67,22 @@ void gemm(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_
     cblas_sgemm(kRowMajor, kNoTrans, transpose_b ? kTrans : kNoTrans, int(m1 - m0), int(n1 - n0), int(K), 1.0f,
                 a + m0 * K, int(K), bp, transpose_b ? int(K) : int(N), 0.0f, c + m0 * N + n0, int(N));
   };
-  const int threads = num_threads();
-  if (!g_split.load(std::memory_order_relaxed) || threads <= 1 || double(M) * double(N) * double(K) < kMinSplitFlops)
-    return block(0, M, 0, N);
+  if (!split_gemm_possible() || double(M) * double(N) * double(K) < kMinSplitFlops) return block(0, M, 0, N);
   // Split the longer side: N in multiples of 16 columns (whole SIMD registers for the kernels), M
-  // in multiples of 8 rows; one block per pool thread.
+  // in multiples of 8 rows; parallel_range's ranges, one per pool thread.
   const bool by_columns = N >= M;
   const int64_t extent = by_columns ? N : M, align = by_columns ? 16 : 8;
-  int64_t chunk = (extent + threads - 1) / threads;
-  chunk = std::max<int64_t>(align, (chunk + align - 1) / align * align);
-  const int64_t parts = (extent + chunk - 1) / chunk;
-  if (parts <= 1) return block(0, M, 0, N);
+  const Ranges r = split_ranges(extent, align, align);
+  if (r.parts <= 1) return block(0, M, 0, N);
   g_split_calls.fetch_add(1, std::memory_order_relaxed);
   auto run = [&](int64_t p) {
-    const int64_t lo = p * chunk, hi = std::min(extent, lo + chunk);
+    const int64_t lo = p * r.chunk, hi = std::min(extent, lo + r.chunk);
     if (by_columns) block(0, M, lo, hi); else block(lo, hi, 0, N);
   };
   if (blas_threads() == 1) {
-    parallel_for(parts, run);
+    parallel_for(r.parts, run);
   } else {
-    for (int64_t p = 0; p < parts; ++p) run(p);
+    for (int64_t p = 0; p < r.parts; ++p) run(p);
   }
 }
 
@@ -169,6 +159,12 @@ mx::array blas_matmul(const mx::array& a, const mx::array& b, bool transpose_b) 
   shape.back() = int(N);
   return mx::array(shape, mx::float32, std::make_shared<BlasMatmul>(*s, transpose_b),
                    {mx::contiguous(a, false, *s), mx::contiguous(b, false, *s)});
+}
+
+int blas_threads() {
+  using Get = int (*)();
+  static const Get get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get ? get() : -1;
 }
 
 void set_split_gemm(bool on) { g_split.store(on, std::memory_order_relaxed); }

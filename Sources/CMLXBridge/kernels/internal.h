@@ -107,6 +107,13 @@ int num_threads();
 // Runs fn(i) for i in [0, n) on the pool (the caller takes part), dynamic scheduling. Runs serially
 // when n <= 1, when called from inside a pool task, or when another thread is using the pool.
 void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
+// The ranges parallel_range runs: `parts` ranges of `chunk` items (the last one shorter), at most
+// num_threads() of them, each at least `grain` long and a multiple of `align`; {n, 1} when [0, n)
+// stays whole.
+struct Ranges {
+  int64_t chunk, parts;
+};
+Ranges split_ranges(int64_t n, int64_t grain, int64_t align);
 // Splits [0, n) into at most num_threads() contiguous ranges of at least `grain` items
 // (a multiple of `align`) and runs fn(begin, end) on each.
 void parallel_range(int64_t n, int64_t grain, int64_t align, const std::function<void(int64_t, int64_t)>& fn);

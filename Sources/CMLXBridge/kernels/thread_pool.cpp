@@ -124,16 +124,22 @@ int num_threads() { return pool().size(); }
 
 void parallel_for(int64_t n, const std::function<void(int64_t)>& fn) { pool().run(n, fn); }
 
-void parallel_range(int64_t n, int64_t grain, int64_t align, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
+Ranges split_ranges(int64_t n, int64_t grain, int64_t align) {
+  if (n <= 0) return {n, 1};
   grain = std::max<int64_t>(grain, 1);
   align = std::max<int64_t>(align, 1);
   int64_t parts = std::min<int64_t>(num_threads(), n / grain);
-  if (parts <= 1) return fn(0, n);
+  if (parts <= 1) return {n, 1};
   int64_t chunk = (n + parts - 1) / parts;
   chunk = (chunk + align - 1) / align * align;
-  parts = (n + chunk - 1) / chunk;
-  parallel_for(parts, [&](int64_t p) { fn(p * chunk, std::min(n, (p + 1) * chunk)); });
+  return {chunk, (n + chunk - 1) / chunk};
+}
+
+void parallel_range(int64_t n, int64_t grain, int64_t align, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const Ranges r = split_ranges(n, grain, align);
+  if (r.parts <= 1) return fn(0, n);
+  parallel_for(r.parts, [&](int64_t p) { fn(p * r.chunk, std::min(n, (p + 1) * r.chunk)); });
 }
 
 }  // namespace valuealign::kernels::detail
