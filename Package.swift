@@ -29,6 +29,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "valuealign", targets: ["valuealign"]),
+        .library(name: "ValueAlignCore", targets: ["ValueAlignCore"]),
         .library(name: "MLXEngine", targets: ["MLXEngine"]),
         .library(name: "MLXNN", targets: ["MLXNN"]),
         .library(name: "LanguageModels", targets: ["LanguageModels"]),
@@ -71,19 +72,23 @@ let package = Package(
                 .linkedLibrary("stdc++"),
             ]
         ),
+        // What every layer shares, on Foundation alone: chat messages, JSON Lines, the seeded
+        // generator, HTML escaping, duration text, where the shared data lives.
+        .target(name: "ValueAlignCore", swiftSettings: strictSwift),
         .target(name: "MLXEngine", dependencies: ["CMLXBridge"], swiftSettings: strictSwift),
         .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
         // Tokenizers, chat templates, Llama-family models, generation, scoring, LoRA adapters.
-        .target(name: "LanguageModels", dependencies: ["MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        .target(name: "LanguageModels", dependencies: ["ValueAlignCore", "MLXEngine", "MLXNN"], swiftSettings: strictSwift),
         // OpenAI-compatible HTTP ChatBackend, kept apart so the model layer builds without NIO.
         .target(
             name: "OpenAIBackend",
             dependencies: ["LanguageModels", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strictSwift
         ),
-        // Schwartz's ten values: vectors, profiles, distances, datasets, the ValueEvaluator protocol.
+        // Schwartz's ten values: vectors, profiles, distances, BaseAlign's reward, datasets, the
+        // ValueEvaluator protocol. Needs no engine: it builds and tests without MLX.
         .target(
-            name: "ValueSpace", dependencies: ["LanguageModels"],
+            name: "ValueSpace", dependencies: ["ValueAlignCore"],
             resources: [.copy("Profiles")],  // built-in presets, read through Bundle.module
             swiftSettings: strictSwift
         ),
@@ -91,14 +96,14 @@ let package = Package(
         // ship as a resource.
         .target(
             name: "Evaluators",
-            dependencies: ["ValueSpace", "LanguageModels", "MLXNN", "MLXEngine"],
+            dependencies: ["ValueAlignCore", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine"],
             resources: [.process("Resources")],
             swiftSettings: strictSwift
         ),
         // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
-        .target(name: "BaseAlign", dependencies: ["Alignment", "Evaluators", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        .target(name: "BaseAlign", dependencies: ["Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // The guard server: an OpenAI-compatible proxy enforcing a value policy, with audit log,
         // dashboard and OpenRLHF-compatible reward endpoint.
         .target(
@@ -114,14 +119,23 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
-        .target(name: "ValueAlignTesting", dependencies: ["MLXEngine", "MLXNN", "LanguageModels"], swiftSettings: strictSwift),
+        .target(name: "ValueAlignTesting", dependencies: ["ValueAlignCore", "MLXEngine", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators", "Alignment"], swiftSettings: strictSwift),
-        .executableTarget(
-            name: "valuealign",
+        // The commands (parsing, validation, output); thin: each calls a library API.
+        .target(
+            name: "ValueAlignCLI",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign", "ValueAlignBench", "ValueAlignServer",
+                "ValueAlignCore", "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign",
+                "ValueAlignBench", "ValueAlignServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(name: "valuealign", dependencies: ["ValueAlignCLI"], swiftSettings: strictSwift),
+        .testTarget(name: "ValueAlignCoreTests", dependencies: ["ValueAlignCore"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "ValueAlignCLITests",
+            dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "MLXEngineTests", dependencies: ["MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
@@ -134,10 +148,10 @@ let package = Package(
         ),
         .testTarget(name: "BaseAlignTests", dependencies: ["BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
-        .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(
             name: "EvaluatorsTests",
-            dependencies: ["Evaluators", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"],
+            dependencies: ["Evaluators", "ValueSpace", "ValueAlignCore", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"],
             swiftSettings: strictSwift
         ),
         .testTarget(

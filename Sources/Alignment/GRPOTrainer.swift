@@ -1,5 +1,6 @@
 import Foundation
 public import LanguageModels
+public import ValueSpace
 public import MLXEngine
 import MLXNN
 

@@ -1,5 +1,6 @@
 public import Foundation
 public import LanguageModels
+public import ValueSpace
 public import MLXEngine
 public import MLXNN
 

@@ -1,56 +1,5 @@
 import Dispatch
-public import LanguageModels
 public import ValueSpace
-
-/// A reward for GRPO: one number per response, given the conversation it answers (the
-/// `prompts[i]` and `responses[i]` belong together). Higher is better.
-public typealias RewardFunction = @Sendable (_ prompts: [[ChatMessage]], _ responses: [String]) async throws -> [Double]
-
-/// BaseAlign's reward: the value evaluator reads each response's value vector v, and the reward
-/// is r = -d(v, t) with BaseAlign's distance (`ValueDistance.basealign`: sum over values the
-/// target weighs and the response clearly touches, |v_i - t_i| * |t_i|).
-///
-/// BaseAlign maximises E[r] - λ KL(π || π_ref). The KL term cannot be computed from text, so
-/// `klWeight` (λ) is handed to the policy trainer: `GRPOObjective(model:prompts:baseAlign:)`
-/// uses it as GRPO's β on the k3 estimator of the KL to the reference.
-public struct BaseAlignReward: Sendable {
-    public var evaluator: any ValueEvaluator
-    public var target: ValueVector
-    /// λ, the weight of the KL penalty to the reference model (default 0.04, GRPO's β default:
-    /// see `GRPOObjective.Options.beta`).
-    public var klWeight: Double
-    /// The distance; BaseAlign's by default.
-    public var distance: ValueDistance
-
-    public init(evaluator: any ValueEvaluator, target: ValueVector, klWeight: Double = 0.04, distance: ValueDistance = .basealign) {
-        self.evaluator = evaluator
-        self.target = target
-        self.klWeight = klWeight
-        self.distance = distance
-    }
-
-    public init(evaluator: any ValueEvaluator, target: ValueProfile, klWeight: Double = 0.04, distance: ValueDistance = .basealign) {
-        self.init(evaluator: evaluator, target: target.vector, klWeight: klWeight, distance: distance)
-    }
-
-    /// -d(v, t) per response; the evaluator sees the last user turn and the response.
-    public func rewards(prompts: [[ChatMessage]], responses: [String]) async throws -> [Double] {
-        guard prompts.count == responses.count else { throw TrainingError.reward("\(prompts.count) prompts but \(responses.count) responses") }
-        let pairs = zip(prompts, responses).map { conversation, response in
-            ValuePair(prompt: conversation.last(where: { $0.role == .user })?.content ?? conversation.last?.content ?? "", response: response)
-        }
-        let assessments = try await evaluator.evaluate(pairs)
-        guard assessments.count == pairs.count else {
-            throw TrainingError.reward("the evaluator \(evaluator.name) returned \(assessments.count) assessments for \(pairs.count) responses")
-        }
-        return assessments.map { -distance.distance($0.vector, to: target) }
-    }
-
-    /// The reward as a `RewardFunction`.
-    public var function: RewardFunction {
-        { prompts, responses in try await rewards(prompts: prompts, responses: responses) }
-    }
-}
 
 /// Combinators of reward functions.
 public enum Rewards {

@@ -42,44 +42,6 @@ public enum RewardSpecification: Sendable, Codable, Equatable, CustomStringConve
     }
 }
 
-/// Durations on the command line: `90s`, `15m`, `1h30m`, `2h`, or plain seconds.
-public enum DurationText {
-    public static func seconds(_ text: String) throws(AlignError) -> Double {
-        let bad = AlignError.invalidConfiguration(field: "budget", message: "'\(text)' is not a duration; write e.g. 90s, 15m or 1h30m")
-        if let plain = Double(text) {
-            guard plain.isFinite, plain > 0 else { throw bad }
-            return plain
-        }
-        var total = 0.0, number = ""
-        var sawUnit = false
-        for c in text {
-            if c.isNumber || c == "." {
-                number.append(c)
-            } else {
-                guard let n = Double(number) else { throw bad }
-                switch c {
-                case "h": total += n * 3600
-                case "m": total += n * 60
-                case "s": total += n
-                default: throw bad
-                }
-                number = ""
-                sawUnit = true
-            }
-        }
-        guard number.isEmpty, sawUnit, total > 0 else { throw bad }
-        return total
-    }
-
-    /// 754 s -> "12m34s".
-    public static func format(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" }
-        if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
-        return "\(s)s"
-    }
-}
-
 /// Held-out sets the job measures before and after training.
 public struct EvaluationSets: Sendable, Codable, Equatable {
     /// Value-laden prompts: the profile and the distance to the target are measured on these
@@ -117,8 +79,8 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     public var reward: RewardSpecification
     /// Training prompt files (JSONL, `valuealign generate`'s format).
     public var prompts: [String]
-    /// Only training prompts with this split (the project's sets: "train"); nil = all lines.
-    public var trainSplit: String?
+    /// Only training prompts with this split (the project's sets: "train", the default); nil = all lines.
+    public var trainSplit: String? = Defaults.trainSplit
     /// Use at most this many training prompts (nil: all), after the split filter: a random subset
     /// drawn with the run's seed from all prompt files together.
     public var trainLimit: Int?
@@ -129,45 +91,50 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     public var budgetSeconds: Double?
     /// Optimiser steps of training in all (exact and reproducible); nil: until the budget ends.
     public var steps: Int?
-    public var seed: UInt64 = 42
+    public var seed: UInt64 = Defaults.seed
     /// Arithmetic of the frozen base weights' many-row matmuls while training (`MatmulPrecision`);
     /// nil is float32. `.bfloat16` uses AMX tiles where they work (TRL's `bf16=True`).
     public var matmulPrecision: MatmulPrecision?
 
     /// Answers sampled per prompt (GRPO's group size; the candidates of DPO and best-of-N).
-    public var samplesPerPrompt = 4
+    public var samplesPerPrompt = Defaults.samplesPerPrompt
     /// DPO / IPO / best-of-N: how many of each prompt's `samplesPerPrompt` candidates are sampled
     /// with the target's value-conditioned system prompt (``ValueGuidance``); training always
-    /// sees the prompt without it. 0 samples every candidate from the policy as it is.
-    public var guidedSamples = 0
+    /// sees the prompt without it. 0 samples every candidate from the policy as it is. The
+    /// default is the method's (`AlignMethodDefaults`).
+    public var guidedSamples: Int
     /// DPO / IPO / best-of-N: prompts sampled per round (the policy is refreshed between rounds).
-    public var promptsPerRound = 32
+    public var promptsPerRound = Defaults.promptsPerRound
     /// DPO / IPO / best-of-N: passes over a round's examples.
-    public var epochsPerRound = 2
+    public var epochsPerRound = Defaults.epochsPerRound
     /// DPO / IPO: pairs whose best and worst rewards differ by less than this are dropped
     /// (they carry no preference).
-    public var minimumRewardGap = 0.05
+    public var minimumRewardGap = Defaults.minimumRewardGap
     /// Examples per optimiser step (pairs for DPO, answers for best-of-N); GRPO: prompts per
     /// step (each with `samplesPerPrompt` answers).
-    public var batchSize = 8
-    public var learningRate: Float = 1e-4
-    public var warmupSteps = 2
-    /// DPO's β (0.1, TRL's default); GRPO's KL weight λ (0.04, TRL's β default).
-    public var beta: Float = 0.1
-    public var lora = LoRAConfiguration(rank: 16, alpha: 32, dropout: 0, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    public var batchSize = Defaults.batchSize
+    /// Peak learning rate; the default is the method's.
+    public var learningRate: Float
+    public var warmupSteps = Defaults.warmupSteps
+    /// DPO's β, GRPO's KL weight λ; the default is the method's (0.1, TRL's DPO default; 0.04,
+    /// TRL's GRPO default).
+    public var beta: Float
+    public var lora = Defaults.lora
 
     /// Sampling for training.
-    public var temperature: Float = 0.9
+    public var temperature = Defaults.temperature
     public var topP: Float = 1
-    public var maxNewTokens = 128
-    public var maxPromptTokens = 256
+    public var maxNewTokens = Defaults.maxNewTokens
+    public var maxPromptTokens = Defaults.maxPromptTokens
     /// Answers to held-out prompts: greedy, so before and after are compared without sampling noise.
-    public var evaluationMaxNewTokens = 128
-    public var generationBatchSize = 32
+    public var evaluationMaxNewTokens = Defaults.evaluationMaxNewTokens
+    public var generationBatchSize = Defaults.generationBatchSize
     /// Evaluator weights (nil: the shipped ones); recorded so the run can be reproduced.
     public var evaluatorWeights: String?
     public var bootstrap = BootstrapParameters()
 
+    /// A configuration with the defaults every method shares (`Defaults`) and those of `method`
+    /// (`method.strategy.defaults`): the same defaults the command line shows.
     public init(model: String, target: ValueProfile, method: AlignMethod, reward: RewardSpecification, prompts: [String], evaluation: EvaluationSets) {
         self.model = model
         self.target = target
@@ -175,9 +142,32 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         self.reward = reward
         self.prompts = prompts
         self.evaluation = evaluation
+        let defaults = method.strategy.defaults
+        learningRate = defaults.learningRate
+        beta = defaults.beta
+        guidedSamples = defaults.guidedSamples
     }
 
-    /// Range checks of every field (files and models are checked by `AlignmentJob.validate`).
+    /// The defaults every method shares: the library's and the command line's (one set).
+    public enum Defaults {
+        public static let trainSplit = "train"
+        public static let seed: UInt64 = 42
+        public static let samplesPerPrompt = 4
+        public static let promptsPerRound = 32
+        public static let epochsPerRound = 3
+        public static let minimumRewardGap = 0.05
+        public static let batchSize = 8
+        public static let warmupSteps = 2
+        public static let lora = LoRAConfiguration(rank: 16, alpha: 32, dropout: 0, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        public static let temperature: Float = 0.9
+        public static let maxNewTokens = 64
+        public static let maxPromptTokens = 256
+        public static let evaluationMaxNewTokens = 128
+        public static let generationBatchSize = 32
+    }
+
+    /// Range checks of every field, then the method's own checks (`AlignStrategy.validate`); files
+    /// and models are checked by `AlignmentJob.validate`.
     public func validate() throws(AlignError) {
         func bad(_ field: String, _ message: String) -> AlignError { .invalidConfiguration(field: field, message: message) }
         if prompts.isEmpty { throw bad("prompts", "name at least one training prompt file") }
@@ -186,16 +176,12 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         }
         if budgetSeconds == nil && steps == nil { throw bad("steps", "give --steps N, --budget DURATION or both") }
         if let s = steps, s < 1 { throw bad("steps", "a budget of \(s) steps is too small for one optimiser step; use at least 1") }
-        if guidedSamples < 0 || guidedSamples > samplesPerPrompt { throw bad("guided-samples", "must lie in 0...\(samplesPerPrompt) (the samples per prompt), got \(guidedSamples)") }
-        if guidedSamples > 0, method == .grpo { throw bad("guided-samples", "applies to dpo, ipo and bon-sft (GRPO's samples must come from the policy)") }
         if samplesPerPrompt < 2 { throw bad("samples", "needs at least 2 answers per prompt to compare, got \(samplesPerPrompt)") }
-        if promptsPerRound < 1 { throw bad("prompts-per-round", "must be at least 1, got \(promptsPerRound)") }
-        if epochsPerRound < 1 { throw bad("epochs-per-round", "must be at least 1, got \(epochsPerRound)") }
+        if guidedSamples < 0 || guidedSamples > samplesPerPrompt { throw bad("guided-samples", "must lie in 0...\(samplesPerPrompt) (the samples per prompt), got \(guidedSamples)") }
         if batchSize < 1 { throw bad("batch-size", "must be at least 1, got \(batchSize)") }
         if !(learningRate > 0) || !learningRate.isFinite { throw bad("learning-rate", "must be a finite number > 0, got \(learningRate)") }
         if warmupSteps < 0 { throw bad("warmup-steps", "must be >= 0, got \(warmupSteps)") }
         if !(beta >= 0) || !beta.isFinite { throw bad("beta", "must be a finite number >= 0, got \(beta)") }
-        if !(minimumRewardGap >= 0) { throw bad("min-reward-gap", "must be >= 0, got \(minimumRewardGap)") }
         if !(temperature > 0) || !temperature.isFinite { throw bad("temperature", "training samples need a temperature > 0, got \(temperature)") }
         if !(topP > 0 && topP <= 1) { throw bad("top-p", "must be in (0, 1], got \(topP)") }
         if maxNewTokens < 1 || evaluationMaxNewTokens < 1 { throw bad("max-new-tokens", "must be at least 1") }
@@ -205,6 +191,7 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         if let l = trainLimit, l < 1 { throw bad("train-limit", "must be at least 1, got \(l)") }
         if let l = evaluation.limit, l < 1 { throw bad("eval-limit", "must be at least 1, got \(l)") }
         do { try bootstrap.validate() } catch { throw bad("bootstrap", "\(error)") }
+        try method.strategy.validate(self)
     }
 }
 

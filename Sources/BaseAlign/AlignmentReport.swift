@@ -1,3 +1,4 @@
+import ValueAlignCore
 public import Foundation
 public import ValueSpace
 

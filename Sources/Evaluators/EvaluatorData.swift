@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 public import ValueSpace
 
 /// The evaluator's data, read by path and split by prompt: FULCRA labelled dialogues (hard labels)
@@ -10,10 +11,9 @@ public struct EvaluatorData: Sendable {
     public var files: [DataFileRecord]
     public var fulcraReport: DatasetReport
 
-    /// Where the project keeps its data (`/work/shared/data/fulcra` unless $VALUEALIGN_DATA is set).
-    public static var defaultDirectory: String {
-        (ProcessInfo.processInfo.environment["VALUEALIGN_DATA"] ?? "/work/shared/data") + "/fulcra"
-    }
+    /// Where the project keeps the FULCRA files: `fulcra/` under the shared data root
+    /// (`$VALUEALIGN_DATA`, or `../shared/data` beside the repository; see `SharedData`).
+    public static var defaultDirectory: String { SharedData.defaultRoot + "/fulcra" }
     public static var defaultLabelledPath: String { "\(defaultDirectory)/trustworthy.jsonl" }
     public static var defaultScoredPaths: [String] {
         ["scored_gpt-4.jsonl", "scored_gpt-35-turbo.jsonl"].map { "\(defaultDirectory)/\($0)" }

@@ -1,3 +1,4 @@
+import ValueAlignCore
 import Foundation
 public import MLXEngine
 import MLXNN
@@ -117,7 +118,7 @@ public struct HeadTrainer {
         var order = Array(0..<n)
         for epoch in 0..<p.epochs {
             // Fisher-Yates with our own generator: the same seed gives the same batches everywhere.
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            rng.shuffle(&order)
             var total: Float = 0
             for s in 0..<stepsPerEpoch {
                 let rows = Array(order[s * p.batchSize..<min((s + 1) * p.batchSize, n)]).map(Int32.init)
@@ -140,18 +141,5 @@ public struct HeadTrainer {
         let logProbs = try logits.logSoftmax(axis: -1)
         let perValue = try -(targets * classWeights * logProbs).sum(axis: -1)
         return try (perValue * weights).sum() / maximum(weights.sum(), MLXArray(Float(1e-6)))
-    }
-}
-
-/// SplitMix64: a small, fast generator whose sequence is fixed by its seed on every platform.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

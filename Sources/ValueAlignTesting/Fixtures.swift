@@ -1,6 +1,7 @@
 public import MLXEngine
 public import Testing
 import Foundation
+import ValueAlignCore
 
 // Helpers shared by the test targets: seeded random arrays made on the Swift side (so they do not
 // depend on the engine's own random generator), a tolerance compare that checks shapes first, and
@@ -8,25 +9,17 @@ import Foundation
 
 // MARK: - seeded random arrays
 
-/// SplitMix64: a tiny, fast generator whose stream depends only on its seed, so fixtures are the
-/// same on every machine and in every run.
+/// Seeded values for fixtures: `SplitMix64` with a normal draw added, so fixtures are the same on
+/// every machine and in every run. Seed s gives the stream of `SplitMix64(seed: s + increment)`.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    private var base: SplitMix64
 
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { base = SplitMix64(seed: seed &+ SplitMix64.increment) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { base.next() }
 
     /// A uniform double in [low, high).
-    public mutating func uniform(_ low: Double = 0, _ high: Double = 1) -> Double {
-        low + (high - low) * Double(next() >> 11) * 0x1.0p-53
-    }
+    public mutating func uniform(_ low: Double = 0, _ high: Double = 1) -> Double { base.uniform(low, high) }
 
     /// A standard normal double (Box-Muller).
     public mutating func normal() -> Double {

@@ -1,3 +1,4 @@
+import ValueAlignCore
 import Foundation
 
 /// Settings of a percentile bootstrap: how many resamples, the interval's level, the seed.
@@ -133,7 +134,8 @@ public enum ValueAggregation {
         for row in rows { for j in 0..<k { means[j] += row[j] } }
         means = means.map { $0 / Double(n) }
         var replicates = [[Double]](repeating: [Double](repeating: 0, count: parameters.resamples), count: k)
-        var generator = SplitMix64(seed: parameters.seed)
+        // Offset by one increment: the stream bootstrap intervals have always been drawn from.
+        var generator = SplitMix64(seed: parameters.seed &+ SplitMix64.increment)
         var sums = [Double](repeating: 0, count: k)
         for b in 0..<parameters.resamples {
             for j in 0..<k { sums[j] = 0 }
@@ -162,25 +164,6 @@ public enum ValueAggregation {
     static func clamp(_ x: Double) -> Double { min(1, max(-1, x)) }
 }
 
-/// SplitMix64: a small generator whose stream depends only on its seed, so bootstrap intervals
-/// are the same on every machine and run.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform index in 0..<n (Lemire's multiply-high; the bias is below 2^-50 for our n).
-    mutating func index(below n: Int) -> Int {
-        Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(n)).high)
-    }
-}
 
 /// `x` with `digits` decimals ("-0.000" printed as "0.000").
 func format(_ x: Double, _ digits: Int) -> String {

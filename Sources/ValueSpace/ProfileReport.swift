@@ -1,3 +1,4 @@
+import ValueAlignCore
 import Foundation
 
 /// Renders value profiles for people: a self-contained HTML page (inline CSS and SVG, no
@@ -68,7 +69,7 @@ public struct ProfileReport: Sendable {
             <head>
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(title))</title>
+            <title>\(HTML.escape(title))</title>
             <style>
             body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 980px; color: #222; padding: 0 1em; }
             h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -89,18 +90,18 @@ public struct ProfileReport: Sendable {
             </style>
             </head>
             <body>
-            <h1>\(escape(title))</h1>
+            <h1>\(HTML.escape(title))</h1>
 
             """
         if !facts.isEmpty {
             out += "<table class=\"facts\">\n"
-            for f in facts { out += "<tr><td>\(escape(f.label))</td><td>\(escape(f.value))</td></tr>\n" }
+            for f in facts { out += "<tr><td>\(HTML.escape(f.label))</td><td>\(HTML.escape(f.value))</td></tr>\n" }
             out += "</table>\n"
         }
         out += "<p class=\"legend\">"
         for d in drawn {
             let role = d.isTarget ? " (target)" : " (\(d.profile.kind.rawValue)\(d.profile.sampleCount.map { ", n = \($0)" } ?? ""))"
-            out += "<span><span class=\"swatch\" style=\"background:\(d.colour)\"></span>\(escape(d.profile.name))\(escape(role))</span>"
+            out += "<span><span class=\"swatch\" style=\"background:\(d.colour)\"></span>\(HTML.escape(d.profile.name))\(HTML.escape(role))</span>"
         }
         out += "</p>\n<div class=\"charts\">\n\(radarSVG())\n\(barsSVG())\n</div>\n"
         out += tableHTML()
@@ -110,16 +111,16 @@ public struct ProfileReport: Sendable {
             out += "<h2>Sources</h2>\n<ul>\n"
             for d in sources {
                 let text = [d.profile.source, d.profile.notes].compactMap { $0 }.joined(separator: " ")
-                out += "<li><b>\(escape(d.profile.name))</b>: \(escape(text))</li>\n"
+                out += "<li><b>\(HTML.escape(d.profile.name))</b>: \(HTML.escape(text))</li>\n"
             }
             out += "</ul>\n"
         }
         if !notes.isEmpty {
-            out += "<h2>Notes</h2>\n<ul>\n" + notes.map { "<li>\(escape($0))</li>\n" }.joined() + "</ul>\n"
+            out += "<h2>Notes</h2>\n<ul>\n" + notes.map { "<li>\(HTML.escape($0))</li>\n" }.joined() + "</ul>\n"
         }
         out += "<details><summary>The ten values</summary>\n<dl>\n"
         for v in SchwartzValue.allCases {
-            out += "<dt><b>\(escape(v.displayName))</b> <span class=\"muted\">(\(escape(v.higherOrder.map(\.displayName).joined(separator: ", "))))</span></dt><dd>\(escape(v.definition))</dd>\n"
+            out += "<dt><b>\(HTML.escape(v.displayName))</b> <span class=\"muted\">(\(HTML.escape(v.higherOrder.map(\.displayName).joined(separator: ", "))))</span></dt><dd>\(HTML.escape(v.definition))</dd>\n"
         }
         out += "</dl>\n</details>\n</body>\n</html>\n"
         return out
@@ -149,7 +150,7 @@ public struct ProfileReport: Sendable {
             let a = angle(Double(i)), lx = c + (radius + 12) * cos(a), ly = c + (radius + 12) * sin(a)
             let anchor = abs(cos(a)) < 0.2 ? "middle" : (cos(a) < 0 ? "end" : "start")
             let dy = sin(a) > 0.2 ? 12.0 : (sin(a) < -0.2 ? -4.0 : 4.0)
-            svg += "<text x=\"\(n(lx))\" y=\"\(n(ly + dy))\" text-anchor=\"\(anchor)\">\(escape(v.displayName))</text>\n"
+            svg += "<text x=\"\(n(lx))\" y=\"\(n(ly + dy))\" text-anchor=\"\(anchor)\">\(HTML.escape(v.displayName))</text>\n"
         }
         // Ring values along the bisector between the first two axes, clear of the labels.
         let ringAngle = angle(0.5)
@@ -162,7 +163,7 @@ public struct ProfileReport: Sendable {
                 let (x, y) = point(i, d.profile[v])
                 return "\(n(x)),\(n(y))"
             }.joined(separator: " ")
-            svg += "<polygon class=\"profile-shape\(d.isTarget ? " target" : "")\" points=\"\(points)\" fill=\"\(d.colour)\" stroke=\"\(d.colour)\"><title>\(escape(d.profile.name))</title></polygon>\n"
+            svg += "<polygon class=\"profile-shape\(d.isTarget ? " target" : "")\" points=\"\(points)\" fill=\"\(d.colour)\" stroke=\"\(d.colour)\"><title>\(HTML.escape(d.profile.name))</title></polygon>\n"
         }
         return svg + "</svg>"
     }
@@ -183,15 +184,15 @@ public struct ProfileReport: Sendable {
         }
         for (row, v) in SchwartzValue.allCases.enumerated() {
             let y0 = top + Double(row) * groupHeight
-            svg += "<text x=\"\(n(labelWidth - 6))\" y=\"\(n(y0 + Double(all.count) * barHeight / 2 + 4))\" text-anchor=\"end\">\(escape(v.displayName))</text>\n"
+            svg += "<text x=\"\(n(labelWidth - 6))\" y=\"\(n(y0 + Double(all.count) * barHeight / 2 + 4))\" text-anchor=\"end\">\(HTML.escape(v.displayName))</text>\n"
             for (k, d) in all.enumerated() {
                 let value = d.profile[v]
                 let y = y0 + Double(k) * barHeight
                 let x0 = min(x(0), x(value)), w = abs(x(value) - x(0))
-                svg += "<rect class=\"bar\" x=\"\(n(x0))\" y=\"\(n(y + 1))\" width=\"\(n(w))\" height=\"\(n(barHeight - 2))\" fill=\"\(d.colour)\" fill-opacity=\"\(d.isTarget ? "0.35" : "0.8")\"><title>\(escape(d.profile.name)): \(format(value, 3))</title></rect>\n"
+                svg += "<rect class=\"bar\" x=\"\(n(x0))\" y=\"\(n(y + 1))\" width=\"\(n(w))\" height=\"\(n(barHeight - 2))\" fill=\"\(d.colour)\" fill-opacity=\"\(d.isTarget ? "0.35" : "0.8")\"><title>\(HTML.escape(d.profile.name)): \(format(value, 3))</title></rect>\n"
                 if let ci = d.profile.intervals[v] {
                     let ym = y + barHeight / 2
-                    svg += "<path class=\"ci\" d=\"M\(n(x(ci.lower))),\(n(ym))H\(n(x(ci.upper)))M\(n(x(ci.lower))),\(n(ym - 3))V\(n(ym + 3))M\(n(x(ci.upper))),\(n(ym - 3))V\(n(ym + 3))\"><title>\(escape(d.profile.name)) \(escape(v.displayName)) CI [\(format(ci.lower, 3)), \(format(ci.upper, 3))]</title></path>\n"
+                    svg += "<path class=\"ci\" d=\"M\(n(x(ci.lower))),\(n(ym))H\(n(x(ci.upper)))M\(n(x(ci.lower))),\(n(ym - 3))V\(n(ym + 3))M\(n(x(ci.upper))),\(n(ym - 3))V\(n(ym + 3))\"><title>\(HTML.escape(d.profile.name)) \(HTML.escape(v.displayName)) CI [\(format(ci.lower, 3)), \(format(ci.upper, 3))]</title></path>\n"
                 }
             }
         }
@@ -208,18 +209,18 @@ public struct ProfileReport: Sendable {
         let level = all.compactMap(\.profile.confidenceLevel).first
         var out = "<h2>Figures</h2>\n"
         if let level { out += "<p class=\"muted\">Mean per value; brackets: \(format(level * 100, 0))% bootstrap confidence interval.</p>\n" }
-        out += "<table>\n<tr><th>Value</th>" + all.map { "<th>\(escape($0.profile.name))</th>" }.joined() + "</tr>\n"
+        out += "<table>\n<tr><th>Value</th>" + all.map { "<th>\(HTML.escape($0.profile.name))</th>" }.joined() + "</tr>\n"
         for v in SchwartzValue.allCases {
-            out += "<tr><td>\(escape(v.displayName))</td>" + all.map { "<td>\(escape(cell($0.profile, v)))</td>" }.joined() + "</tr>\n"
+            out += "<tr><td>\(HTML.escape(v.displayName))</td>" + all.map { "<td>\(HTML.escape(cell($0.profile, v)))</td>" }.joined() + "</tr>\n"
         }
         return out + "</table>\n"
     }
 
     func distanceHTML(_ target: ValueProfile) -> String {
-        var out = "<h2>Distance to \(escape(target.name))</h2>\n<p class=\"muted\">Distances of each profile's mean vector to the target; BaseAlign's distance counts only values the target weighs and the profile touches (|v| &gt; 0.3).</p>\n"
+        var out = "<h2>Distance to \(HTML.escape(target.name))</h2>\n<p class=\"muted\">Distances of each profile's mean vector to the target; BaseAlign's distance counts only values the target weighs and the profile touches (|v| &gt; 0.3).</p>\n"
         out += "<table>\n<tr><th>Profile</th>" + ValueDistance.allCases.map { "<th>\($0.rawValue)</th>" }.joined() + "</tr>\n"
         for p in profiles {
-            out += "<tr><td>\(escape(p.name))</td>" + ValueDistance.allCases.map { "<td>\(format($0.distance(p.vector, to: target.vector), 3))</td>" }.joined() + "</tr>\n"
+            out += "<tr><td>\(HTML.escape(p.name))</td>" + ValueDistance.allCases.map { "<td>\(format($0.distance(p.vector, to: target.vector), 3))</td>" }.joined() + "</tr>\n"
         }
         return out + "</table>\n"
     }
@@ -253,23 +254,6 @@ public struct ProfileReport: Sendable {
         if !notes.isEmpty { out += "\n" + notes.map { "- \(mdEscape($0))" }.joined(separator: "\n") + "\n" }
         return out
     }
-}
-
-/// Text made safe for HTML element content and attribute values.
-func escape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.count)
-    for ch in s {
-        switch ch {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(ch)
-        }
-    }
-    return out
 }
 
 /// Markdown inline text: emphasis, code and table characters are backslash-escaped (brackets

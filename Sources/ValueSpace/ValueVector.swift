@@ -79,6 +79,8 @@ public enum ValueSpaceError: Error, Equatable, CustomStringConvertible {
     case data(path: String, line: Int, message: String)
     /// A computation got inputs it cannot work with (no samples, unpaired data, bad settings).
     case invalidArgument(String)
+    /// A reward could not be computed (the evaluator failed or returned the wrong count).
+    case reward(String)
 
     public var description: String {
         switch self {
@@ -87,6 +89,7 @@ public enum ValueSpaceError: Error, Equatable, CustomStringConvertible {
         case let .unknownProfile(name, available): "unknown profile '\(name)'; available: \(available.joined(separator: ", "))"
         case let .data(path, line, m): "\(path):\(line): \(m)"
         case let .invalidArgument(m): m
+        case let .reward(m): "reward: \(m)"
         }
     }
 }

@@ -235,15 +235,6 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect { try c.validate() } throws: { "\($0)".contains("guided-samples") }
     }
 
-    @Test func durationsParse() throws {
-        #expect(try DurationText.seconds("15m") == 900)
-        #expect(try DurationText.seconds("1h30m") == 5400)
-        #expect(try DurationText.seconds("90s") == 90)
-        #expect(try DurationText.seconds("42") == 42)
-        for bad in ["", "m", "15x", "-3", "1h30"] { #expect(throws: AlignError.self) { try DurationText.seconds(bad) } }
-        #expect(DurationText.format(754) == "12m34s")
-    }
-
     @Test func refusalsAndHarm() throws {
         #expect(RefusalDetector.isRefusal("I'm sorry, but I can't help with that."))
         #expect(RefusalDetector.isRefusal("I can\u{2019}t do that"))

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ValueAlignTesting
+import ValueAlignCore
 import ValueSpace
 
 @Suite struct AggregationTests {
@@ -9,7 +9,7 @@ import ValueSpace
         var covered = 0
         let trials = 60
         for trial in 0..<trials {
-            let samples = Fixtures.uniformValues(200, seed: UInt64(1000 + trial))
+            let samples = uniformValues(200, seed: UInt64(1000 + trial))
             let e = try ValueAggregation.mean(samples, bootstrap: BootstrapParameters(resamples: 400, seed: UInt64(trial)))
             #expect(e.count == 200 && e.lower <= e.value && e.value <= e.upper)
             if e.interval.contains(0) { covered += 1 }
@@ -22,7 +22,7 @@ import ValueSpace
         let sigma = 1 / 3.0.squareRoot()
         var widths: [Int: Double] = [:]
         for n in [100, 400, 1600] {
-            let e = try ValueAggregation.mean(Fixtures.uniformValues(n, seed: 7), bootstrap: BootstrapParameters(resamples: 1000))
+            let e = try ValueAggregation.mean(uniformValues(n, seed: 7), bootstrap: BootstrapParameters(resamples: 1000))
             widths[n] = e.upper - e.lower
             let expected = 2 * 1.96 * sigma / Double(n).squareRoot()
             #expect(abs(widths[n]! / expected - 1) < 0.2, "n=\(n) width \(widths[n]!) vs \(expected)")
@@ -33,7 +33,7 @@ import ValueSpace
     }
 
     @Test func seededAndValidated() throws {
-        let samples = Fixtures.uniformValues(50, seed: 3)
+        let samples = uniformValues(50, seed: 3)
         let a = try ValueAggregation.mean(samples, bootstrap: BootstrapParameters(resamples: 300, seed: 1))
         let b = try ValueAggregation.mean(samples, bootstrap: BootstrapParameters(resamples: 300, seed: 1))
         let c = try ValueAggregation.mean(samples, bootstrap: BootstrapParameters(resamples: 300, seed: 2))
@@ -47,7 +47,7 @@ import ValueSpace
     }
 
     static func randomVectors(_ n: Int, seed: UInt64, shift: [SchwartzValue: Double] = [:]) -> [ValueVector] {
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed &+ SplitMix64.increment)
         return (0..<n).map { _ in
             var c = (0..<10).map { _ in g.uniform(-0.6, 0.6) }
             for (v, s) in shift { c[v.index] = max(-1, min(1, c[v.index] + s)) }

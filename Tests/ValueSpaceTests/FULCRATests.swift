@@ -1,5 +1,5 @@
 import Foundation
-import LanguageModels
+import ValueAlignCore
 import Testing
 import ValueSpace
 
@@ -130,7 +130,7 @@ import ValueSpace
 
     /// The published file: counts must add up, and whatever was dropped is printed for the log.
     @Test func realTrustworthyFile() throws {
-        guard let path = sharedFile("fulcra/trustworthy.jsonl") else { return }
+        let path = try sharedFile("fulcra/trustworthy.jsonl")
         let (examples, report) = try FULCRADataset.load(path)
         print("FULCRA trustworthy.jsonl:\n\(report.summary)")
         #expect(report.rows == 1375)
@@ -160,7 +160,7 @@ import ValueSpace
         let outOfRange = try temporaryFile(["", "{\"prompt\": \"p\", \"answer\": \"a\", \"value_reward\": [0, 0, 0, 0, 0, 1.5, 0, 0, 0, 0]}"])
         #expect { try ScoredAnswers.load(outOfRange) } throws: { ($0 as? JSONLinesError)?.line == 2 }
 
-        guard let real = sharedFile("fulcra/scored_gpt-4.jsonl") else { return }
+        let real = try sharedFile("fulcra/scored_gpt-4.jsonl")
         let all = try ScoredAnswers.load(real)
         #expect(all.count == 1523)
         #expect(all.allSatisfy { $0.scores.components.count == 10 })

@@ -77,23 +77,20 @@ import ValueSpace
 
     /// The shipped figures are the source files' figures.
     @Test func presetsMatchTheirSources() throws {
-        if let path = sharedFile("profiles/basealign_targets.json") {
-            struct File: Decodable { var profiles: [String: [String: Double]] }
-            let file = try JSONDecoder().decode(File.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
-            #expect(file.profiles.count == 5)
-            for (name, figures) in file.profiles {
-                let preset = try ProfileStore.preset(name)
-                for (key, x) in figures { #expect(abs(preset[SchwartzValue(name: key)!] - x) < 1e-12, "\(name).\(key)") }
-            }
+        let targets = try sharedFile("profiles/basealign_targets.json")
+        struct File: Decodable { var profiles: [String: [String: Double]] }
+        let file = try JSONDecoder().decode(File.self, from: try Data(contentsOf: URL(fileURLWithPath: targets)))
+        #expect(file.profiles.count == 5)
+        for (name, figures) in file.profiles {
+            let preset = try ProfileStore.preset(name)
+            for (key, x) in figures { #expect(abs(preset[SchwartzValue(name: key)!] - x) < 1e-12, "\(name).\(key)") }
         }
-        if let path = sharedFile("profiles/value_compass_leaderboard_schwartz.json") {
-            let (profiles, skipped) = try ValueCompassLeaderboard.profiles(from: path)
-            #expect(profiles.count + skipped.count == 33)
-            for p in profiles {
-                let preset = try ProfileStore.preset(p.name)
-                #expect(preset.kind == .reference)
-                for v in SchwartzValue.allCases { #expect(abs(preset[v] - p[v]) < 1e-9, "\(p.name).\(v)") }
-            }
+        let (profiles, skipped) = try ValueCompassLeaderboard.profiles(from: try sharedFile("profiles/value_compass_leaderboard_schwartz.json"))
+        #expect(profiles.count + skipped.count == 33)
+        for p in profiles {
+            let preset = try ProfileStore.preset(p.name)
+            #expect(preset.kind == .reference)
+            for v in SchwartzValue.allCases { #expect(abs(preset[v] - p[v]) < 1e-9, "\(p.name).\(v)") }
         }
     }
 

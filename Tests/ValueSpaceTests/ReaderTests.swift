@@ -1,20 +1,18 @@
 import Foundation
-import LanguageModels
+import ValueAlignCore
 import Testing
 import ValueSpace
 
 @Suite struct ReaderTests {
     @Test func promptResponseShapes() throws {
-        // The `valuealign generate` shape: decode it as the real record type first, so a change
-        // of that type shows up here.
+        // The `valuealign generate` shape (EvaluatorsTests' GeneratedFileTests reads a real
+        // GenerationRecord back, so a change of that type shows up there).
         let generated = """
             {"id": "g1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier question"}, {"role": "assistant", "content": "Earlier answer"}, {"role": "user", "content": "Is honesty important?"}], "response": "Yes, it builds trust.", "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 6, "model": "tiny"}
             """
-        let record = try JSONDecoder().decode(GenerationRecord.self, from: Data(generated.utf8))
-        let encoded = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
         let path = try temporaryFile([
             #"{"prompt": "Plain prompt", "response": "Plain answer"}"#,
-            encoded,
+            generated,
             #"{"prompt": "Scored", "answer": "Scored answer", "id": 7}"#,
             "",
             #"{"prompt": "  ", "response": "x"}"#,
@@ -86,7 +84,7 @@ import ValueSpace
 
     @Test(arguments: ["preferences/harmless.jsonl", "preferences/helpful.jsonl"])
     func realPreferenceFiles(relative: String) throws {
-        guard let path = sharedFile(relative) else { return }
+        let path = try sharedFile(relative)
         let (pairs, report) = try PreferenceDataset.load(path)
         print("\(relative):\n\(report.summary)")
         #expect(report.rows > 2000)

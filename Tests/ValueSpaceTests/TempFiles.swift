@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 
 /// A fresh file under the temporary directory holding `lines` joined by newlines.
 func temporaryFile(_ lines: [String], suffix: String = ".jsonl") throws -> String {
@@ -18,9 +19,15 @@ func fulcraLine(_ dialogue: String, _ labels: [String]) -> String {
     "{\"dialogue\": \(jsonString(dialogue)), \"value_items\": [], \"value_types\": [\(labels.map(jsonString).joined(separator: ", "))]}"
 }
 
-/// Where the shared development data lives; tests that read it are skipped when it is absent.
-let sharedData = "/work/shared/data"
-func sharedFile(_ relative: String) -> String? {
-    let path = "\(sharedData)/\(relative)"
-    return FileManager.default.fileExists(atPath: path) ? path : nil
+/// `count` uniform doubles in [low, high) from `seed` (the values `Fixtures.uniformValues` gives;
+/// this target stays free of the engine).
+func uniformValues(_ count: Int, seed: UInt64, low: Double = -1, high: Double = 1) -> [Double] {
+    var g = SplitMix64(seed: seed &+ SplitMix64.increment)
+    return (0..<count).map { _ in g.uniform(low, high) }
+}
+
+/// A file of the shared development data (`$VALUEALIGN_DATA` or `../shared/data` beside the
+/// repository). A test that needs it fails when it is absent, with the error naming both.
+func sharedFile(_ relative: String) throws -> String {
+    try SharedData.file(relative)
 }

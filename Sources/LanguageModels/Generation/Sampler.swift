@@ -1,3 +1,4 @@
+import ValueAlignCore
 import Foundation
 public import MLXEngine
 
@@ -31,7 +32,7 @@ public struct Sampler {
         var chosen: [Int32] = []
         chosen.reserveCapacity(streams.count)
         for (row, stream) in streams.enumerated() {
-            var rng = SplitMix64(state: Self.mix(seed &+ UInt64(stream), UInt64(step)))
+            var rng = SplitMix64(seed: SplitMix64.mix(seed &+ UInt64(stream), UInt64(step)))
             let token = flat.withUnsafeBufferPointer { all in
                 drawFiltered(UnsafeBufferPointer(rebasing: all[(row * vocabulary)..<((row + 1) * vocabulary)]), uniform: rng.nextUnit())
             }
@@ -116,27 +117,4 @@ public struct Sampler {
         let update = try which(mask, penalized, values)
         return try logits.putAlong(index, values: update, axis: -1)
     }
-
-    /// SplitMix64 of two words: a well-mixed seed for each (stream, step).
-    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// A tiny, fast, well-distributed generator for per-sequence sampling streams.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import LanguageModels
+import ValueAlignCore
 
 /// One FULCRA training example: the user's request, the assistant's answer and its ten value
 /// labels.

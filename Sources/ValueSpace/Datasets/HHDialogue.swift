@@ -1,5 +1,5 @@
 import Foundation
-public import LanguageModels
+public import ValueAlignCore
 
 /// Anthropic HH-style dialogues: "\n\nHuman: ...\n\nAssistant: ..." repeated.
 public enum HHDialogue {

@@ -1,5 +1,5 @@
 import Foundation
-import LanguageModels
+import ValueAlignCore
 
 /// One prompt/response pair read from a file, with where it came from.
 public struct PairRecord: Sendable, Codable, Equatable {

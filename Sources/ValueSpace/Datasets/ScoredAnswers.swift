@@ -1,5 +1,5 @@
 import Foundation
-import LanguageModels
+import ValueAlignCore
 
 /// An answer with the ten value scores another evaluator gave it (the `scored_*.jsonl` files:
 /// `prompt`, `answer`, `value_reward`).

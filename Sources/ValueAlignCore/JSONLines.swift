@@ -6,6 +6,12 @@ public struct JSONLinesError: Error, Equatable, CustomStringConvertible {
     public var line: Int
     public var message: String
     public var description: String { "\(path):\(line): \(message)" }
+
+    public init(path: String, line: Int, message: String) {
+        self.path = path
+        self.line = line
+        self.message = message
+    }
 }
 
 /// Reads and appends JSON Lines files. Blank lines are allowed; any other line that does not

@@ -34,7 +34,7 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "basealign or rm:PATH.") var reward = "basealign"
     @Option(parsing: .upToNextOption, help: "Training prompt files (JSONL).")
     var prompts = ["data/prompts/value_prompts.jsonl", "data/prompts/harm_prompts.jsonl", "data/prompts/benign_prompts.jsonl"]
-    @Option(help: "Only training prompts with this split ('' for every line).") var trainSplit = "train"
+    @Option(help: "Only training prompts with this split ('' for every line).") var trainSplit = AlignConfiguration.Defaults.trainSplit
     @Option(help: "Use at most this many training prompts: a random subset of all files, drawn with --seed.") var trainLimit: Int?
     @Option(help: "Held-out value-laden prompts (profile and distance).") var evalValues = "data/prompts/value_prompts.jsonl"
     @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
@@ -45,25 +45,25 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Wall-clock budget for the whole job, e.g. 15m (training stops in time for the final measurement).") var budget: String?
     @Option(help: "Optimiser steps in all (exact; with no --budget the run is reproducible step for step).") var steps: Int?
     @Option(help: "Run folder.") var out = "runs/align"
-    @Option(help: "Seed of prompt order, sampling, adapter initialisation and bootstrap.") var seed: UInt64 = 42
+    @Option(help: "Seed of prompt order, sampling, adapter initialisation and bootstrap.") var seed = AlignConfiguration.Defaults.seed
     @Option(help: "Training matmuls with the frozen base weights: float32, or bfloat16 on Intel AMX where it works (as TRL's bf16=True).")
     var matmulPrecision: String = "float32"
-    @Option(help: "Answers sampled per prompt.") var samples = 4
-    @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default 2 for dpo/ipo/bon-sft, 0 for grpo.") var guidedSamples: Int?
-    @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = 32
-    @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = 3
-    @Option(help: "dpo/ipo/bon-sft: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = 0.05
-    @Option(help: "Pairs (dpo), answers (bon-sft) or prompts (grpo) per optimiser step.") var batchSize = 8
-    @Option(help: "Peak learning rate, constant after warm-up (default 5e-4 for bon-sft, 1e-4 for dpo/ipo/grpo).") var learningRate: Float?
-    @Option(help: "Linear warm-up steps.") var warmupSteps = 2
-    @Option(help: "DPO/IPO beta; GRPO's KL weight (default 0.1 for dpo/ipo, 0.04 for grpo).") var beta: Float?
-    @Option(help: "LoRA rank.") var loraRank = 16
-    @Option(help: "LoRA alpha.") var loraAlpha: Float = 32
-    @Option(parsing: .upToNextOption, help: "Layers to adapt.") var loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    @Option(help: "Sampling temperature for training answers.") var temperature: Float = 0.9
-    @Option(help: "Most new tokens per training answer.") var maxNewTokens = 64
-    @Option(help: "Most new tokens per held-out answer.") var evalMaxNewTokens = 128
-    @Option(help: "Sequences per generation batch.") var generationBatchSize = 32
+    @Option(help: "Answers sampled per prompt.") var samples = AlignConfiguration.Defaults.samplesPerPrompt
+    @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default by method: \(AlignMethod.describeDefaults { "\($0.guidedSamples)" }).") var guidedSamples: Int?
+    @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = AlignConfiguration.Defaults.promptsPerRound
+    @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = AlignConfiguration.Defaults.epochsPerRound
+    @Option(help: "dpo/ipo/bon-sft: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = AlignConfiguration.Defaults.minimumRewardGap
+    @Option(help: "Pairs (dpo), answers (bon-sft) or prompts (grpo) per optimiser step.") var batchSize = AlignConfiguration.Defaults.batchSize
+    @Option(help: "Peak learning rate, constant after warm-up; default by method: \(AlignMethod.describeDefaults { "\($0.learningRate)" }).") var learningRate: Float?
+    @Option(help: "Linear warm-up steps.") var warmupSteps = AlignConfiguration.Defaults.warmupSteps
+    @Option(help: "DPO/IPO beta; GRPO's KL weight; default by method: \(AlignMethod.describeDefaults { "\($0.beta)" }).") var beta: Float?
+    @Option(help: "LoRA rank.") var loraRank = AlignConfiguration.Defaults.lora.rank
+    @Option(help: "LoRA alpha.") var loraAlpha = AlignConfiguration.Defaults.lora.alpha
+    @Option(parsing: .upToNextOption, help: "Layers to adapt.") var loraTargets = AlignConfiguration.Defaults.lora.targetModules
+    @Option(help: "Sampling temperature for training answers.") var temperature = AlignConfiguration.Defaults.temperature
+    @Option(help: "Most new tokens per training answer.") var maxNewTokens = AlignConfiguration.Defaults.maxNewTokens
+    @Option(help: "Most new tokens per held-out answer.") var evalMaxNewTokens = AlignConfiguration.Defaults.evaluationMaxNewTokens
+    @Option(help: "Sequences per generation batch.") var generationBatchSize = AlignConfiguration.Defaults.generationBatchSize
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
@@ -82,7 +82,7 @@ struct AlignCommand: AsyncParsableCommand {
                                        split: optional(evalSplit), limit: evalLimit))
         c.trainSplit = optional(trainSplit)
         c.trainLimit = trainLimit
-        c.budgetSeconds = try budget.map { try DurationText.seconds($0) }
+        do { c.budgetSeconds = try budget.map { try DurationText.seconds($0) } } catch { throw ValidationError("--budget: \(error)") }
         c.steps = steps
         c.seed = seed
         guard let precision = MatmulPrecision(rawValue: matmulPrecision) else {
@@ -90,14 +90,14 @@ struct AlignCommand: AsyncParsableCommand {
         }
         c.matmulPrecision = precision == .float32 ? nil : precision
         c.samplesPerPrompt = samples
-        c.guidedSamples = guidedSamples ?? (method == "grpo" ? 0 : 2)
+        if let guidedSamples { c.guidedSamples = guidedSamples }
         c.promptsPerRound = promptsPerRound
         c.epochsPerRound = epochsPerRound
         c.minimumRewardGap = minRewardGap
         c.batchSize = batchSize
-        c.learningRate = learningRate ?? (m == .bonSFT ? 5e-4 : 1e-4)
+        if let learningRate { c.learningRate = learningRate }
         c.warmupSteps = warmupSteps
-        c.beta = beta ?? (m == .grpo ? 0.04 : 0.1)
+        if let beta { c.beta = beta }
         c.lora = LoRAConfiguration(rank: loraRank, alpha: loraAlpha, dropout: 0, targetModules: loraTargets)
         c.temperature = temperature
         c.maxNewTokens = maxNewTokens

@@ -1,3 +1,4 @@
+import ValueAlignCore
 import Foundation
 
 /// A one-line progress bar on standard error with rate and ETA. On a terminal it redraws in
@@ -45,14 +46,9 @@ final class ProgressBar {
         var line = "\(label) \(bar) \(done)/\(total) \(unit)"
         if rate > 0 { line += "  \(String(format: "%.1f", rate))/s" }
         if !extra.isEmpty { line += "  \(extra)" }
-        line += "  elapsed \(Self.clock(elapsed))"
-        if done < total, rate > 0 { line += "  ETA \(Self.clock(eta))" }
+        line += "  elapsed \(DurationText.clock(elapsed))"
+        if done < total, rate > 0 { line += "  ETA \(DurationText.clock(eta))" }
         let text = interactive ? "\r\u{1B}[2K" + line + (final ? "\n" : "") : line + "\n"
         FileHandle.standardError.write(Data(text.utf8))
-    }
-
-    static func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

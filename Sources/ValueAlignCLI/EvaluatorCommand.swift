@@ -20,7 +20,7 @@ struct EvaluatorDataOptions: ParsableArguments {
 
     func validate() throws {
         for path in [labelled] + scored where !FileManager.default.fileExists(atPath: path) {
-            throw ValidationError("no such data file '\(path)' (set VALUEALIGN_DATA or pass --labelled / --scored)")
+            throw ValidationError("no such data file '\(path)' (set VALUEALIGN_DATA to the shared data folder, put it at ../shared/data beside the repository, or pass --labelled / --scored)")
         }
     }
 }

@@ -1,0 +1,32 @@
+public import Alignment
+import Foundation
+
+/// Best-of-N fine-tuning (rejection sampling): each round fine-tunes on every prompt's
+/// best-rewarded answer (`SFTObjective`).
+public struct BestOfNStrategy: RoundsStrategy {
+    public init() {}
+
+    public var method: AlignMethod { .bonSFT }
+
+    /// A larger learning rate than DPO's: plain SFT on few answers per round moves slowly at 1e-4.
+    public var defaults: AlignMethodDefaults { AlignMethodDefaults(learningRate: 5e-4, beta: 0.1, guidedSamples: 2) }
+
+    public var exampleNoun: String { "answers" }
+
+    /// The best answer of each prompt whose rewards differ by at least the gap.
+    public func examples(from sets: [CandidateSet], configuration: AlignConfiguration) -> [SFTExample] {
+        sets.compactMap { s in
+            guard let hi = s.rewards.max(), let lo = s.rewards.min(), hi - lo >= configuration.minimumRewardGap else { return nil }
+            return SFTExample.bestOfN(prompt: s.messages, candidates: s.answers, rewards: s.rewards,
+                                      finished: s.answers.indices.map(s.isFinished))
+        }
+    }
+
+    public func trainRound(_ items: [SFTExample], run: AlignTrainingRun, stage: RoundStage,
+                           progress: @escaping (TrainingProgress) -> Bool) throws -> TrainingSummary {
+        let c = run.configuration
+        let objective = SFTObjective(model: run.policy, examples: items, maxLength: c.maxPromptTokens + c.maxNewTokens + 8)
+        let parameters: TrainingRunner<SFTObjective>.Parameters = stage.parameters(run)
+        return try TrainingRunner(objective: objective, parameters: parameters).run(progress: progress)
+    }
+}

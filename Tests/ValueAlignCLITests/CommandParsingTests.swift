@@ -1,0 +1,113 @@
+import ArgumentParser
+import BaseAlign
+import Foundation
+import Testing
+@testable import ValueAlignCLI
+import ValueSpace
+
+/// The repository's root, so that the prompt files the commands default to are found whatever the
+/// working directory.
+let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+func repo(_ path: String) -> String { repository.appendingPathComponent(path).path }
+
+/// The message a user sees for `arguments`, or nil if they parse.
+func parseError(_ arguments: [String]) -> String? {
+    do {
+        _ = try ValueAlignCommand.parseAsRoot(arguments)
+        return nil
+    } catch {
+        return ValueAlignCommand.message(for: error)
+    }
+}
+
+/// Every command below the root, with its path of names.
+func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, path: [String] = []) -> [([String], any ParsableCommand.Type)] {
+    command.configuration.subcommands.flatMap { sub -> [([String], any ParsableCommand.Type)] in
+        let name = sub.configuration.commandName ?? "\(sub)"
+        return [(path + [name], sub)] + allCommands(sub, path: path + [name])
+    }
+}
+
+@Suite struct CommandParsingTests {
+    /// Every command's help renders and names its options; a new command shows up here by itself.
+    @Test func everyCommandHasHelp() {
+        let commands = allCommands()
+        #expect(commands.count >= 20, "\(commands.map(\.0))")
+        for (path, command) in commands {
+            let help = ValueAlignCommand.helpMessage(for: command)
+            #expect(help.contains("USAGE:") && help.lowercased().contains(path.last!.lowercased()), "\(path.joined(separator: " "))")
+            #expect(!(command.configuration.abstract.isEmpty), "\(path.joined(separator: " ")) has no abstract")
+        }
+    }
+
+    @Test func unknownCommandsAndOptionsAreNamed() throws {
+        #expect(try #require(parseError(["frobnicate"])).contains("frobnicate"))
+        #expect(try #require(parseError(["compare", "run", "--no-such-flag"])).contains("--no-such-flag"))
+    }
+
+    /// The command line shows and applies the library's defaults: one set, per method.
+    @Test(arguments: AlignMethod.allCases)
+    func alignDefaultsAreTheLibrarys(method: AlignMethod) throws {
+        let command = try AlignCommand.parse(["--method", method.rawValue, "--steps", "3"])
+        let fromCLI = try command.configuration(modelPath: "m")
+        var library = AlignConfiguration(model: "m", target: try ProfileStore.resolve("basealign-ideal"), method: method, reward: .baseAlign,
+                                         prompts: fromCLI.prompts, evaluation: fromCLI.evaluation)
+        library.steps = 3
+        library.bootstrap = fromCLI.bootstrap
+        #expect(fromCLI == library)
+        #expect(fromCLI.learningRate == method.strategy.defaults.learningRate)
+        #expect(fromCLI.beta == method.strategy.defaults.beta)
+        #expect(fromCLI.guidedSamples == method.strategy.defaults.guidedSamples)
+        #expect(fromCLI.trainSplit == "train")
+        // The help text names each method's defaults from the library.
+        let help = ValueAlignCommand.helpMessage(for: AlignCommand.self, columns: 400)
+        #expect(help.contains("bon-sft \(BestOfNStrategy().defaults.learningRate)"))
+    }
+
+    @Test func alignRejectsBadSettingsNamingTheOption() throws {
+        let prompts = ["--prompts", repo("data/prompts/value_prompts.jsonl"), "--eval-values", repo("data/prompts/value_prompts.jsonl"),
+                       "--eval-harm", "", "--eval-benign", "", "--eval-text", ""]
+        #expect(parseError(["align", "--steps", "1"] + prompts) == nil)
+        let cases: [([String], String)] = [
+            (["--method", "ppo", "--steps", "1"], "--method must be one of"),
+            (["--budget", "15x"], "--budget: '15x' is not a duration"),
+            (["--budget", "10s"], "too small"),
+            ([], "give --steps N, --budget DURATION or both"),
+            (["--method", "grpo", "--guided-samples", "1", "--steps", "1"], "--guided-samples: applies to dpo, ipo and bon-sft"),
+            (["--samples", "1", "--steps", "1"], "--samples"),
+            (["--epochs-per-round", "0", "--steps", "1"], "--epochs-per-round: must be at least 1"),
+            (["--matmul-precision", "fp8", "--steps", "1"], "--matmul-precision must be float32 or bfloat16"),
+            (["--target", "no-such-profile", "--steps", "1"], "--target: unknown profile 'no-such-profile'"),
+            (["--reward", "rm:", "--steps", "1"], "--reward"),
+            (["--reward", "rm:/nonexistent", "--steps", "1"], "not a reward model folder"),
+        ]
+        for (arguments, expected) in cases {
+            let message = parseError(["align"] + prompts + arguments)
+            #expect(message?.contains(expected) == true, "align \(arguments): \(message ?? "parsed")")
+        }
+        let missing = parseError(["align", "--steps", "1", "--prompts", "/nonexistent/p.jsonl"])
+        #expect(missing?.contains("--prompts: no such file '/nonexistent/p.jsonl'") == true, "\(missing ?? "parsed")")
+    }
+
+    @Test func otherCommandsRejectBadSettingsNamingTheOption() {
+        let prompts = repo("data/prompts/value_prompts.jsonl")
+        let cases: [([String], String)] = [
+            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--batch-size", "0"], "--batch-size must be at least 1"),
+            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", "/nonexistent.jsonl"], "--prompts: no such file '/nonexistent.jsonl'"),
+            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--precision", "int3"], "--precision must be hybrid, float32 or quantized"),
+            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
+            (["evaluate", "--out", "/tmp/never-written", "--prompts", prompts, "--evaluator", "oracle"], "--evaluator must be trained, judge or lexicon"),
+            (["evaluate", "--out", "/tmp/never-written", "--prompts", prompts, "--resamples", "10"], "--resamples >= 100"),
+            (["bench", "train", "--batch", "3"], "--batch must be even"),
+            (["bench", "generate", "--new-tokens", "1"], "--new-tokens must be at least 2"),
+            (["bench", "engine", "--matmul-sizes", "8"], "--matmul-sizes must be between 16 and 8192"),
+            (["evaluator", "train", "--layers", "a,b"], "--layers must be comma-separated integers"),
+            (["evaluator", "test", "--labelled", "/nonexistent/fulcra.jsonl"], "no such data file '/nonexistent/fulcra.jsonl'"),
+            (["compare"], "run"),
+        ]
+        for (arguments, expected) in cases {
+            let message = parseError(arguments)
+            #expect(message?.contains(expected) == true, "\(arguments.joined(separator: " ")): \(message ?? "parsed")")
+        }
+    }
+}
