@@ -1,4 +1,3 @@
-import Alignment
 public import Foundation
 public import Hummingbird
 public import LanguageModels
@@ -256,11 +255,13 @@ public final class GuardServer: Sendable {
                 throw APIError.invalid("'prompts' has \(prompts.count) texts but 'query' has \(queries.count)", param: "prompts")
             }
             let responses = zip(queries, prompts).map { q, p in q.hasPrefix(p) ? String(q.dropFirst(p.count)) : q }
-            let reward = BaseAlignReward(evaluator: BatchedEvaluator(batcher), target: policy.target, distance: policy.distance)
+            // BaseAlign's reward -d(v, t): the distance is the one the policy's check computes,
+            // with the policy's target and distance, for the prompt and the response.
+            let pairs = zip(prompts, responses).map { ValuePair(prompt: $0, response: $1) }
             let start = ContinuousClock.now
             let rewards: [Double]
             do {
-                rewards = try await reward.rewards(prompts: prompts.map { [.user($0)] }, responses: responses)
+                rewards = try await batcher.evaluate(pairs).map { -policy.check($0.vector, stage: .output).distance }
             } catch {
                 logger.error("reward evaluation failed: \(error)")
                 throw APIError(.serviceUnavailable, "the value evaluator failed", type: "server_error", code: "evaluator_failed")
