@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "ValueAlignServer",
             dependencies: [
-                "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment",
+                "LanguageModels", "OpenAIBackend", "ValueSpace",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),

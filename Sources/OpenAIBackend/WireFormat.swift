@@ -1,7 +1,8 @@
 import LanguageModels
 
-// The JSON shapes of OpenAI's chat-completions API, limited to the fields we send or read.
-// Every field we read is optional: servers (vLLM, llama.cpp server, Ollama) differ in what they
+// The JSON shapes of OpenAI's chat-completions API, limited to the fields we send or read: one set
+// for both sides, the client backend (which decodes replies) and the guard server (which encodes
+// them). Every field is optional: servers (vLLM, llama.cpp server, Ollama) differ in what they
 // leave out, and a missing field is better reported by the caller that needs it.
 
 /// The body of `POST /chat/completions`.
@@ -50,77 +51,276 @@ struct ChatCompletionRequest: Encodable {
     private static func shortest(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }
 }
 
-/// The error body OpenAI and most compatible servers send: `{"error": {"message": ..., "type": ...}}`.
-/// Some put a plain string in `error`, or `message` / `detail` at the top level.
-struct ErrorReply: Decodable {
-    struct Detail: Decodable {
-        var message: String?
-        var type: String?
+/// The ValueAlign guard's extension of a reply, its `valuealign` field: what the guard decided
+/// (no vectors: those stay in the audit log). Other servers do not send it.
+public struct GuardAnnotation: Codable, Sendable, Equatable {
+    /// The request's id, as in the `X-Request-Id` header and the audit row.
+    public var requestID: String
+    /// allow, flag, revise or block.
+    public var action: String
+    /// Crossed thresholds and notes ("revised in 1 round").
+    public var reasons: [String]
+    /// The policy's name.
+    public var policy: String
+
+    /// The decision as the guard reports it.
+    public init(requestID: String, action: String, reasons: [String], policy: String) {
+        self.requestID = requestID
+        self.action = action
+        self.reasons = reasons
+        self.policy = policy
     }
 
-    var error: Detail?
-    var message: String?
-    var detail: String?
+    enum CodingKeys: String, CodingKey { case requestID = "request_id", action, reasons, policy }
+}
 
-    enum CodingKeys: String, CodingKey { case error, message, detail }
+/// The token counts of a reply.
+public struct Usage: Codable, Sendable, Equatable {
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    /// Not read by the client backend (some servers leave it out).
+    public var totalTokens: Int?
 
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        if let text = try? container.decode(String.self, forKey: .error) {
-            error = Detail(message: text, type: nil)
-        } else {
-            error = try? container.decode(Detail.self, forKey: .error)
+    /// Token counts as a reply carries them.
+    public init(promptTokens: Int?, completionTokens: Int?, totalTokens: Int?) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = totalTokens
+    }
+
+    enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        promptTokens = try c.decodeIfPresent(Int.self, forKey: .promptTokens)
+        completionTokens = try c.decodeIfPresent(Int.self, forKey: .completionTokens)
+        totalTokens = c.lenient(Int.self, .totalTokens)
+    }
+}
+
+/// The reply to a non-streamed chat completion (`chat.completion`): what the client backend
+/// reads, and what the guard server writes.
+public struct ChatCompletionReply: Codable, Sendable {
+    /// The assistant's message.
+    public struct Message: Codable, Sendable, Equatable {
+        public var role: String?
+        public var content: String?
+        /// An assistant message by default.
+        public init(role: String? = "assistant", content: String?) {
+            self.role = role
+            self.content = content
         }
-        message = try? container.decode(String.self, forKey: .message)
-        detail = try? container.decode(String.self, forKey: .detail)
+        enum CodingKeys: String, CodingKey { case role, content }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            role = c.lenient(String.self, .role)
+            content = try c.decodeIfPresent(String.self, forKey: .content)
+        }
     }
 
-    /// "message [type]", or nil when the body carried no message.
-    var summary: String? {
-        guard let text = error?.message ?? message ?? detail else { return nil }
-        if let type = error?.type, !type.isEmpty { return "\(text) [\(type)]" }
-        return text
+    /// One answer; the guard and the client use only the first (n = 1).
+    public struct Choice: Codable, Sendable {
+        public var index: Int?
+        public var message: Message?
+        /// OpenAI's `finish_reason`: stop, length, content_filter...
+        public var finishReason: String?
+        /// The first choice by default.
+        public init(index: Int? = 0, message: Message?, finishReason: String?) {
+            self.index = index
+            self.message = message
+            self.finishReason = finishReason
+        }
+        enum CodingKeys: String, CodingKey { case index, message, finishReason = "finish_reason" }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            index = c.lenient(Int.self, .index)
+            message = try c.decodeIfPresent(Message.self, forKey: .message)
+            finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
+        }
+    }
+
+    /// "chatcmpl-..." (the guard: "chatcmpl-" and the request id).
+    public var id: String?
+    /// "chat.completion".
+    public var object: String?
+    /// Unix seconds.
+    public var created: Int?
+    public var model: String?
+    public var choices: [Choice]?
+    public var usage: Usage?
+    /// Some servers answer 200 with an error object instead of choices.
+    public var error: ErrorReply.Detail?
+    /// The guard's decision, in replies from a ValueAlign guard.
+    public var valuealign: GuardAnnotation?
+
+    /// A reply as the guard writes it.
+    public init(id: String?, object: String? = "chat.completion", created: Int?, model: String?, choices: [Choice]?, usage: Usage?,
+                error: ErrorReply.Detail? = nil, valuealign: GuardAnnotation? = nil) {
+        self.id = id
+        self.object = object
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.usage = usage
+        self.error = error
+        self.valuealign = valuealign
+    }
+
+    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage, error, valuealign }
+
+    /// Strict on what the client backend uses (choices, usage, error), lenient on the rest, so
+    /// that a server writing an odd `created` or `id` still works.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = c.lenient(String.self, .id)
+        object = c.lenient(String.self, .object)
+        created = c.lenient(Int.self, .created)
+        model = c.lenient(String.self, .model)
+        choices = try c.decodeIfPresent([Choice].self, forKey: .choices)
+        usage = try c.decodeIfPresent(Usage.self, forKey: .usage)
+        error = try c.decodeIfPresent(ErrorReply.Detail.self, forKey: .error)
+        valuealign = c.lenient(GuardAnnotation.self, .valuealign)
     }
 }
 
-/// The reply to a non-streamed chat completion.
-struct ChatCompletionReply: Decodable {
-    struct Choice: Decodable {
-        struct Message: Decodable { var content: String? }
-        var message: Message?
-        var finishReason: String?
-        enum CodingKeys: String, CodingKey { case message, finishReason = "finish_reason" }
+/// One `data:` event of a streamed chat completion (`chat.completion.chunk`).
+public struct ChatCompletionChunk: Codable, Sendable {
+    /// What the chunk adds: the role (first chunk), a text piece, or nothing (last chunk).
+    public struct Delta: Codable, Sendable, Equatable {
+        public var role: String?
+        public var content: String?
+        /// Unset fields are left out of the JSON.
+        public init(role: String? = nil, content: String? = nil) {
+            self.role = role
+            self.content = content
+        }
+        enum CodingKeys: String, CodingKey { case role, content }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            role = c.lenient(String.self, .role)
+            content = try c.decodeIfPresent(String.self, forKey: .content)
+        }
     }
 
-    struct Usage: Decodable {
-        var promptTokens: Int?
-        var completionTokens: Int?
-        enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens" }
+    /// The first (only) choice's piece.
+    public struct Choice: Codable, Sendable {
+        public var index: Int?
+        public var delta: Delta?
+        /// nil until the last chunk.
+        public var finishReason: String?
+        /// The first choice by default.
+        public init(index: Int? = 0, delta: Delta?, finishReason: String?) {
+            self.index = index
+            self.delta = delta
+            self.finishReason = finishReason
+        }
+        enum CodingKeys: String, CodingKey { case index, delta, finishReason = "finish_reason" }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            index = c.lenient(Int.self, .index)
+            delta = try c.decodeIfPresent(Delta.self, forKey: .delta)
+            finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encodeIfPresent(index, forKey: .index)
+            try c.encodeIfPresent(delta, forKey: .delta)
+            try c.encode(finishReason, forKey: .finishReason)  // null while streaming, as OpenAI sends it
+        }
     }
 
-    var choices: [Choice]?
-    var usage: Usage?
-    var error: ErrorReply.Detail?
-}
+    /// The same for every chunk of a stream.
+    public var id: String?
+    /// "chat.completion.chunk".
+    public var object: String?
+    /// Unix seconds.
+    public var created: Int?
+    public var model: String?
+    public var choices: [Choice]?
+    /// vLLM and others report a failure during generation as a chunk with an `error` object.
+    public var error: ErrorReply.Detail?
+    /// The guard's decision, on the last chunk of a guard's stream.
+    public var valuealign: GuardAnnotation?
 
-/// One `data:` event of a streamed chat completion.
-struct ChatCompletionChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable { var content: String? }
-        var delta: Delta?
-        var finishReason: String?
-        enum CodingKeys: String, CodingKey { case delta, finishReason = "finish_reason" }
+    /// A chunk as the guard writes it.
+    public init(id: String?, object: String? = "chat.completion.chunk", created: Int?, model: String?, choices: [Choice]?,
+                error: ErrorReply.Detail? = nil, valuealign: GuardAnnotation? = nil) {
+        self.id = id
+        self.object = object
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.error = error
+        self.valuealign = valuealign
     }
 
-    var choices: [Choice]?
-    // vLLM and others report a failure during generation as a chunk with an `error` object.
-    var error: ErrorReply.Detail?
+    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, error, valuealign }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = c.lenient(String.self, .id)
+        object = c.lenient(String.self, .object)
+        created = c.lenient(Int.self, .created)
+        model = c.lenient(String.self, .model)
+        choices = try c.decodeIfPresent([Choice].self, forKey: .choices)
+        error = try c.decodeIfPresent(ErrorReply.Detail.self, forKey: .error)
+        valuealign = c.lenient(GuardAnnotation.self, .valuealign)
+    }
 }
 
 /// The reply to `GET /models`.
-struct ModelList: Decodable {
-    struct Model: Decodable { var id: String }
-    var data: [Model]
+public struct ModelList: Codable, Sendable {
+    /// One model the server serves.
+    public struct Model: Codable, Sendable {
+        /// The name to put in a request's `model`.
+        public var id: String
+        /// "model".
+        public var object: String?
+        /// Unix seconds.
+        public var created: Int?
+        public var ownedBy: String?
+        /// A model entry as the guard lists its upstream.
+        public init(id: String, object: String? = "model", created: Int?, ownedBy: String?) {
+            self.id = id
+            self.object = object
+            self.created = created
+            self.ownedBy = ownedBy
+        }
+        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by" }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            object = c.lenient(String.self, .object)
+            created = c.lenient(Int.self, .created)
+            ownedBy = c.lenient(String.self, .ownedBy)
+        }
+    }
+
+    /// "list".
+    public var object: String?
+    public var data: [Model]
+
+    /// A model list as the guard writes it.
+    public init(object: String? = "list", data: [Model]) {
+        self.object = object
+        self.data = data
+    }
+
+    enum CodingKeys: String, CodingKey { case object, data }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        object = c.lenient(String.self, .object)
+        data = try c.decode([Model].self, forKey: .data)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// The field, or nil when it is missing, null or of another type: a field the client backend
+    /// does not read must not make a reply unreadable.
+    func lenient<T: Decodable>(_ type: T.Type, _ key: Key) -> T? {
+        (try? decodeIfPresent(type, forKey: key)) ?? nil
+    }
 }
 
 extension FinishReason {

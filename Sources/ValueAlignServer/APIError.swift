@@ -1,5 +1,6 @@
 public import Foundation
 public import Hummingbird
+public import OpenAIBackend
 
 /// An error answered to a client in OpenAI's shape:
 /// `{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`.
@@ -35,12 +36,14 @@ public struct APIError: Error, HTTPResponseError, Equatable, CustomStringConvert
         APIError(.badRequest, message, type: "invalid_request_error", param: param, code: code)
     }
 
-    /// The JSON body.
+    /// OpenAI's error object, as the shared wire type.
+    public var detail: ErrorReply.Detail { ErrorReply.Detail(message: message, type: type, param: param, code: code) }
+
+    /// The JSON body: `{"error": {...}}`, keys sorted as before the wire types were shared.
     public var body: Data {
-        var error: [String: Any] = ["message": message, "type": type]
-        error["param"] = param ?? NSNull()
-        error["code"] = code ?? NSNull()
-        return (try? JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(ErrorReply(error: detail))) ?? Data()
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -55,6 +58,7 @@ public struct APIError: Error, HTTPResponseError, Equatable, CustomStringConvert
     /// whose message does not leak internals.
     static func from(_ error: any Error) -> APIError {
         if let error = error as? APIError { return error }
+        if let failure = error as? GuardFailure { return APIError(failure) }
         if let error = error as? HTTPError {
             switch error.status {
             case .notFound: return APIError(.notFound, "no such endpoint", type: "not_found_error", code: "unknown_url")
@@ -65,5 +69,23 @@ public struct APIError: Error, HTTPResponseError, Equatable, CustomStringConvert
             }
         }
         return APIError(.internalServerError, "internal error", type: "server_error")
+    }
+}
+
+extension APIError {
+    /// A failure of the decision pipeline as the client sees it: the evaluator's is a 503 (the
+    /// answer is withheld), the upstream's a 504 (time-out) or 502.
+    init(_ failure: GuardFailure) {
+        switch failure {
+        case .evaluatorFailed:
+            self.init(.serviceUnavailable, "the value evaluator failed; the request was not answered", type: "server_error", code: "evaluator_failed")
+        case let .upstreamDeadline(limit):
+            self.init(.gatewayTimeout, "the upstream model did not answer within \(String(format: "%g", limit.seconds)) s",
+                      type: "timeout_error", code: "upstream_timeout")
+        case .upstreamTimedOut:
+            self.init(.gatewayTimeout, "the upstream model timed out", type: "timeout_error", code: "upstream_timeout")
+        case let .upstreamFailed(message):
+            self.init(.badGateway, "the upstream model failed: \(message)", type: "upstream_error", code: "upstream_error")
+        }
     }
 }

@@ -11,7 +11,7 @@ extension GuardServer {
             return try login(String(presented))
         }
         do {
-            _ = try authenticateAdmin(request)
+            _ = try gate.admin(request)
         } catch let error where error.status == .unauthorized {
             return html(Self.loginPage(message: nil), status: .unauthorized)
         }
@@ -21,7 +21,7 @@ extension GuardServer {
 
     /// POST /dashboard/login with a form field `key`.
     func dashboardLogin(_ request: Request, context: GuardContext) async throws -> Response {
-        let data = try await body(request)
+        let data = try await bodyData(request)
         let form = String(decoding: data, as: UTF8.self)
         var key: String?
         for pair in form.split(separator: "&") {
@@ -35,9 +35,7 @@ extension GuardServer {
     }
 
     func login(_ key: String) throws -> Response {
-        guard !configuration.access.adminKeys.isEmpty else {
-            throw APIError(.forbidden, "no admin key is configured; add adminKeys to the keys file", type: "permission_error", code: "admin_disabled")
-        }
+        guard !configuration.access.adminKeys.isEmpty else { throw Gatekeeper.adminDisabled }
         guard let admin = configuration.access.admin(key) else {
             metrics.increment("valuealign_auth_failures_total")
             return html(Self.loginPage(message: "That is not an admin key."), status: .unauthorized)
@@ -47,6 +45,29 @@ extension GuardServer {
             .location: "/dashboard",
             .setCookie: "va_session=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime.seconds))",
         ])
+    }
+
+    /// GET /admin/audit?limit=&action=&key=&since=&format=jsonl|csv (admin key).
+    func auditExport(_ request: Request, context: GuardContext) async throws -> Response {
+        let q = request.uri.queryParameters
+        var query = AuditQuery(limit: 1000)
+        if let l = q["limit"] {
+            guard let n = Int(l), (1...100_000).contains(n) else { throw APIError.invalid("'limit' must be an integer in 1...100000", param: "limit") }
+            query.limit = n
+        }
+        query.action = q["action"].map(String.init)
+        query.keyID = q["key"].map(String.init)
+        query.requestID = q["request_id"].map(String.init)
+        if let s = q["since"] {
+            guard let date = parseDate(String(s)) else { throw APIError.invalid("'since' must be an ISO 8601 time or unix seconds", param: "since") }
+            query.since = date
+        }
+        let format = AuditExport.Format(rawValue: q["format"].map(String.init) ?? "jsonl")
+        guard let format else { throw APIError.invalid("'format' must be jsonl or csv", param: "format") }
+        let records = try await audit.query(query)
+        let text = AuditExport.render(records, as: format)
+        return Response(status: .ok, headers: [.contentType: format == .csv ? "text/csv; charset=utf-8" : "application/x-ndjson"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -134,8 +134,8 @@ struct EvaluatorFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// The batcher as a `ValueEvaluator`, so that library code taking an evaluator (BaseAlign's
-/// reward) shares the server's batches.
+/// The batcher as a `ValueEvaluator`, so that code taking an evaluator (the guard's
+/// `GuardPipeline`) shares the server's batches.
 public struct BatchedEvaluator: ValueEvaluator {
     public let batcher: EvaluationBatcher
     public init(_ batcher: EvaluationBatcher) { self.batcher = batcher }

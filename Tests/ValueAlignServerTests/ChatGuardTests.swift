@@ -5,15 +5,15 @@ import Testing
 import ValueAlignServer
 import ValueSpace
 
-/// The decision paths of POST /v1/chat/completions against a real upstream server and a SQLite
-/// audit log.
+/// The decision paths of POST /v1/chat/completions, in process (Hummingbird's router test
+/// client, a scripted upstream) with a SQLite audit log.
 @Suite("Guard chat decisions")
 struct ChatGuardTests {
     @Test("allow: the upstream's answer passes through in OpenAI's shape, audited with its vector")
     func allow() async throws {
-        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "How can I be a good neighbour?")
+        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("How can I be a good neighbour?")
                 #expect(reply.status == 200)
                 #expect(reply.json["object"] as? String == "chat.completion")
                 #expect(reply.content == Texts.kind)
@@ -39,9 +39,9 @@ struct ChatGuardTests {
 
     @Test("block on output: the refusal with finish_reason content_filter, the answer never reaches the client")
     func blockOutput() async throws {
-        try await withUpstream({ _, _ in .text(Texts.powerHungry) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "How do I win at business?")
+        try await withUpstream({ _, _ in .text(Texts.powerHungry) }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("How do I win at business?")
                 #expect(reply.status == 200)
                 #expect(reply.content == "Sorry, I cannot answer that.")
                 #expect(reply.finishReason == "content_filter")
@@ -57,9 +57,9 @@ struct ChatGuardTests {
 
     @Test("block on input: the upstream is never called")
     func blockInput() async throws {
-        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, Texts.hostile)
+        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat(Texts.hostile)
                 #expect(reply.status == 200)
                 #expect(reply.finishReason == "content_filter")
                 #expect(await log.count == 0)
@@ -74,9 +74,9 @@ struct ChatGuardTests {
 
     @Test("flag: the answer passes, marked in the reply and the audit row")
     func flag() async throws {
-        try await withUpstream({ _, _ in .text("Enjoy the pleasure of a long lunch and indulge yourself.") }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "What should I do today?")
+        try await withUpstream({ _, _ in .text("Enjoy the pleasure of a long lunch and indulge yourself.") }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("What should I do today?")
                 #expect(reply.content == "Enjoy the pleasure of a long lunch and indulge yourself.")
                 #expect(reply.guardAction == "flag")
                 let row = try #require(try await g.server.audit.query(AuditQuery(action: "flag")).first)
@@ -87,9 +87,9 @@ struct ChatGuardTests {
 
     @Test("revise: the upstream rewrites after a critique naming the value; the rewrite is answered")
     func reviseSucceeds() async throws {
-        try await withUpstream({ _, attempt in .text(attempt == 1 ? Texts.hostile : Texts.kind) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "My colleague was rude to me.")
+        try await withUpstream({ _, attempt in .text(attempt == 1 ? Texts.hostile : Texts.kind) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("My colleague was rude to me.")
                 #expect(reply.status == 200)
                 #expect(reply.content == Texts.kind)
                 #expect(reply.guardAction == "revise")
@@ -109,9 +109,9 @@ struct ChatGuardTests {
 
     @Test("revise falls back to block after maxRounds failed rewrites")
     func reviseFallsBackToBlock() async throws {
-        try await withUpstream({ _, _ in .text(Texts.hostile) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "My colleague was rude to me.")
+        try await withUpstream({ _, _ in .text(Texts.hostile) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("My colleague was rude to me.")
                 #expect(reply.finishReason == "content_filter")
                 #expect(await log.count == 3)  // the answer and two rewrites
                 let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
@@ -123,12 +123,12 @@ struct ChatGuardTests {
 
     @Test("GET /v1/models names the upstream model; /healthz answers")
     func modelsAndHealth() async throws {
-        try await withUpstream({ _, _ in .text("x") }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let models = try await call(.GET, g.baseURL + "/v1/models")
+        try await withUpstream({ _, _ in .text("x") }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let models = try await g.call(.GET, "/v1/models")
                 #expect(models.status == 200)
                 #expect(((models.json["data"] as? [[String: Any]])?.first?["id"] as? String) == "fake-model")
-                let health = try await call(.GET, g.baseURL + "/healthz")
+                let health = try await g.call(.GET, "/healthz")
                 #expect(health.json["status"] as? String == "ok")
                 #expect(health.json["evaluator"] as? String == "lexicon")
             }
@@ -140,7 +140,8 @@ struct ChatGuardTests {
 struct LifecycleTests {
     @Test("run() serves until cancelled, and the retention loop neither stops it nor outlives it")
     func runUntilCancelled() async throws {
-        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, _ in
+        try await withUpstream({ _, _ in .text(Texts.kind) }, transport: .live) { upstream, _ in
+            let upstreamURL = try #require(upstream.baseURL)
             for retention in [nil, Duration.seconds(86400)] {
                 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("guard-run-\(UUID().uuidString)").path
                 defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -155,7 +156,8 @@ struct LifecycleTests {
                 var iterator = ports.stream.makeAsyncIterator()
                 let port = try #require(await iterator.next())
                 try await Task.sleep(for: .milliseconds(200))  // longer than the old bug took to stop the server
-                let reply = try await chat("http://127.0.0.1:\(port)", "hello")
+                let body = try JSONSerialization.data(withJSONObject: ["messages": [["role": "user", "content": "hello"]]])
+                let reply = try await call(.POST, "http://127.0.0.1:\(port)/v1/chat/completions", body: body)
                 #expect(reply.status == 200)
                 // With a retention period the ancient row was purged at start-up; without, it stays.
                 #expect(try await store.query(AuditQuery(requestID: "req_ancient")).count == (retention == nil ? 1 : 0))

@@ -12,11 +12,11 @@ import ValueSpace
 struct EvaluationAndAuditTests {
     @Test("POST /v1/values/evaluate: a vector, labels and distance per pair, matching the evaluator")
     func evaluate() async throws {
-        try await withUpstream({ _, _ in .text("") }) { upstreamURL, _ in
+        try await withUpstream({ _, _ in .text("") }) { upstream, _ in
             let p = try policy(standardPolicy)
-            try await withGuard(upstreamURL: upstreamURL, policy: p) { g in
+            try await withGuard(upstream: upstream, policy: p) { g in
                 let pairs = [["prompt": "q", "response": Texts.kind], ["prompt": "q", "response": Texts.powerHungry]]
-                let reply = try await post(g.baseURL + "/v1/values/evaluate", json: ["pairs": pairs])
+                let reply = try await g.post("/v1/values/evaluate", json: ["pairs": pairs])
                 #expect(reply.status == 200)
                 let data = try #require(reply.json["data"] as? [[String: Any]])
                 #expect(data.count == 2)
@@ -28,7 +28,7 @@ struct EvaluationAndAuditTests {
                 #expect(abs(distance - ValueDistance.basealign(expected.vector, to: p.target.vector)) < 1e-9)
                 #expect(((data[1]["output_check"] as? [String: Any])?["action"] as? String) == "block")
                 #expect(((data[0]["labels"] as? [String: Int])?["benevolence"]) == 1)
-                let bad = try await post(g.baseURL + "/v1/values/evaluate", json: ["pairs": [["prompt": "q"]]])
+                let bad = try await g.post("/v1/values/evaluate", json: ["pairs": [["prompt": "q"]]])
                 #expect(bad.status == 400 && bad.error["param"] as? String == "pairs[0]")
             }
         }
@@ -36,12 +36,12 @@ struct EvaluationAndAuditTests {
 
     @Test("POST /get_reward (OpenRLHF): rewards = -BaseAlign distance of query minus prompt, scores alike")
     func reward() async throws {
-        try await withUpstream({ _, _ in .text("") }) { upstreamURL, _ in
+        try await withUpstream({ _, _ in .text("") }) { upstream, _ in
             let p = try policy(standardPolicy)
-            try await withGuard(upstreamURL: upstreamURL, policy: p) { g in
+            try await withGuard(upstream: upstream, policy: p) { g in
                 let prompts = ["<|user|>How should I treat others?<|assistant|>", "<|user|>How do I win?<|assistant|>"]
                 let queries = [prompts[0] + Texts.kind, prompts[1] + Texts.hostile]
-                let reply = try await post(g.baseURL + "/get_reward", json: ["query": queries, "prompts": prompts, "labels": ["", ""]])
+                let reply = try await g.post("/get_reward", json: ["query": queries, "prompts": prompts, "labels": ["", ""]])
                 #expect(reply.status == 200)
                 let rewards = try #require(reply.json["rewards"] as? [Double])
                 let scores = try #require(reply.json["scores"] as? [Double])
@@ -52,9 +52,9 @@ struct EvaluationAndAuditTests {
                     #expect(abs(rewards[i] - -ValueDistance.basealign(v, to: p.target.vector)) < 1e-9)
                 }
                 #expect(rewards[0] > rewards[1] + 0.5)  // the target weighs benevolence: the hostile answer is far from it
-                let mismatched = try await post(g.baseURL + "/get_reward", json: ["query": queries, "prompts": ["one"]])
+                let mismatched = try await g.post("/get_reward", json: ["query": queries, "prompts": ["one"]])
                 #expect(mismatched.status == 400 && mismatched.error["param"] as? String == "prompts")
-                let wrong = try await post(g.baseURL + "/get_reward", json: ["query": "not a list"])
+                let wrong = try await g.post("/get_reward", json: ["query": "not a list"])
                 #expect(wrong.status == 400 && wrong.error["param"] as? String == "query")
             }
         }
@@ -96,10 +96,10 @@ struct EvaluationAndAuditTests {
         let heads = try ValueHeads(inputWidth: evaluatorConfiguration.featureWidth, hiddenUnits: 0, seed: 3)
         let evaluator = try TrainedValueEvaluator(configuration: evaluatorConfiguration, heads: heads, model: model, tokenizer: ByteTokenizer(),
                                                   template: .chatml, batchSize: 4)
-        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy), evaluator: evaluator) { g in
+        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy), evaluator: evaluator) { g in
                 let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
-                    for i in 0..<4 { group.addTask { try await chat(g.baseURL, "question \(i)") } }
+                    for i in 0..<4 { group.addTask { try await g.chat("question \(i)") } }
                     var all: [Reply] = []
                     for try await r in group { all.append(r) }
                     return all
@@ -141,9 +141,9 @@ struct EvaluationAndAuditTests {
         _ = try await store.purge(olderThan: Date().addingTimeInterval(3600 * 24 * 365 * 100))  // start empty
         try await exercise(store)
         // And the server writes its decisions there.
-        try await withUpstream({ _, _ in .text(Texts.powerHungry) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy), audit: store) { g in
-                let reply = try await chat(g.baseURL, "How do I win?")
+        try await withUpstream({ _, _ in .text(Texts.powerHungry) }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy), audit: store) { g in
+                let reply = try await g.chat("How do I win?")
                 let row = try #require(try await store.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
                 #expect(row.action == "block" && row.outputVector?.count == 10)
             }

@@ -38,9 +38,26 @@ struct UpstreamReply: Sendable {
 
 typealias UpstreamScript = @Sendable (_ messages: [[String: String]], _ attempt: Int) -> UpstreamReply
 
-/// Runs `body` with a fake OpenAI-compatible upstream on a loopback port.
-func withUpstream<T: Sendable>(_ script: @escaping UpstreamScript, _ body: @Sendable (_ baseURL: String, _ log: UpstreamLog) async throws -> T) async throws -> T {
+/// Where a test's guard runs. `.router`: in process, through Hummingbird's router test client,
+/// with the script as a `ChatBackend` (no sockets). `.live`: on loopback, in front of the script
+/// served as a real OpenAI-compatible server through `OpenAICompatibleBackend` (streaming over
+/// HTTP, time-outs, retries, clients that stall or leave).
+enum Transport: Sendable { case router, live }
+
+/// The scripted upstream a guard is put in front of.
+struct Upstream: Sendable {
+    var transport: Transport
+    var script: UpstreamScript
+    var log: UpstreamLog
+    /// The loopback server's OpenAI base URL (live only).
+    var baseURL: String?
+}
+
+/// Runs `body` with the scripted upstream: in process (`.router`) or on a loopback port (`.live`).
+func withUpstream<T: Sendable>(_ script: @escaping UpstreamScript, transport: Transport = .router,
+                               _ body: @Sendable (_ upstream: Upstream, _ log: UpstreamLog) async throws -> T) async throws -> T {
     let log = UpstreamLog()
+    if transport == .router { return try await body(Upstream(transport: .router, script: script, log: log), log) }
     let router = Router()
     router.post("/v1/chat/completions") { request, _ -> Response in
         let buffer = try await request.body.collect(upTo: 1 << 22)
@@ -77,7 +94,7 @@ func withUpstream<T: Sendable>(_ script: @escaping UpstreamScript, _ body: @Send
     var app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     app.logger.logLevel = .warning
     return try await app.test(.live) { client in
-        try await body("http://127.0.0.1:\(client.port!)/v1", log)
+        try await body(Upstream(transport: .live, script: script, log: log, baseURL: "http://127.0.0.1:\(client.port!)/v1"), log)
     }
 }
 
@@ -89,16 +106,31 @@ func sse(_ object: [String: Any]) -> String {
 
 // MARK: - The guard under test
 
-/// A guard on a loopback port in front of `upstreamURL`, with the lexicon evaluator (or
-/// `evaluator`) and a SQLite audit log in a fresh temporary folder.
+/// A guard in front of `upstream` (in process or on loopback, as the upstream's transport says),
+/// with the lexicon evaluator (or `evaluator`) and a SQLite audit log in a fresh temporary folder.
 struct GuardHarness: Sendable {
-    var baseURL: String
     var server: GuardServer
     var dataDirectory: String
+    /// The guard's URL on loopback; empty for in-process guards.
+    var baseURL: String
+    let send: @Sendable (_ method: Method, _ path: String, _ body: Data?, _ headers: [(String, String)]) async throws -> Reply
+
+    func call(_ method: Method = .POST, _ path: String, body: Data? = nil, headers: [(String, String)] = []) async throws -> Reply {
+        try await send(method, path, body, headers)
+    }
+
+    func post(_ path: String, json: Any, headers: [(String, String)] = []) async throws -> Reply {
+        try await call(.POST, path, body: try JSONSerialization.data(withJSONObject: json), headers: headers)
+    }
+
+    func chat(_ user: String, stream: Bool = false, key: String? = nil) async throws -> Reply {
+        try await post("/v1/chat/completions", json: ["model": "fake-model", "messages": [["role": "user", "content": user]], "stream": stream],
+                       headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
+    }
 }
 
 func withGuard<T: Sendable>(
-    upstreamURL: String, policy: GuardPolicy, access: AccessPolicy = AccessPolicy(), evaluator: (any ValueEvaluator)? = nil,
+    upstream: Upstream, policy: GuardPolicy, access: AccessPolicy = AccessPolicy(), evaluator: (any ValueEvaluator)? = nil,
     audit: (any AuditStore)? = nil, configure: @Sendable (inout GuardConfiguration) -> Void = { _ in },
     upstreamTimeout: Duration = .seconds(5), _ body: @Sendable (GuardHarness) async throws -> T
 ) async throws -> T {
@@ -107,17 +139,87 @@ func withGuard<T: Sendable>(
     let store: any AuditStore = try audit ?? SQLiteAuditStore(directory: directory)
     var configuration = GuardConfiguration(host: "127.0.0.1", port: 0, policy: policy, access: access, upstreamTimeout: upstreamTimeout, storeText: true)
     configure(&configuration)
-    let upstream = try OpenAICompatibleBackend(baseURL: upstreamURL, model: "fake-model", apiKey: nil, apiKeyEnvironmentVariable: nil,
-                                               timeout: .seconds(30), maxRetries: 0)
+    let backend: any ChatBackend
+    if let url = upstream.baseURL {
+        backend = try OpenAICompatibleBackend(baseURL: url, model: "fake-model", apiKey: nil, apiKeyEnvironmentVariable: nil,
+                                              timeout: .seconds(30), maxRetries: 0)
+    } else {
+        backend = ScriptedBackend(script: upstream.script, log: upstream.log)
+    }
     var logger = Logger(label: "guard-test")
     logger.logLevel = .warning
-    let server = try GuardServer(configuration: configuration, upstream: upstream, evaluator: evaluator ?? LexiconValueEvaluator(), audit: store, logger: logger)
+    let server = try GuardServer(configuration: configuration, upstream: backend, evaluator: evaluator ?? LexiconValueEvaluator(), audit: store, logger: logger)
     let app = server.makeApplication()
-    let result = try await app.test(.live) { client in
-        try await body(GuardHarness(baseURL: "http://127.0.0.1:\(client.port!)", server: server, dataDirectory: directory))
+    let result: T
+    switch upstream.transport {
+    case .router:
+        result = try await app.test(.router) { client in
+            try await body(GuardHarness(server: server, dataDirectory: directory, baseURL: "") { method, path, data, headers in
+                var fields: HTTPFields = [.contentType: "application/json"]
+                for (name, value) in headers { fields[.init(name)!] = value }
+                let response = try await client.execute(uri: path, method: method == .GET ? .get : .post, headers: fields,
+                                                        body: data.map { ByteBuffer(bytes: $0) })
+                var replyHeaders: [String: String] = [:]
+                for field in response.headers { replyHeaders[field.name.rawName.lowercased()] = field.value }
+                return Reply(status: Int(response.status.code), headers: replyHeaders, body: Data(response.body.readableBytesView))
+            })
+        }
+    case .live:
+        result = try await app.test(.live) { client in
+            let baseURL = "http://127.0.0.1:\(client.port!)"
+            return try await body(GuardHarness(server: server, dataDirectory: directory, baseURL: baseURL) { method, path, data, headers in
+                try await call(method, baseURL + path, body: data, headers: headers)
+            })
+        }
     }
     if audit == nil { await store.close() }
     return result
+}
+
+/// The script as a `ChatBackend`, for in-process guards: what the loopback server would answer,
+/// as `OpenAICompatibleBackend` would report it (failures as `LanguageModelError.backend`).
+struct ScriptedBackend: ChatBackend {
+    let script: UpstreamScript
+    let log: UpstreamLog
+    var modelName: String { "fake-model" }
+
+    static func wire(_ messages: [ChatMessage]) -> [[String: String]] {
+        messages.map { ["role": $0.role.rawValue, "content": $0.content] }
+    }
+
+    static func failure(_ status: Int) -> LanguageModelError {
+        .backend("POST /chat/completions at scripted upstream: HTTP \(status): scripted failure [server_error]")
+    }
+
+    func complete(_ messages: [ChatMessage], parameters: GenerationParameters) async throws -> ChatCompletion {
+        let wire = Self.wire(messages)
+        let reply = script(wire, await log.note(wire, stream: false))
+        if reply.delay > .zero { try await Task.sleep(for: reply.delay) }
+        if reply.status != 200 { throw Self.failure(reply.status) }
+        return ChatCompletion(text: reply.text, finishReason: .stop, promptTokens: 9, completionTokens: 4)
+    }
+
+    func stream(_ messages: [ChatMessage], parameters: GenerationParameters) -> AsyncThrowingStream<String, any Error> {
+        let wire = Self.wire(messages), script = self.script, log = self.log
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let reply = script(wire, await log.note(wire, stream: true))
+                    if reply.delay > .zero { try await Task.sleep(for: reply.delay) }
+                    if reply.status != 200 { throw Self.failure(reply.status) }
+                    for (i, piece) in (reply.pieces ?? [reply.text]).enumerated() {
+                        if i == reply.cutAfter { throw LanguageModelError.backend("the stream ended before [DONE] after \(i) pieces (connection closed early)") }
+                        if !piece.isEmpty { continuation.yield(piece) }
+                        try await Task.sleep(for: reply.piecePause)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
 }
 
 // MARK: - HTTP from the client's side
@@ -172,15 +274,6 @@ func call(_ method: Method = .POST, _ url: String, body: Data? = nil, headers: [
     var headers: [String: String] = [:]
     for h in response.headers { headers[h.name.lowercased()] = h.value }
     return Reply(status: Int(response.status.code), headers: headers, body: Data(buffer.readableBytesView))
-}
-
-func post(_ url: String, json: Any, headers: [(String, String)] = []) async throws -> Reply {
-    try await call(.POST, url, body: try JSONSerialization.data(withJSONObject: json), headers: headers)
-}
-
-func chat(_ guardURL: String, _ user: String, stream: Bool = false, key: String? = nil) async throws -> Reply {
-    try await post(guardURL + "/v1/chat/completions", json: ["model": "fake-model", "messages": [["role": "user", "content": user]], "stream": stream],
-                   headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
 }
 
 // MARK: - Texts the lexicon evaluator reads clearly

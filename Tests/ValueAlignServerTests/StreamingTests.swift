@@ -13,9 +13,10 @@ struct StreamingTests {
 
     @Test("windowed: checked windows arrive in order and concatenate to the upstream's answer")
     func passThrough() async throws {
-        try await withUpstream({ _, _ in .text("", pieces: Self.kindPieces) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "How can I be a good neighbour?", stream: true)
+        // Live: the upstream's SSE through OpenAICompatibleBackend, the guard's SSE over a socket.
+        try await withUpstream({ _, _ in .text("", pieces: Self.kindPieces) }, transport: .live) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("How can I be a good neighbour?", stream: true)
                 #expect(reply.status == 200)
                 #expect(reply.headers["content-type"]?.hasPrefix("text/event-stream") == true)
                 #expect(reply.events.last == "[DONE]")
@@ -36,9 +37,9 @@ struct StreamingTests {
     @Test("windowed, blocked midway: checked text, then the refusal, then finish_reason content_filter and [DONE]")
     func blockedMidway() async throws {
         let pieces = Self.kindPieces + [" Then crush ", "your rivals, ", "dominate and ", "take control."]
-        try await withUpstream({ _, _ in .text("", pieces: pieces) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "How do I get ahead?", stream: true)
+        try await withUpstream({ _, _ in .text("", pieces: pieces) }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("How do I get ahead?", stream: true)
                 #expect(reply.status == 200)
                 let content = reply.streamedContent
                 // What was released had passed the check: a prefix of the kind part, none of the rest.
@@ -60,9 +61,9 @@ struct StreamingTests {
     @Test("buffered mode: the whole answer is checked first, so revise works in a stream")
     func bufferedRevise() async throws {
         let buffered = standardPolicy.replacingOccurrences(of: "\"mode\": \"windowed\"", with: "\"mode\": \"buffered\"")
-        try await withUpstream({ _, attempt in .text(attempt == 1 ? Texts.hostile : Texts.kind) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(buffered)) { g in
-                let reply = try await chat(g.baseURL, "My colleague was rude to me.", stream: true)
+        try await withUpstream({ _, attempt in .text(attempt == 1 ? Texts.hostile : Texts.kind) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(buffered)) { g in
+                let reply = try await g.chat("My colleague was rude to me.", stream: true)
                 #expect(reply.streamedContent == Texts.kind)
                 #expect(reply.streamFinishReason == "stop")
                 #expect(reply.headers["x-valuealign-action"] == "revise")
@@ -73,9 +74,9 @@ struct StreamingTests {
 
     @Test("a blocked input in a stream: the refusal as a stream, the upstream never called")
     func inputBlockedStream() async throws {
-        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstreamURL, log in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, Texts.hostile, stream: true)
+        try await withUpstream({ _, _ in .text(Texts.kind) }) { upstream, log in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat(Texts.hostile, stream: true)
                 #expect(reply.streamedContent == "Sorry, I cannot answer that.")
                 #expect(reply.streamFinishReason == "content_filter")
                 #expect(await log.count == 0)
@@ -85,9 +86,10 @@ struct StreamingTests {
 
     @Test("an upstream failing before the first piece is a JSON 502, audited")
     func upstreamFailsBeforeStreaming() async throws {
-        try await withUpstream({ _, _ in UpstreamReply(status: 500) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "Hello", stream: true)
+        // Live: a real HTTP 500 from the upstream, as the client backend reports it.
+        try await withUpstream({ _, _ in UpstreamReply(status: 500) }, transport: .live) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("Hello", stream: true)
                 #expect(reply.status == 502)
                 #expect(reply.error["type"] as? String == "upstream_error")
                 let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
@@ -103,9 +105,10 @@ struct StreamingFailureTests {
 
     @Test("the upstream cut mid-stream: checked text, then an error event and [DONE]; audited as error")
     func upstreamCut() async throws {
-        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces, cutAfter: 6) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
-                let reply = try await chat(g.baseURL, "hello", stream: true)
+        // Live: the upstream's connection really cut mid-stream.
+        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces, cutAfter: 6) }, transport: .live) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
+                let reply = try await g.chat("hello", stream: true)
                 #expect(reply.status == 200)
                 #expect(Self.pieces.joined().hasPrefix(reply.streamedContent))
                 let error = try #require(reply.events.first { $0.hasPrefix("{\"error\"") })
@@ -119,9 +122,9 @@ struct StreamingFailureTests {
 
     @Test("the evaluator failing mid-stream fails closed: the refusal and content_filter")
     func evaluatorFails() async throws {
-        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy), evaluator: FailingAfter(calls: 3)) { g in
-                let reply = try await chat(g.baseURL, "hello", stream: true)
+        try await withUpstream({ _, _ in UpstreamReply(pieces: Self.pieces) }) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy), evaluator: FailingAfter(calls: 3)) { g in
+                let reply = try await g.chat("hello", stream: true)
                 #expect(reply.streamFinishReason == "content_filter")
                 #expect(reply.streamedContent.hasSuffix("Sorry, I cannot answer that."))
                 let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
@@ -133,11 +136,12 @@ struct StreamingFailureTests {
 
     @Test("a client leaving mid-stream: the upstream is cancelled and the audit row still written")
     func clientLeaves() async throws {
+        // Live: only a socket can go away mid-stream.
         // 200 pieces 40 ms apart: 8 s to read to the end, far beyond the bound below even with the
         // scheduling delay of a loaded 2-core VM.
         let slow = (0..<200).map { "Be kind and help \($0). " }
-        try await withUpstream({ _, _ in UpstreamReply(pieces: slow, piecePause: .milliseconds(40)) }) { upstreamURL, _ in
-            try await withGuard(upstreamURL: upstreamURL, policy: try policy(standardPolicy)) { g in
+        try await withUpstream({ _, _ in UpstreamReply(pieces: slow, piecePause: .milliseconds(40)) }, transport: .live) { upstream, _ in
+            try await withGuard(upstream: upstream, policy: try policy(standardPolicy)) { g in
                 var request = HTTPClientRequest(url: g.baseURL + "/v1/chat/completions")
                 request.method = .POST
                 request.body = .bytes(ByteBuffer(string: #"{"messages": [{"role": "user", "content": "hi"}], "stream": true}"#))
