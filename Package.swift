@@ -78,7 +78,9 @@ let package = Package(
         .target(name: "MLXEngine", dependencies: ["CMLXBridge"], swiftSettings: strictSwift),
         .target(name: "MLXNN", dependencies: ["MLXEngine"], swiftSettings: strictSwift),
         // Tokenizers, chat templates, Llama-family models, generation, scoring, LoRA adapters.
-        .target(name: "LanguageModels", dependencies: ["ValueAlignCore", "MLXEngine", "MLXNN"], swiftSettings: strictSwift),
+        // CMLXBridge directly: an architecture's fused CPU kernel wrapper (FastPaths) lives beside
+        // the model it serves rather than in the generic engine.
+        .target(name: "LanguageModels", dependencies: ["ValueAlignCore", "CMLXBridge", "MLXEngine", "MLXNN"], swiftSettings: strictSwift),
         // OpenAI-compatible HTTP ChatBackend, kept apart so the model layer builds without NIO.
         .target(
             name: "OpenAIBackend",

@@ -8,7 +8,9 @@ import Foundation
 /// evaluation of the same arrays from several threads at once is not supported by MLX, so keep an
 /// engine's work on one task (see `EngineActor`).
 public final class MLXArray: @unchecked Sendable {
-    let handle: OpaquePointer
+    /// The bridge's array; `package` so that a kernel wrapper kept beside the model it serves
+    /// (LanguageModels/FastPaths) can pass it to its bridge function.
+    package let handle: OpaquePointer
 
     init(handle: OpaquePointer) { self.handle = handle }
 

@@ -40,8 +40,9 @@ func produce(_ operation: @autoclosure () -> String, _ body: (UnsafeMutablePoint
     return MLXArray(handle: handle)
 }
 
-/// Calls a bridge function that produces a list of arrays.
-func produceList(_ operation: @autoclosure () -> String, _ body: (UnsafeMutablePointer<OpaquePointer?>) -> Int32) throws(MLXError) -> [MLXArray] {
+/// Calls a bridge function that produces a list of arrays (`package`: model-specific kernel
+/// wrappers outside this module call their bridge functions through it).
+package func produceList(_ operation: @autoclosure () -> String, _ body: (UnsafeMutablePointer<OpaquePointer?>) -> Int32) throws(MLXError) -> [MLXArray] {
     var out: OpaquePointer?
     let status = body(&out)
     guard status == 0, let vector = out else { throw bridgeError(operation()) }
@@ -61,7 +62,7 @@ func arrays(of vector: OpaquePointer) throws(MLXError) -> [MLXArray] {
 }
 
 /// Calls `body` with the bridge handles of `arrays`, kept alive for the call.
-func withHandles<R, E: Error>(_ arrays: [MLXArray], _ body: (UnsafePointer<OpaquePointer?>) throws(E) -> R) throws(E) -> R {
+package func withHandles<R, E: Error>(_ arrays: [MLXArray], _ body: (UnsafePointer<OpaquePointer?>) throws(E) -> R) throws(E) -> R {
     let handles: [OpaquePointer?] = arrays.map { $0.handle }
     return try withExtendedLifetime(arrays) { () throws(E) -> R in
         try handles.withUnsafeBufferPointer { (buffer) throws(E) -> R in try body(buffer.baseAddress!) }

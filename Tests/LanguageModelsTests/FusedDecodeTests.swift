@@ -208,6 +208,36 @@ import ValueAlignTesting
         try expectClose(step[0, 0], full[0, 3], atol: 2e-3, rtol: 1e-3)
     }
 
+    @Test("the fused path engages for decode steps of a hybrid model with a filled preallocated cache and few rows, and only then")
+    func fusedPathEngagesInTheSameCases() throws {
+        let (fused, plain) = try pair(bias: true, traditional: false)
+        let prompt = try MLXArray([Int32(3), 9, 27], shape: [1, 3])
+        let fc = fused.makeCache(), pc = plain.makeCache()
+        #expect(try fused.fusedDecodeInputs(rows: 1, cache: fc) == nil)  // nothing prefilled yet
+        _ = try fused(prompt, cache: fc)
+        _ = try plain(prompt, cache: pc)
+        #expect(try fused.fusedDecodeInputs(rows: 1, cache: fc)?.count == fused.configuration.layerCount)
+        #expect(try fused.fusedDecodeInputs(rows: HybridThreshold.rows, cache: fc) != nil)
+        #expect(try fused.fusedDecodeInputs(rows: HybridThreshold.rows + 1, cache: fc) == nil)
+        #expect(try plain.fusedDecodeInputs(rows: 1, cache: pc) == nil)  // turned off
+        // A step through the model takes the fused path: the step's output is the fused one.
+        let x = try MLXArray([Int32(7)], shape: [1, 1])
+        let check = fused.makeCache()
+        _ = try fused(prompt, cache: check)
+        let direct = try #require(try fused.fusedDecodeStep(x, cache: check, keyPadding: nil, captureLayers: []))
+        try expectClose(try fused(x, cache: fc), try fused.logits(direct.hidden), atol: 0)
+        // A concatenating cache (a training pass over shared prompts) has no room reserved.
+        let concatenating = (0..<fused.configuration.layerCount).map { _ in KVCache(preallocate: false) }
+        _ = try fused(prompt, cache: concatenating)
+        #expect(try fused.fusedDecodeInputs(rows: 1, cache: concatenating) == nil)
+        // float32 weights have no packed plan.
+        let float = try #require(try checkpoints.quantizedCheckpoint(bias: true).makeModel(precision: .float32) as? LlamaModel)
+        let floatCache = float.makeCache()
+        _ = try float(prompt, cache: floatCache)
+        #expect(float.fusedDecodeEnabled && float.model.layers.allSatisfy { $0.currentDecodePlan == nil })
+        #expect(try float.fusedDecodeInputs(rows: 1, cache: floatCache) == nil)
+    }
+
     @Test("bad inputs to the fused kernel are thrown errors naming the problem")
     func badInputsAreErrors() throws {
         let (fused, _) = try pair(bias: false, traditional: false)

@@ -39,9 +39,10 @@ public struct Checkpoint {
             throw LanguageModelError.invalidModel(path: path, message: "cannot read GGUF: \(error)")
         }
         var configuration = try ModelConfiguration(ggufMetadata: file.metadata, source: path)
+        let architecture = try ModelRegistry.architecture(named: configuration.architecture)
         var tensors: [String: MLXArray] = [:]
         for (name, array) in file.tensors {
-            guard let mapped = huggingFaceName(ofGGUF: name) else {
+            guard let mapped = architecture.huggingFaceName(ofGGUF: name) else {
                 throw LanguageModelError.tensor(name: name, message: "unknown GGUF tensor name in \(path)")
             }
             tensors[mapped] = array
@@ -89,7 +90,8 @@ public struct Checkpoint {
         return Checkpoint(format: .huggingFace, path: folder, configuration: configuration, tensors: tensors, ggufMetadata: [:])
     }
 
-    /// llama.cpp's tensor names to Hugging Face's (`blk.3.attn_q.weight` -> `model.layers.3.self_attn.q_proj.weight`).
+    /// llama.cpp's standard tensor names to Hugging Face's (`blk.3.attn_q.weight` ->
+    /// `model.layers.3.self_attn.q_proj.weight`): the default of `ModelArchitecture.huggingFaceName(ofGGUF:)`.
     static func huggingFaceName(ofGGUF name: String) -> String? {
         let parts = name.split(separator: ".").map(String.init)
         guard let suffix = parts.last, ["weight", "bias", "scales", "biases"].contains(suffix) else { return nil }

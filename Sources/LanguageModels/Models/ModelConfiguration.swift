@@ -15,13 +15,14 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     public var headDimension: Int
     public var rmsNormEps: Float
     public var ropeTheta: Float
-    /// true for GGUF llama weights (llama.cpp permutes Q and K for the interleaved rotary layout),
-    /// false for Hugging Face weights and for GGUF architectures llama.cpp runs with NeoX rope.
+    /// Rotary layout: true rotates adjacent pairs (GGUF llama weights, whose Q and K llama.cpp
+    /// permutes), false the two halves of each head (Hugging Face weights, NeoX-rope GGUF
+    /// architectures). Set by the architecture's parser.
     public var ropeTraditional: Bool
     /// Linear position scaling (1 = none).
     public var ropeScale: Float
     public var tieWordEmbeddings: Bool
-    /// Biases on the q/k/v projections (Qwen2).
+    /// Biases on the q/k/v projections (Qwen2). Set by the architecture's parser.
     public var attentionBias: Bool
     public var maxPositionEmbeddings: Int
 
@@ -61,12 +62,47 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         if !(rmsNormEps > 0) { throw bad("rms norm epsilon must be positive, got \(rmsNormEps)") }
         if !(ropeTheta > 0) { throw bad("rope theta must be positive, got \(ropeTheta)") }
     }
+}
 
-    /// Reads `<arch>.*` keys of GGUF metadata.
+// Reading a configuration: the registry's architecture for the name in the metadata parses it
+// (ModelRegistry.swift), usually starting from the shared readers below and adding its own
+// fields, so that a new architecture never edits this file.
+extension ModelConfiguration {
+    /// Reads GGUF metadata through the architecture named by `general.architecture`; an
+    /// unregistered name is `LanguageModelError.unsupportedArchitecture` (listing the registered
+    /// ones).
     public init(ggufMetadata m: [String: GGUFValue], source: String) throws(LanguageModelError) {
         guard let arch = m["general.architecture"]?.string else {
             throw .invalidModel(path: source, message: "GGUF metadata has no 'general.architecture'")
         }
+        self = try ModelRegistry.architecture(named: arch).configuration(ggufMetadata: m, source: source)
+    }
+
+    /// Reads a Hugging Face `config.json` through the architecture named by its `model_type`.
+    public init(configJSON data: Data, source: String) throws(LanguageModelError) {
+        let object = try Self.jsonObject(data, source: source)
+        guard let type = object["model_type"] as? String else {
+            throw .invalidModel(path: source, message: "config.json field 'model_type' is missing or not a string")
+        }
+        self = try ModelRegistry.architecture(named: type).configuration(configJSON: object, source: source)
+    }
+
+    private static func jsonObject(_ data: Data, source: String) throws(LanguageModelError) -> [String: Any] {
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw LanguageModelError.invalidModel(path: source, message: "config.json is not a JSON object")
+            }
+            return o
+        } catch let e as LanguageModelError {
+            throw e
+        } catch {
+            throw .invalidModel(path: source, message: "config.json is not valid JSON: \(error.localizedDescription)")
+        }
+    }
+
+    /// The fields every architecture reads alike from GGUF metadata (`<architecture>.*` keys);
+    /// the rope layout is split-half and q/k/v have no biases unless the architecture says so.
+    public init(sharedGGUFMetadata m: [String: GGUFValue], architecture arch: String, source: String) throws(LanguageModelError) {
         func int(_ key: String) throws(LanguageModelError) -> Int {
             guard let v = m["\(arch).\(key)"]?.int else {
                 throw .invalidModel(path: source, message: "GGUF metadata field '\(arch).\(key)' is missing or not an integer")
@@ -84,10 +120,10 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
             headDimension: m["\(arch).attention.key_length"]?.int ?? m["\(arch).rope.dimension_count"]?.int,
             rmsNormEps: m["\(arch).attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
             ropeTheta: m["\(arch).rope.freq_base"]?.float ?? 10_000,
-            ropeTraditional: arch == "llama",
+            ropeTraditional: false,
             ropeScale: m["\(arch).rope.scaling.factor"].flatMap { $0.float }.map { 1 / $0 } ?? 1,
             tieWordEmbeddings: true,  // corrected by the loader when an `output` tensor exists
-            attentionBias: arch == "qwen2",
+            attentionBias: false,
             maxPositionEmbeddings: m["\(arch).context_length"]?.int ?? 2048
         )
         if let type = m["\(arch).rope.scaling.type"]?.string, type != "linear", type != "none" {
@@ -95,19 +131,9 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         }
     }
 
-    /// Reads a Hugging Face `config.json`.
-    public init(configJSON data: Data, source: String) throws(LanguageModelError) {
-        let object: [String: Any]
-        do {
-            guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw LanguageModelError.invalidModel(path: source, message: "config.json is not a JSON object")
-            }
-            object = o
-        } catch let e as LanguageModelError {
-            throw e
-        } catch {
-            throw .invalidModel(path: source, message: "config.json is not valid JSON: \(error.localizedDescription)")
-        }
+    /// The fields every architecture reads alike from a config.json object (Hugging Face's
+    /// common keys; `attention_bias` defaults to false).
+    public init(sharedConfigJSON object: [String: Any], architecture: String, source: String) throws(LanguageModelError) {
         func int(_ key: String) throws(LanguageModelError) -> Int {
             guard let v = object[key] as? Int else {
                 throw .invalidModel(path: source, message: "config.json field '\(key)' is missing or not an integer")
@@ -115,26 +141,27 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
             return v
         }
         func float(_ key: String) -> Float? { (object[key] as? Double).map(Float.init) ?? (object[key] as? Int).map(Float.init) }
-        guard let type = object["model_type"] as? String else {
-            throw .invalidModel(path: source, message: "config.json field 'model_type' is missing or not a string")
-        }
         let heads = try int("num_attention_heads")
-        var scale: Float = 1
-        if let scaling = object["rope_scaling"] as? [String: Any] {
-            let kind = (scaling["rope_type"] ?? scaling["type"]) as? String ?? "?"
-            guard kind == "linear" || kind == "default" else {
-                throw .invalidModel(path: source, message: "config.json rope_scaling type '\(kind)' is not supported (supported: default, linear)")
-            }
-            if kind == "linear", let f = (scaling["factor"] as? Double) { scale = Float(1 / f) }
-        }
+        let scale = try Self.linearRopeScale(object["rope_scaling"], source: source)
         self.init(
-            architecture: type, vocabularySize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
+            architecture: architecture, vocabularySize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
             intermediateSize: try int("intermediate_size"), layerCount: try int("num_hidden_layers"), headCount: heads,
             kvHeadCount: object["num_key_value_heads"] as? Int ?? heads, headDimension: object["head_dim"] as? Int,
             rmsNormEps: float("rms_norm_eps") ?? 1e-6, ropeTheta: float("rope_theta") ?? 10_000, ropeTraditional: false,
             ropeScale: scale, tieWordEmbeddings: object["tie_word_embeddings"] as? Bool ?? false,
-            attentionBias: object["attention_bias"] as? Bool ?? (type == "qwen2"),
+            attentionBias: object["attention_bias"] as? Bool ?? false,
             maxPositionEmbeddings: object["max_position_embeddings"] as? Int ?? 2048
         )
+    }
+
+    /// The position scale of config.json's `rope_scaling` (1 without it); only linear scaling is supported.
+    private static func linearRopeScale(_ value: Any?, source: String) throws(LanguageModelError) -> Float {
+        guard let scaling = value as? [String: Any] else { return 1 }
+        let kind = (scaling["rope_type"] ?? scaling["type"]) as? String ?? "?"
+        guard kind == "linear" || kind == "default" else {
+            throw .invalidModel(path: source, message: "config.json rope_scaling type '\(kind)' is not supported (supported: default, linear)")
+        }
+        if kind == "linear", let f = (scaling["factor"] as? Double) { return Float(1 / f) }
+        return 1
     }
 }
