@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "ValueAlignServer",
             dependencies: [
-                "LanguageModels", "OpenAIBackend", "ValueSpace",
+                "ValueAlignCore", "LanguageModels", "OpenAIBackend", "ValueSpace",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -122,7 +122,16 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(name: "ValueAlignTesting", dependencies: ["ValueAlignCore", "MLXEngine", "LanguageModels"], swiftSettings: strictSwift),
-        .target(name: "ValueAlignBench", dependencies: ["MLXEngine", "MLXNN", "LanguageModels", "ValueSpace", "Evaluators", "Alignment"], swiftSettings: strictSwift),
+        // Every benchmark behind `valuealign bench ...` (the guard's load test included), in one place.
+        .target(
+            name: "ValueAlignBench",
+            dependencies: [
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "ValueAlignServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // The commands (parsing, validation, output); thin: each calls a library API.
         .target(
             name: "ValueAlignCLI",

@@ -3,6 +3,7 @@ import Evaluators
 import Foundation
 import LanguageModels
 import Logging
+import ValueAlignBench
 import ValueAlignServer
 import ValueSpace
 

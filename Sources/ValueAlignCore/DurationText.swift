@@ -52,3 +52,8 @@ public enum DurationText {
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as a Double (for rates, time-outs in messages and reports).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

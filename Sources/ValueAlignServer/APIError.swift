@@ -1,4 +1,5 @@
 public import Foundation
+import ValueAlignCore
 public import Hummingbird
 public import OpenAIBackend
 

@@ -1,4 +1,5 @@
 public import Foundation
+import ValueAlignCore
 import Crypto
 
 /// Who may call the guard: client keys (chat, evaluate, reward) and admin keys (dashboard,

@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 import Logging
 
 /// Writes the guard's decisions to the audit store: the row, its metric and its log line. One

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import ValueAlignCore
 import ValueSpace
 
 extension GuardServer {
@@ -80,7 +81,7 @@ extension GuardServer {
         """
         <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ValueAlign guard: sign in</title>
         <style>body{font-family:Helvetica,Arial,sans-serif;max-width:28em;margin:4em auto;color:#222}input{font-size:1em;padding:.3em;width:100%;box-sizing:border-box}button{margin-top:.8em;font-size:1em}</style>
-        </head><body><h1>ValueAlign guard</h1>\(message.map { "<p style=\"color:#b00\">\(escapeHTML($0))</p>" } ?? "")
+        </head><body><h1>ValueAlign guard</h1>\(message.map { "<p style=\"color:#b00\">\(HTML.escape($0))</p>" } ?? "")
         <form method="post" action="/dashboard/login"><label>Admin key<br><input type="password" name="key" autocomplete="off" autofocus></label><br><button type="submit">Open the dashboard</button></form>
         </body></html>
         """
@@ -122,14 +123,14 @@ extension GuardServer {
             let (b, r, f) = (rate("block"), rate("revise"), rate("flag"))
             let target = policy.target.vector[value]
             let mean = outputs.isEmpty ? "–" : String(format: "%+.2f", mean(outputs)[value.index])
-            rows += "<tr><td>\(escapeHTML(value.displayName))</td><td>\(String(format: "%+.2f", target))</td><td>\(mean)</td>"
+            rows += "<tr><td>\(HTML.escape(value.displayName))</td><td>\(String(format: "%+.2f", target))</td><td>\(mean)</td>"
             rows += "<td>\(bar(b, "#c0392b"))</td><td>\(bar(r, "#e67e22"))</td><td>\(bar(f, "#f1c40f"))</td></tr>\n"
         }
         var recent = ""
         for r in records.prefix(25) {
             let reasons = r.reasons.prefix(3).joined(separator: "; ") + (r.reasons.count > 3 ? "; …" : "")
-            recent += "<tr class=\"a-\(escapeHTML(r.action))\"><td>\(escapeHTML(AuditExport.timestamp(r.time)))</td><td>\(escapeHTML(r.requestID))</td><td>\(escapeHTML(r.keyID))</td>"
-            recent += "<td>\(escapeHTML(r.endpoint))</td><td><b>\(escapeHTML(r.action))</b></td><td>\(r.status)</td><td>\(String(format: "%.0f", r.totalMilliseconds))</td><td>\(escapeHTML(reasons))</td></tr>\n"
+            recent += "<tr class=\"a-\(HTML.escape(r.action))\"><td>\(HTML.escape(AuditExport.timestamp(r.time)))</td><td>\(HTML.escape(r.requestID))</td><td>\(HTML.escape(r.keyID))</td>"
+            recent += "<td>\(HTML.escape(r.endpoint))</td><td><b>\(HTML.escape(r.action))</b></td><td>\(r.status)</td><td>\(String(format: "%.0f", r.totalMilliseconds))</td><td>\(HTML.escape(reasons))</td></tr>\n"
         }
         let facts: [(String, String)] = [
             ("Decisions shown", "\(records.count) (chat: \(chats.count))"),
@@ -137,9 +138,9 @@ extension GuardServer {
             ("Blocked", percent(share("block"))), ("Errors", percent(share("error"))),
             ("Latency p50 / p99", "\(percentile(0.5)) / \(percentile(0.99))"),
         ]
-        let factHTML = facts.map { "<div class=\"fact\"><div class=\"label\">\(escapeHTML($0.0))</div><div class=\"value\">\(escapeHTML($0.1))</div></div>" }.joined()
+        let factHTML = facts.map { "<div class=\"fact\"><div class=\"label\">\(HTML.escape($0.0))</div><div class=\"value\">\(HTML.escape($0.1))</div></div>" }.joined()
         let legend = ([("target: \(policy.target.name)", "#444444")] + profiles.enumerated().map { ($1.name, ProfileReportPalette.colours[$0 % ProfileReportPalette.colours.count]) })
-            .map { "<span><span class=\"swatch\" style=\"background:\($0.1)\"></span>\(escapeHTML($0.0))</span>" }.joined()
+            .map { "<span><span class=\"swatch\" style=\"background:\($0.1)\"></span>\(HTML.escape($0.0))</span>" }.joined()
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>ValueAlign guard</title>
@@ -160,7 +161,7 @@ extension GuardServer {
             tr.a-block td:nth-child(5) { color: #c0392b; } tr.a-flag td:nth-child(5) { color: #b7950b; } tr.a-revise td:nth-child(5) { color: #d35400; } tr.a-error td:nth-child(5) { color: #7f8c8d; }
             </style></head><body>
             <h1>ValueAlign guard</h1>
-            <div class="muted">Policy <b>\(escapeHTML(policy.name))</b> · model \(escapeHTML(upstream.modelName)) · evaluator \(escapeHTML(batcher.evaluator.name)) · audit \(escapeHTML(audit.location)) · the last \(configuration.dashboardWindow) decisions at most · \(escapeHTML(AuditExport.timestamp(Date())))</div>
+            <div class="muted">Policy <b>\(HTML.escape(policy.name))</b> · model \(HTML.escape(upstream.modelName)) · evaluator \(HTML.escape(batcher.evaluator.name)) · audit \(HTML.escape(audit.location)) · the last \(configuration.dashboardWindow) decisions at most · \(HTML.escape(AuditExport.timestamp(Date())))</div>
             <div class="facts">\(factHTML)</div>
             <div class="row">
             <div><h2>Recent traffic against the target</h2><p class="legend">\(legend)</p>\(radar)</div>
@@ -186,20 +187,4 @@ extension GuardServer {
 /// The colours ProfileReport gives profiles after the target, in order.
 enum ProfileReportPalette {
     static let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
-}
-
-func escapeHTML(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.count)
-    for c in s {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(c)
-        }
-    }
-    return out
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 public import ValueSpace
 
 /// Lets concurrent requests share evaluator batches.

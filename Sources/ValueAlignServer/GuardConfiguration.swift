@@ -1,4 +1,5 @@
 public import Foundation
+import ValueAlignCore
 
 /// Everything the guard server needs besides its upstream model, evaluator and audit store.
 public struct GuardConfiguration: Sendable {
@@ -71,9 +72,4 @@ public struct GuardConfiguration: Sendable {
         guard evaluatorBatchDelay >= .zero else { throw bad("evaluatorBatchDelay", "must be >= 0") }
         if let retention, retention <= .zero { throw bad("retention", "must be > 0") }
     }
-}
-
-extension Duration {
-    /// Seconds as a Double.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 public import Hummingbird
 import Logging
 import NIOCore

@@ -1,4 +1,5 @@
 import Foundation
+import ValueAlignCore
 import Hummingbird
 import ValueSpace
 

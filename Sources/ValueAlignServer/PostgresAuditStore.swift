@@ -1,4 +1,5 @@
 public import Foundation
+import ValueAlignCore
 import Logging
 import PostgresNIO
 

@@ -5,7 +5,7 @@ import Testing
 
 /// The embedded SmolLM2, loaded once for the integration tests (about 4 s in a debug build).
 enum Embedded {
-    static let path = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"]
+    static let path = ModelLocator.embeddedModelPath()
     static let backend: LocalChatBackend? = path.flatMap { try? LocalChatBackend(LoadedModel.load($0)) }
 }
 

@@ -81,7 +81,7 @@ import ValueAlignTesting
         }
     }
 
-    static var modelPath: String? { ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"] }
+    static var modelPath: String? { ModelLocator.embeddedModelPath() }
 
     @Test(.enabled(if: modelPath != nil)) func loadsTheEmbeddedGGUF() throws {
         let checkpoint = try Checkpoint.read(Self.modelPath!)

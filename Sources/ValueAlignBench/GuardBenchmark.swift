@@ -5,6 +5,7 @@ import LanguageModels
 import Logging
 import NIOCore
 import OpenAIBackend
+public import ValueAlignServer
 public import ValueSpace
 
 /// A load test of the guard on loopback: an in-process OpenAI-compatible upstream that answers
