@@ -145,18 +145,11 @@ struct AlignCommand: AsyncParsableCommand {
         let job = AlignmentJob(configuration: c, directory: URL(fileURLWithPath: out), policy: policy, evaluator: evaluator, reward: rewardFunction, rewardName: rewardName)
         try job.validate()  // every file and setting, before the first (slow) generation
 
-        let interrupted = CancellationFlag()
-        signal(SIGINT, SIG_IGN)
-        let sigint = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        sigint.setEventHandler {
-            interrupted.cancel()
-            FileHandle.standardError.write(Data("\nstopping at the next safe point (the run folder resumes)…\n".utf8))
-        }
-        sigint.resume()
-        defer { sigint.cancel() }
+        let interrupted = Interrupt(message: "stopping at the next safe point (the run folder resumes)…")
+        defer { interrupted.stop() }
 
         let display = AlignDisplay(quiet: quiet)
-        let outcome = try await job.run(events: { display.show($0) }, shouldStop: { interrupted.isCancelled })
+        let outcome = try await job.run(events: { display.show($0) }, shouldStop: { interrupted.isRequested })
         display.finish()
         switch outcome {
         case let .stopped(message):

@@ -88,18 +88,11 @@ struct RMTrain: AsyncParsableCommand {
 
         let start = try runner.startingStep()
         let sink = ProgressSink(label: start > 0 ? "reward model (resumed at step \(start))" : "reward model", start: start, total: steps, quiet: quiet)
-        let interrupted = CancellationFlag()
-        signal(SIGINT, SIG_IGN)
-        let sigint = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        sigint.setEventHandler {
-            interrupted.cancel()
-            FileHandle.standardError.write(Data("\nstopping after this step (a checkpoint will be written)…\n".utf8))
-        }
-        sigint.resume()
-        defer { sigint.cancel() }
+        let interrupted = Interrupt(message: "stopping after this step (a checkpoint will be written)…")
+        defer { interrupted.stop() }
         let summary = try await runner.runInBackground { progress in
             sink.show(progress)
-            return !interrupted.isCancelled
+            return !interrupted.isRequested
         }
         sink.finish()
         guard let last = summary.last else {

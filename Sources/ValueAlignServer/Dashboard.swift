@@ -113,25 +113,8 @@ extension GuardServer {
             return String(format: "%.0f ms", latencies[min(latencies.count - 1, Int(p * Double(latencies.count - 1)))])
         }
 
-        // Per value: the share of chat decisions in which a threshold on it was crossed, by action.
-        var rows = ""
-        for value in SchwartzValue.allCases {
-            let needle = ".\(value.rawValue) "
-            func rate(_ action: String) -> Double {
-                Double(chats.filter { r in r.reasons.contains { $0.contains(needle) && $0.hasSuffix("(\(action))") } }.count) / count
-            }
-            let (b, r, f) = (rate("block"), rate("revise"), rate("flag"))
-            let target = policy.target.vector[value]
-            let mean = outputs.isEmpty ? "–" : String(format: "%+.2f", mean(outputs)[value.index])
-            rows += "<tr><td>\(HTML.escape(value.displayName))</td><td>\(String(format: "%+.2f", target))</td><td>\(mean)</td>"
-            rows += "<td>\(bar(b, "#c0392b"))</td><td>\(bar(r, "#e67e22"))</td><td>\(bar(f, "#f1c40f"))</td></tr>\n"
-        }
-        var recent = ""
-        for r in records.prefix(25) {
-            let reasons = r.reasons.prefix(3).joined(separator: "; ") + (r.reasons.count > 3 ? "; …" : "")
-            recent += "<tr class=\"a-\(HTML.escape(r.action))\"><td>\(HTML.escape(AuditExport.timestamp(r.time)))</td><td>\(HTML.escape(r.requestID))</td><td>\(HTML.escape(r.keyID))</td>"
-            recent += "<td>\(HTML.escape(r.endpoint))</td><td><b>\(HTML.escape(r.action))</b></td><td>\(r.status)</td><td>\(String(format: "%.0f", r.totalMilliseconds))</td><td>\(HTML.escape(reasons))</td></tr>\n"
-        }
+        let rows = valueRows(chats, outputs: outputs.isEmpty ? nil : mean(outputs))
+        let recent = recentRows(records)
         let facts: [(String, String)] = [
             ("Decisions shown", "\(records.count) (chat: \(chats.count))"),
             ("Allowed", percent(share("allow"))), ("Flagged", percent(share("flag"))), ("Revised", percent(share("revise"))),
@@ -145,20 +128,7 @@ extension GuardServer {
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>ValueAlign guard</title>
             <style>
-            body { font-family: Helvetica, Arial, sans-serif; margin: 1.5em auto; max-width: 1180px; color: #222; padding: 0 1em; }
-            h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.1em; border-bottom: 1px solid #ddd; margin-top: 1.5em; }
-            .muted { color: #666; font-size: 0.9em; }
-            .facts { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 1em 0; }
-            .fact { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.9em; min-width: 8em; }
-            .fact .label { font-size: 0.8em; color: #666; } .fact .value { font-size: 1.3em; font-weight: 600; }
-            .row { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
-            table { border-collapse: collapse; font-size: 0.85em; } th, td { border-bottom: 1px solid #eee; padding: 0.25em 0.5em; text-align: left; }
-            .bar { display: inline-block; height: 0.8em; vertical-align: middle; margin-right: 0.4em; }
-            .legend span { margin-right: 1em; } .swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }
-            svg text { font-size: 11px; fill: #333; } .grid { fill: none; stroke: #ddd; } .grid.zero { stroke: #999; stroke-dasharray: 3 3; }
-            .axis { stroke: #ccc; } svg text.ring { font-size: 9px; fill: #888; }
-            .profile-shape { fill-opacity: 0.12; stroke-width: 2; } .profile-shape.target { fill-opacity: 0.04; stroke-dasharray: 6 4; }
-            tr.a-block td:nth-child(5) { color: #c0392b; } tr.a-flag td:nth-child(5) { color: #b7950b; } tr.a-revise td:nth-child(5) { color: #d35400; } tr.a-error td:nth-child(5) { color: #7f8c8d; }
+            \(Self.dashboardStyle)
             </style></head><body>
             <h1>ValueAlign guard</h1>
             <div class="muted">Policy <b>\(HTML.escape(policy.name))</b> · model \(HTML.escape(upstream.modelName)) · evaluator \(HTML.escape(batcher.evaluator.name)) · audit \(HTML.escape(audit.location)) · the last \(configuration.dashboardWindow) decisions at most · \(HTML.escape(AuditExport.timestamp(Date())))</div>
@@ -176,6 +146,54 @@ extension GuardServer {
             </body></html>
             """
     }
+
+    /// Per value: the share of chat decisions in which a threshold on it was crossed, by action,
+    /// beside the target and the answers' mean (nil without answers).
+    func valueRows(_ chats: [AuditRecord], outputs meanOutput: [Double]?) -> String {
+        let count = Double(max(chats.count, 1))
+        var rows = ""
+        for value in SchwartzValue.allCases {
+            let needle = ".\(value.rawValue) "
+            func rate(_ action: String) -> Double {
+                Double(chats.filter { r in r.reasons.contains { $0.contains(needle) && $0.hasSuffix("(\(action))") } }.count) / count
+            }
+            let (b, r, f) = (rate("block"), rate("revise"), rate("flag"))
+            let target = policy.target.vector[value]
+            let mean = meanOutput.map { String(format: "%+.2f", $0[value.index]) } ?? "–"
+            rows += "<tr><td>\(HTML.escape(value.displayName))</td><td>\(String(format: "%+.2f", target))</td><td>\(mean)</td>"
+            rows += "<td>\(bar(b, "#c0392b"))</td><td>\(bar(r, "#e67e22"))</td><td>\(bar(f, "#f1c40f"))</td></tr>\n"
+        }
+        return rows
+    }
+
+    /// The latest 25 decisions as table rows.
+    func recentRows(_ records: [AuditRecord]) -> String {
+        var recent = ""
+        for r in records.prefix(25) {
+            let reasons = r.reasons.prefix(3).joined(separator: "; ") + (r.reasons.count > 3 ? "; …" : "")
+            recent += "<tr class=\"a-\(HTML.escape(r.action))\"><td>\(HTML.escape(AuditExport.timestamp(r.time)))</td><td>\(HTML.escape(r.requestID))</td><td>\(HTML.escape(r.keyID))</td>"
+            recent += "<td>\(HTML.escape(r.endpoint))</td><td><b>\(HTML.escape(r.action))</b></td><td>\(r.status)</td><td>\(String(format: "%.0f", r.totalMilliseconds))</td><td>\(HTML.escape(reasons))</td></tr>\n"
+        }
+        return recent
+    }
+
+    /// The dashboard's style sheet.
+    static let dashboardStyle = """
+            body { font-family: Helvetica, Arial, sans-serif; margin: 1.5em auto; max-width: 1180px; color: #222; padding: 0 1em; }
+            h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.1em; border-bottom: 1px solid #ddd; margin-top: 1.5em; }
+            .muted { color: #666; font-size: 0.9em; }
+            .facts { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 1em 0; }
+            .fact { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.9em; min-width: 8em; }
+            .fact .label { font-size: 0.8em; color: #666; } .fact .value { font-size: 1.3em; font-weight: 600; }
+            .row { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+            table { border-collapse: collapse; font-size: 0.85em; } th, td { border-bottom: 1px solid #eee; padding: 0.25em 0.5em; text-align: left; }
+            .bar { display: inline-block; height: 0.8em; vertical-align: middle; margin-right: 0.4em; }
+            .legend span { margin-right: 1em; } .swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }
+            svg text { font-size: 11px; fill: #333; } .grid { fill: none; stroke: #ddd; } .grid.zero { stroke: #999; stroke-dasharray: 3 3; }
+            .axis { stroke: #ccc; } svg text.ring { font-size: 9px; fill: #888; }
+            .profile-shape { fill-opacity: 0.12; stroke-width: 2; } .profile-shape.target { fill-opacity: 0.04; stroke-dasharray: 6 4; }
+            tr.a-block td:nth-child(5) { color: #c0392b; } tr.a-flag td:nth-child(5) { color: #b7950b; } tr.a-revise td:nth-child(5) { color: #d35400; } tr.a-error td:nth-child(5) { color: #7f8c8d; }
+        """
 
     func bar(_ rate: Double, _ colour: String) -> String {
         "<span class=\"bar\" style=\"width:\(Int((rate * 80).rounded()))px;background:\(colour)\"></span>\(percent(rate))"
