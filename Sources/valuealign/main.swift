@@ -1,4 +1,4 @@
 // The command-line tool: every command lives in ValueAlignCLI.
 import ValueAlignCLI
 
-await ValueAlignCommand.main()
+await ValueAlignCommand.start()

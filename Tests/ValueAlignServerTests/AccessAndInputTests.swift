@@ -83,6 +83,7 @@ struct AccessAndInputTests {
                 let page = try await g.call(.GET, "/dashboard", headers: [("Cookie", cookie)])
                 #expect(page.status == 200)
                 #expect(page.text.contains("<svg class=\"radar\"") && page.text.contains("Benevolence"))
+                #expect(page.text.contains(".facts { display: flex"), "the style sheet is in the page")
                 #expect(page.text.contains("team-a"))
                 let badLogin = try await g.call(.GET, "/dashboard?key=\(Self.clientKey)")
                 #expect(badLogin.status == 401)
