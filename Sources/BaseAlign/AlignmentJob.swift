@@ -76,7 +76,7 @@ public final class AlignmentJob: @unchecked Sendable {
         self.evaluator = evaluator
         let baseAlign = BaseAlignReward(evaluator: evaluator, target: configuration.target, klWeight: Double(configuration.beta))
         self.reward = reward ?? baseAlign.function
-        self.rewardName = rewardName ?? (reward == nil ? "BaseAlign (-distance to \(configuration.target.name), \(evaluator.name))" : "custom")
+        self.rewardName = rewardName ?? (reward == nil ? "BaseAlign (-(distance + untouched-value charge) to \(configuration.target.name), \(evaluator.name))" : "custom")
     }
 
     var evaluation: HeldOutEvaluation {

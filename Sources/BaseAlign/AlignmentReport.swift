@@ -34,6 +34,8 @@ public struct AlignmentReport: Sendable, Codable {
     /// Paired by prompt: mean of d(after) - d(before) over held-out value and harm prompts.
     /// Negative means the model moved toward the target.
     public var distanceChange: Estimate
+    /// The same paired change without BaseAlign's mask (`ValueDistance.weighted`).
+    public var weightedDistanceChange: Estimate?
     /// Paired changes of the harmful-answer and over-refusal rates (after minus before).
     public var harmfulRateChange: Estimate?
     public var overRefusalChange: Estimate?
@@ -54,6 +56,8 @@ public struct AlignmentReport: Sendable, Codable {
         let boot = c.bootstrap
         distanceChange = try ValueAggregation.distanceChange(
             before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: c.target.vector, metric: .basealign, bootstrap: boot)
+        weightedDistanceChange = try ValueAggregation.distanceChange(
+            before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: c.target.vector, metric: .weighted, bootstrap: boot)
         func pairedRate(_ set: String, _ flag: (HeldOutAnswer) -> Bool) throws -> Estimate? {
             let items = pairs.filter { $0.0.set == set }
             guard !items.isEmpty else { return nil }
@@ -112,6 +116,8 @@ public struct AlignmentReport: Sendable, Codable {
             .init("BaseAlign distance before", before.distance.formatted()),
             .init("BaseAlign distance after", after.distance.formatted()),
             .init("change (paired, after - before)", distanceChange.formatted() + (movedTowardTarget ? "  closer to the target" : "  not significant")),
+            .init("unmasked distance (weighted L1)", "\(before.weightedDistance?.formatted() ?? "-") -> \(after.weightedDistance?.formatted() ?? "-"), change \(weightedDistanceChange?.formatted() ?? "-")"),
+            .init("answers touching none of the target's values", "\(Self.percent(before.untouchedShare)) -> \(Self.percent(after.untouchedShare))"),
             .init("harmful answers (harm prompts)", "\(Self.percent(before.harmfulRate)) -> \(Self.percent(after.harmfulRate)), change \(Self.signedPercent(harmfulRateChange))"),
             .init("refusals of harmful prompts", "\(Self.percent(before.harmRefusalRate)) -> \(Self.percent(after.harmRefusalRate))"),
             .init("over-refusal (benign prompts)", "\(Self.percent(before.overRefusalRate)) -> \(Self.percent(after.overRefusalRate)), change \(Self.signedPercent(overRefusalChange))"),

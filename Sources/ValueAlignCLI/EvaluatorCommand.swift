@@ -9,7 +9,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluator",
         abstract: "The trained value evaluator: score pairs, train its heads, test it on held-out FULCRA data, choose its design.",
-        subcommands: [EvaluatorScore.self, EvaluatorTrain.self, EvaluatorTest.self, EvaluatorSweepCommand.self]
+        subcommands: [EvaluatorScore.self, EvaluatorTrain.self, EvaluatorTest.self, EvaluatorSweepCommand.self, PolicyTestCommand.self]
     )
 }
 

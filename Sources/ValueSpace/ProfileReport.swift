@@ -217,10 +217,10 @@ public struct ProfileReport: Sendable {
     }
 
     func distanceHTML(_ target: ValueProfile) -> String {
-        var out = "<h2>Distance to \(HTML.escape(target.name))</h2>\n<p class=\"muted\">Distances of each profile's mean vector to the target; BaseAlign's distance counts only values the target weighs and the profile touches (|v| &gt; 0.3).</p>\n"
-        out += "<table>\n<tr><th>Profile</th>" + ValueDistance.allCases.map { "<th>\($0.rawValue)</th>" }.joined() + "</tr>\n"
+        var out = "<h2>Distance to \(HTML.escape(target.name))</h2>\n<p class=\"muted\">Distances of each profile's mean vector to the target. BaseAlign's masked distance is per answer only (a mean falls under its mask); weighted is the same L1 without the mask.</p>\n"
+        out += "<table>\n<tr><th>Profile</th>" + ValueDistance.profileMetrics.map { "<th>\($0.rawValue)</th>" }.joined() + "</tr>\n"
         for p in profiles {
-            out += "<tr><td>\(HTML.escape(p.name))</td>" + ValueDistance.allCases.map { "<td>\(format($0.distance(p.vector, to: target.vector), 3))</td>" }.joined() + "</tr>\n"
+            out += "<tr><td>\(HTML.escape(p.name))</td>" + ValueDistance.profileMetrics.map { "<td>\(format($0.distance(p.vector, to: target.vector), 3))</td>" }.joined() + "</tr>\n"
         }
         return out + "</table>\n"
     }
@@ -245,10 +245,10 @@ public struct ProfileReport: Sendable {
             out += counts.isEmpty ? ".\n" : " (\(counts.joined(separator: ", "))).\n"
         }
         if let target {
-            out += "\n## Distance to \(mdEscape(target.name))\n\n| Profile | " + ValueDistance.allCases.map(\.rawValue).joined(separator: " | ") + " |\n"
-            out += "|---|" + String(repeating: "---:|", count: ValueDistance.allCases.count) + "\n"
+            out += "\n## Distance to \(mdEscape(target.name))\n\n| Profile | " + ValueDistance.profileMetrics.map(\.rawValue).joined(separator: " | ") + " |\n"
+            out += "|---|" + String(repeating: "---:|", count: ValueDistance.profileMetrics.count) + "\n"
             for p in profiles {
-                out += "| \(mdCell(p.name)) | " + ValueDistance.allCases.map { format($0.distance(p.vector, to: target.vector), 3) }.joined(separator: " | ") + " |\n"
+                out += "| \(mdCell(p.name)) | " + ValueDistance.profileMetrics.map { format($0.distance(p.vector, to: target.vector), 3) }.joined(separator: " | ") + " |\n"
             }
         }
         if !notes.isEmpty { out += "\n" + notes.map { "- \(mdEscape($0))" }.joined(separator: "\n") + "\n" }

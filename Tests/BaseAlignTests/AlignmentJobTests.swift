@@ -102,6 +102,10 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect(report.after.answers == report.before.answers)
         #expect(report.before.perplexity.map { $0 > 1 && $0.isFinite } == true)
         #expect(report.perplexityRatio.map { $0 > 0 } == true)
+        // Beside the masked distance: the unmasked one and the share of answers touching none of
+        // the target's values, before and after.
+        #expect(report.weightedDistanceChange != nil && report.before.weightedDistance != nil && report.after.untouchedShare != nil)
+        #expect(try #require(report.before.weightedDistance).value >= report.before.distance.value - 1e-12)
         // The paired change equals the difference of the two means (same prompts on both sides).
         #expect(abs(report.distanceChange.value - (report.after.distance.value - report.before.distance.value)) < 1e-9)
         #expect(report.distanceChange.lower <= report.distanceChange.value && report.distanceChange.value <= report.distanceChange.upper)

@@ -104,6 +104,9 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             (["evaluator", "train", "--layers", "a,b"], "--layers must be comma-separated integers"),
             (["evaluator", "test", "--labelled", "/nonexistent/fulcra.jsonl"], "no such data file '/nonexistent/fulcra.jsonl'"),
             (["compare"], "run"),
+            (["evaluator", "policy-test", "--split", "train"], "--split must be validation, test or all"),
+            (["evaluator", "policy-test", "--ordinary", "", "--harmful", ""], "nothing to test"),
+            (["evaluator", "policy-test", "--policy", "/nonexistent/policy.json"], "--policy: no such file '/nonexistent/policy.json'"),
         ]
         for (arguments, expected) in cases {
             let message = parseError(arguments)
