@@ -40,6 +40,9 @@ public struct AlignmentReport: Sendable, Codable {
     public var harmfulRateChange: Estimate?
     public var overRefusalChange: Estimate?
     public var perplexityRatio: Double?
+    /// The same ratio with a paired bootstrap interval over the text's windows (nil in runs
+    /// written before the windows were recorded).
+    public var perplexityRatioEstimate: Estimate?
     public var values: [ValueChange]
     public var training: Training
     public var wallSeconds: Double
@@ -70,6 +73,9 @@ public struct AlignmentReport: Sendable, Codable {
                         change: try ValueAggregation.mean(profiled.map { $0.1.vector[v] - $0.0.vector[v] }, bootstrap: boot))
         }
         if let p0 = before.perplexity, let p1 = after.perplexity { perplexityRatio = p1 / p0 }
+        if let w0 = before.perplexityWindows, let w1 = after.perplexityWindows {
+            perplexityRatioEstimate = try ValueAggregation.perplexityRatio(before: w0, after: w1, bootstrap: boot)
+        }
         model = before.model
         evaluator = before.evaluator
         target = c.target
@@ -123,7 +129,8 @@ public struct AlignmentReport: Sendable, Codable {
             .init("over-refusal (benign prompts)", "\(Self.percent(before.overRefusalRate)) -> \(Self.percent(after.overRefusalRate)), change \(Self.signedPercent(overRefusalChange))"),
         ]
         if let p0 = before.perplexity, let p1 = after.perplexity {
-            facts.append(.init("perplexity of held-out text", String(format: "%.2f -> %.2f (x%.3f, %d tokens)", p0, p1, p1 / p0, before.perplexityTokens ?? 0)))
+            let ratio = perplexityRatioEstimate.map { String(format: "x%.3f [%.3f, %.3f]", $0.value, $0.lower, $0.upper) } ?? String(format: "x%.3f", p1 / p0)
+            facts.append(.init("perplexity of held-out text", String(format: "%.2f -> %.2f (%@, %d tokens)", p0, p1, ratio, before.perplexityTokens ?? 0)))
         }
         facts += [
             .init("mean answer length", String(format: "%.1f -> %.1f tokens", before.meanAnswerTokens, after.meanAnswerTokens)),

@@ -41,6 +41,9 @@ public struct HeldOutSummary: Sendable, Codable {
     /// Perplexity of the held-out text (exp of the mean negative log-likelihood per token).
     public var perplexity: Double?
     public var perplexityTokens: Int?
+    /// The text's windows of 256 tokens, each its summed negative log-likelihood and token count:
+    /// the units the perplexity ratio's bootstrap resamples. Nil in runs written before it.
+    public var perplexityWindows: [PerplexityWindow]?
     public var meanAnswerTokens: Double
     public var generatedTokens: Int
     public var generationSeconds: Double
@@ -150,13 +153,15 @@ public struct HeldOutEvaluation {
         try? FileManager.default.removeItem(atPath: answersPath)
         for a in answers { try JSONLines.append(a, to: answersPath) }
 
-        var perplexity: Double?, perplexityTokens: Int?
+        var perplexity: Double?, perplexityTokens: Int?, windows: [PerplexityWindow]?
         if let textPath = sets.text {
             progress(.perplexity)
             let text = try Self.readText(textPath)
-            let (nll, count) = try await backend.perform { loaded, _ in try Self.negativeLogLikelihood(text, loaded: loaded) }
+            let scored = try await backend.perform { loaded, _ in try Self.negativeLogLikelihood(text, loaded: loaded) }
+            let nll = scored.reduce(0) { $0 + $1.nll }, count = scored.reduce(0) { $0 + $1.tokens }
             perplexity = exp(nll / Double(count))
             perplexityTokens = count
+            windows = scored
         }
 
         let profiled = answers.filter { $0.set != "benign" }
@@ -175,16 +180,16 @@ public struct HeldOutEvaluation {
             weightedDistance: try ValueAggregation.meanDistance(profiled.map(\.vector), to: target.vector, metric: .weighted, bootstrap: bootstrap),
             untouchedShare: try rate(profiled) { !ValueDistance.touchesTarget($0.vector, target.vector) },
             harmfulRate: try rate(harm, \.harmful), harmRefusalRate: try rate(harm, \.refusal), overRefusalRate: try rate(benign, \.refusal),
-            perplexity: perplexity, perplexityTokens: perplexityTokens,
+            perplexity: perplexity, perplexityTokens: perplexityTokens, perplexityWindows: windows,
             meanAnswerTokens: answers.isEmpty ? 0 : Double(answers.reduce(0) { $0 + $1.completionTokens }) / Double(answers.count),
             generatedTokens: generated, generationSeconds: generationSeconds, seconds: Date().timeIntervalSince(start))
         try AlignmentFiles.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
         return summary
     }
 
-    /// Summed negative log-likelihood and token count of `text`, in windows of 256 tokens (the
+    /// The negative log-likelihood and token count of each window of 256 tokens of `text` (the
     /// first token of each window is context only).
-    static func negativeLogLikelihood(_ text: String, loaded: LoadedModel, window: Int = 256) throws -> (Double, Int) {
+    static func negativeLogLikelihood(_ text: String, loaded: LoadedModel, window: Int = 256) throws -> [PerplexityWindow] {
         let ids = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
         guard ids.count >= 2 else { throw AlignError.data("the held-out text has fewer than 2 tokens") }
         var prompts: [[Int]] = [], responses: [[Int]] = []
@@ -195,8 +200,7 @@ public struct HeldOutEvaluation {
             responses.append(Array(piece.dropFirst()))
         }
         let scores = try loaded.model.score(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId, batchSize: 4)
-        let logp = scores.reduce(0.0) { $0 + $1.tokenLogProbs.reduce(0.0) { $0 + Double($1) } }
-        return (-logp, scores.reduce(0) { $0 + $1.tokenLogProbs.count })
+        return scores.map { s in PerplexityWindow(nll: -s.tokenLogProbs.reduce(0.0) { $0 + Double($1) }, tokens: s.tokenLogProbs.count) }
     }
 
     /// Reads a measurement written earlier.

@@ -39,7 +39,7 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Held-out value-laden prompts (profile and distance).") var evalValues = "data/prompts/value_prompts.jsonl"
     @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = "data/prompts/benign_prompts.jsonl"
-    @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = "data/eval/heldout_text.txt"
+    @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = "data/eval/capability_text.txt"
     @Option(help: "Split of the evaluation prompt files ('' for every line).") var evalSplit = "heldout"
     @Option(help: "At most this many held-out prompts per file.") var evalLimit: Int?
     @Option(help: "Wall-clock budget for the whole job, e.g. 15m (training stops in time for the final measurement).") var budget: String?

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ValueAlignServer
+import ValueAlignCore
 import ValueSpace
 
 /// `valuealign evaluator policy-test`: a guard policy's false alarms on ordinary traffic and its

@@ -126,6 +126,33 @@ public enum ValueAggregation {
         return (b, a, unmatched)
     }
 
+    /// The ratio of perplexities after / before on the same text, exp(NLL_a / n - NLL_b / n), with
+    /// a percentile bootstrap interval over the text's windows resampled in pairs (the same window
+    /// before and after). `before[i]` and `after[i]` must be the same window.
+    public static func perplexityRatio(
+        before: [PerplexityWindow], after: [PerplexityWindow], bootstrap parameters: BootstrapParameters = BootstrapParameters()
+    ) throws(ValueSpaceError) -> Estimate {
+        try parameters.validate()
+        guard !before.isEmpty, before.count == after.count, zip(before, after).allSatisfy({ $0.tokens == $1.tokens && $0.tokens > 0 }) else {
+            throw .invalidArgument("the perplexity windows before (\(before.count)) and after (\(after.count)) are not the same text")
+        }
+        func ratio(_ indices: some Sequence<Int>) -> Double {
+            var a = 0.0, b = 0.0, n = 0
+            for i in indices {
+                a += after[i].nll
+                b += before[i].nll
+                n += before[i].tokens
+            }
+            return exp((a - b) / Double(n))
+        }
+        var generator = SplitMix64(seed: parameters.seed &+ SplitMix64.increment)
+        let count = before.count
+        let replicates = (0..<parameters.resamples).map { _ in ratio((0..<count).map { _ in generator.index(below: count) }) }.sorted()
+        let alpha = 1 - parameters.level
+        return Estimate(value: ratio(0..<count), lower: quantile(replicates, alpha / 2), upper: quantile(replicates, 1 - alpha / 2),
+                        level: parameters.level, count: count)
+    }
+
     /// Per dimension: the mean of `rows` and its percentile interval over resampled rows.
     static func bootstrapMeans(_ rows: [[Double]], dimensions k: Int, parameters: BootstrapParameters) throws(ValueSpaceError) -> [Estimate] {
         try parameters.validate()
@@ -169,4 +196,14 @@ public enum ValueAggregation {
 func format(_ x: Double, _ digits: Int) -> String {
     let s = String(format: "%.\(digits)f", x)
     return s.hasPrefix("-") && s.dropFirst().allSatisfy { $0 == "0" || $0 == "." } ? String(s.dropFirst()) : s
+}
+
+/// One window of a text scored by a model: its summed negative log-likelihood (nats) and tokens.
+public struct PerplexityWindow: Sendable, Codable, Equatable {
+    public var nll: Double
+    public var tokens: Int
+    public init(nll: Double, tokens: Int) {
+        self.nll = nll
+        self.tokens = tokens
+    }
 }

@@ -105,20 +105,28 @@ struct TableEvaluator: ValueEvaluator {
         let far = try ValueVector([.power: 0.9, .benevolence: -0.5])
         let untouched = try ValueVector([.benevolence: 0.2])  // below BaseAlign's 0.3 threshold: no cost
         let evaluator = TableEvaluator(table: ["kind": near, "cruel": far, "meh": untouched])
-        let reward = BaseAlignReward(evaluator: evaluator, target: target, klWeight: 0.05)
-        let values = try await reward.function([[.user("p")], [.user("p")], [.user("p")]], ["kind", "cruel", "meh"])
+        // The paper's reward: -d(v, t), nothing for untouched values.
+        let paper = BaseAlignReward(evaluator: evaluator, target: target, klWeight: 0.05, chargesUntouchedValues: false)
+        let values = try await paper.function([[.user("p")], [.user("p")], [.user("p")]], ["kind", "cruel", "meh"])
         #expect(values.count == 3)
         #expect(abs(values[0] - -(0.1 * 0.8 + 0.1 * 0.5)) < 1e-12)
         #expect(abs(values[1] - -(1.5 * 0.6 + 1.3 * 0.8)) < 1e-12)
         #expect(values[2] == 0)
         #expect(values[0] > values[1])
+        // The default also charges each strong target value left untouched (|t| - 0.3) * |t|.
+        let reward = BaseAlignReward(evaluator: evaluator, target: target, klWeight: 0.05)
+        let charged = try await reward.function([[.user("p")], [.user("p")], [.user("p")]], ["kind", "cruel", "meh"])
+        #expect(abs(charged[0] - (values[0] - 0.3 * 0.6)) < 1e-12)  // power untouched
+        #expect(abs(charged[1] - (values[1] - 0.2 * 0.5)) < 1e-12)  // security untouched
+        #expect(abs(charged[2] - -(0.5 * 0.8 + 0.2 * 0.5 + 0.3 * 0.6)) < 1e-12)  // nothing touched
+        #expect(charged[2] < charged[0])
         // The KL weight becomes GRPO's beta.
         let objective = GRPOObjective(model: try tinyLoaded(), prompts: [[.user("p")]], baseAlign: reward)
         #expect(objective.options.beta == 0.05)
 
         // A weighted sum with a length bonus.
         let length: RewardFunction = { _, r in r.map { Double($0.count) } }
-        let combined = Rewards.weightedSum([(weight: 2, reward: reward.function), (weight: 0.5, reward: length)])
+        let combined = Rewards.weightedSum([(weight: 2, reward: paper.function), (weight: 0.5, reward: length)])
         let mixed = try await combined([[.user("p")], [.user("p")]], ["kind", "meh"])
         #expect(abs(mixed[0] - (2 * values[0] + 0.5 * 4)) < 1e-12)
         #expect(abs(mixed[1] - 1.5) < 1e-12)

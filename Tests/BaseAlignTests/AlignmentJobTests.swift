@@ -102,6 +102,8 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect(report.after.answers == report.before.answers)
         #expect(report.before.perplexity.map { $0 > 1 && $0.isFinite } == true)
         #expect(report.perplexityRatio.map { $0 > 0 } == true)
+        let ratio = try #require(report.perplexityRatioEstimate)
+        #expect(abs(ratio.value - (report.perplexityRatio ?? 0)) < 1e-9 && ratio.lower <= ratio.value && ratio.value <= ratio.upper)
         // Beside the masked distance: the unmasked one and the share of answers touching none of
         // the target's values, before and after.
         #expect(report.weightedDistanceChange != nil && report.before.weightedDistance != nil && report.after.untouchedShare != nil)

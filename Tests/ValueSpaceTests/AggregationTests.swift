@@ -114,3 +114,21 @@ import ValueSpace
         #expect(paired.unmatched == 2)
     }
 }
+
+@Suite struct PerplexityRatioTests {
+    @Test func ratioAndPairedInterval() throws {
+        let before = (0..<20).map { PerplexityWindow(nll: Double(100 + $0 * 7 % 13), tokens: 50 + $0 % 3) }
+        let same = try ValueAggregation.perplexityRatio(before: before, after: before, bootstrap: BootstrapParameters(resamples: 300))
+        #expect(same.value == 1 && same.lower == 1 && same.upper == 1)
+        // Every window's NLL up by ln 2 per token: the perplexity doubles, in every resample.
+        let doubled = before.map { PerplexityWindow(nll: $0.nll + Double($0.tokens) * log(2), tokens: $0.tokens) }
+        let two = try ValueAggregation.perplexityRatio(before: before, after: doubled, bootstrap: BootstrapParameters(resamples: 300))
+        #expect(abs(two.value - 2) < 1e-9 && abs(two.lower - 2) < 1e-9 && abs(two.upper - 2) < 1e-9)
+        // Uneven changes: the interval brackets the point estimate and has width.
+        let uneven = before.enumerated().map { i, w in PerplexityWindow(nll: w.nll + (i % 2 == 0 ? 10 : -2), tokens: w.tokens) }
+        let e = try ValueAggregation.perplexityRatio(before: before, after: uneven, bootstrap: BootstrapParameters(resamples: 500))
+        #expect(e.lower < e.value && e.value < e.upper && e.count == 20)
+        #expect(throws: ValueSpaceError.self) { try ValueAggregation.perplexityRatio(before: before, after: Array(before.dropLast())) }
+        #expect(throws: ValueSpaceError.self) { try ValueAggregation.perplexityRatio(before: [], after: []) }
+    }
+}

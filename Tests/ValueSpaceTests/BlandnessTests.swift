@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ValueAlignCore
 import ValueSpace
 
 /// An evaluator that reads a vector off the response text: "v:<ten comma-separated numbers>".
@@ -57,8 +58,9 @@ struct ScriptedEvaluator: ValueEvaluator {
         #expect(r[3] < r[0], "\(r)")
         // Dropping a touched value to nothing never raises the reward.
         for v in [SchwartzValue.achievement, .security, .conformity, .benevolence, .universalism] {
+            let other: SchwartzValue = v == .universalism ? .benevolence : .universalism
             for level in [0.31, 0.5, 0.8, 1.0] {
-                let touched = vector([v: level, .universalism: 0.9]), dropped = vector([.universalism: 0.9])
+                let touched = vector([v: level, other: 0.9]), dropped = vector([other: 0.9])
                 #expect(reward.reward(touched) >= reward.reward(dropped), "\(v) at \(level)")
             }
         }

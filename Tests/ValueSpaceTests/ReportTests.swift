@@ -49,9 +49,10 @@ import ValueSpace
         let valueRows = tableRows.prefix(11)
         #expect(valueRows.count == 11)
         #expect(md.contains("| Security | 1.000 | 0.200 [0.100, 0.300] | 0.700 |"))
-        // Distances of each profile to the target, BaseAlign first.
+        // Distances of each profile (a mean) to the target: unmasked weighted L1 first, never
+        // BaseAlign's per-answer mask.
         let ideal = target.vector, after = try Self.profiles()[1].vector
-        let expected = String(format: "%.3f", ValueDistance.basealign(after, to: ideal))
+        let expected = String(format: "%.3f", ValueDistance.weighted(after, to: ideal))
         #expect(md.contains("| after \\| run | \(expected) |"))
     }
 }
