@@ -9,6 +9,8 @@ import ValueSpace
 /// working directory.
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 func repo(_ path: String) -> String { repository.appendingPathComponent(path).path }
+/// A path in the temporary folder (never written by the failing cases that name it).
+func scratch(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent(name).path }
 
 /// The message a user sees for `arguments`, or nil if they parse.
 func parseError(_ arguments: [String]) -> String? {
@@ -92,12 +94,12 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
     @Test func otherCommandsRejectBadSettingsNamingTheOption() {
         let prompts = repo("data/prompts/value_prompts.jsonl")
         let cases: [([String], String)] = [
-            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--batch-size", "0"], "--batch-size must be at least 1"),
-            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", "/nonexistent.jsonl"], "--prompts: no such file '/nonexistent.jsonl'"),
-            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--precision", "int3"], "--precision must be hybrid, float32 or quantized"),
-            (["generate", "--out", "/tmp/never-written.jsonl", "--prompts", prompts, "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
-            (["evaluate", "--out", "/tmp/never-written", "--prompts", prompts, "--evaluator", "oracle"], "--evaluator must be trained, judge or lexicon"),
-            (["evaluate", "--out", "/tmp/never-written", "--prompts", prompts, "--resamples", "10"], "--resamples >= 100"),
+            (["generate", "--out", scratch("never-written.jsonl"), "--prompts", prompts, "--batch-size", "0"], "--batch-size must be at least 1"),
+            (["generate", "--out", scratch("never-written.jsonl"), "--prompts", "/nonexistent.jsonl"], "--prompts: no such file '/nonexistent.jsonl'"),
+            (["generate", "--out", scratch("never-written.jsonl"), "--prompts", prompts, "--precision", "int3"], "--precision must be hybrid, float32 or quantized"),
+            (["generate", "--out", scratch("never-written.jsonl"), "--prompts", prompts, "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
+            (["evaluate", "--out", scratch("never-written"), "--prompts", prompts, "--evaluator", "oracle"], "--evaluator must be trained, judge or lexicon"),
+            (["evaluate", "--out", scratch("never-written"), "--prompts", prompts, "--resamples", "10"], "--resamples >= 100"),
             (["bench", "train", "--batch", "3"], "--batch must be even"),
             (["bench", "generate", "--new-tokens", "1"], "--new-tokens must be at least 2"),
             (["bench", "engine", "--matmul-sizes", "8"], "--matmul-sizes must be between 16 and 8192"),
