@@ -11,6 +11,9 @@ public struct EvaluatorReport: Sendable, Codable {
         public var support: [Int]
         public var accuracy: Double?
         public var macroF1: Double?
+        /// The majority-class baseline's accuracy and macro-F1 on the same examples.
+        public var majorityAccuracy: Double?
+        public var majorityMacroF1: Double?
         /// Recall of -1 (opposed); nil when no held-out example opposes the value.
         public var opposedRecall: Double?
         public var confusion: ConfusionMatrix
@@ -34,6 +37,12 @@ public struct EvaluatorReport: Sendable, Codable {
     public var values: [ValueMetrics]
     public var meanAccuracy: Double?
     public var meanMacroF1: Double?
+    /// The majority-class baseline, averaged the same way: accuracy near it means little.
+    public var meanMajorityAccuracy: Double?
+    public var meanMajorityMacroF1: Double?
+    /// Mean macro-F1 over the values whose held-out labels include a minority label (values whose
+    /// examples all share one label make macro-F1 trivially high or low).
+    public var meanMacroF1WithMinorityLabels: Double?
     public var meanPearson: Double?
     public var goals: [Goal]
     public var notes: [String]
@@ -65,12 +74,15 @@ public struct EvaluatorReport: Sendable, Codable {
             }
             metrics.append(ValueMetrics(
                 value: value.rawValue, support: ConfusionMatrix.labels.map { confusion.support($0) }, accuracy: confusion.accuracy,
-                macroF1: confusion.macroF1, opposedRecall: confusion.recall(-1), confusion: confusion,
+                macroF1: confusion.macroF1, majorityAccuracy: confusion.majorityBaseline.accuracy, majorityMacroF1: confusion.majorityBaseline.macroF1,
+                opposedRecall: confusion.recall(-1), confusion: confusion,
                 pearson: Statistics.pearson(ours, theirs), scoredAgreement: agreement))
         }
         var report = EvaluatorReport(
             evaluator: evaluator, labelledExamples: labels.count, scoredExamples: scores.count, values: metrics,
             meanAccuracy: Statistics.mean(metrics.map(\.accuracy)), meanMacroF1: Statistics.mean(metrics.map(\.macroF1)),
+            meanMajorityAccuracy: Statistics.mean(metrics.map(\.majorityAccuracy)), meanMajorityMacroF1: Statistics.mean(metrics.map(\.majorityMacroF1)),
+            meanMacroF1WithMinorityLabels: Statistics.mean(metrics.filter { $0.confusion.hasMinorityLabels }.map(\.macroF1)),
             meanPearson: Statistics.mean(metrics.map(\.pearson)), goals: [], notes: [])
         func goal(_ name: String, _ value: Double?, _ target: Double) {
             report.goals.append(Goal(name: name, value: value, target: target, met: (value ?? -.infinity) >= target))
@@ -92,11 +104,12 @@ public struct EvaluatorReport: Sendable, Codable {
     /// A fixed-width table for people.
     public func table() -> String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "-" }
-        var rows: [[String]] = [["value", "support -1/0/+1", "accuracy", "macro-F1", "recall -1", "Pearson r", "agree w/ scores"]]
+        var rows: [[String]] = [["value", "support -1/0/+1", "accuracy", "majority acc", "macro-F1", "majority F1", "recall -1", "Pearson r", "agree w/ scores"]]
         for m in values {
-            rows.append([m.value, m.support.map(String.init).joined(separator: "/"), f(m.accuracy), f(m.macroF1), f(m.opposedRecall), f(m.pearson), f(m.scoredAgreement)])
+            rows.append([m.value, m.support.map(String.init).joined(separator: "/"), f(m.accuracy), f(m.majorityAccuracy), f(m.macroF1), f(m.majorityMacroF1),
+                         f(m.opposedRecall), f(m.pearson), f(m.scoredAgreement)])
         }
-        rows.append(["mean", "", f(meanAccuracy), f(meanMacroF1), "", f(meanPearson), ""])
+        rows.append(["mean", "", f(meanAccuracy), f(meanMajorityAccuracy), f(meanMacroF1), f(meanMajorityMacroF1), "", f(meanPearson), ""])
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         var out = "\(evaluator): \(labelledExamples) held-out labelled dialogues, \(scoredExamples) held-out scored answers\n"
         for (i, r) in rows.enumerated() {
@@ -107,6 +120,8 @@ public struct EvaluatorReport: Sendable, Codable {
         for m in values {
             out += "  \(m.value.padding(toLength: 15, withPad: " ", startingAt: 0)) " + m.confusion.counts.map { $0.map { String(format: "%4d", $0) }.joined() }.joined(separator: " |") + "\n"
         }
+        out += "\nmajority-class baseline (every example labelled with its value's most frequent label): accuracy \(f(meanMajorityAccuracy)), macro-F1 \(f(meanMajorityMacroF1)); "
+        out += "macro-F1 over the values with minority labels: \(f(meanMacroF1WithMinorityLabels))\n"
         let (met, total) = goalsMet
         out += "\ngoals met: \(met)/\(total)\n"
         for g in goals { out += "  [\(g.met ? "x" : " ")] \(g.name): \(f(g.value)) (goal >= \(String(format: "%.2f", g.target)))\n" }

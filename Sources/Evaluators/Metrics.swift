@@ -56,6 +56,19 @@ public struct ConfusionMatrix: Sendable, Codable, Equatable {
         return denominator == 0 ? 0 : 2 * tp / denominator
     }
 
+    /// The matrix of the majority-class baseline: every example predicted as the truth's most
+    /// frequent label (ties: 0, then -1, then +1). Its accuracy and macro-F1 are what an
+    /// evaluator must beat to have learned anything about this value.
+    public var majorityBaseline: ConfusionMatrix {
+        let majority = [0, -1, 1].max { support($0) < support($1) } ?? 0
+        var m = ConfusionMatrix()
+        for t in Self.labels { m.counts[t + 1][majority + 1] = support(t) }
+        return m
+    }
+
+    /// Whether the truth holds more than one label (the value has a minority label to find).
+    public var hasMinorityLabels: Bool { Self.labels.filter { support($0) > 0 }.count > 1 }
+
     /// Mean F1 over the labels present in the truth or the predictions (scikit-learn's
     /// `f1_score(average="macro")` with default labels); nil with no examples.
     public var macroF1: Double? {

@@ -1,5 +1,6 @@
 import Evaluators
 import Testing
+import ValueSpace
 
 @Suite struct MetricsTests {
     /// truth:     -1 -1  0  0  0 +1 +1 +1 +1
@@ -57,5 +58,27 @@ import Testing
         #expect(Statistics.pearson([1, 1, 1], [1, 2, 3]) == nil)
         #expect(Statistics.pearson([1], [2]) == nil)
         #expect(Statistics.pearson([1, 2], [1]) == nil)
+    }
+
+    /// The majority-class baseline beside accuracy and macro-F1 (issue 24, item 4): 8 of 10
+    /// examples are 0, so always answering 0 is 80% accurate with a macro-F1 of 0.889 / 3.
+    @Test func majorityBaselineAndMinorityLabels() throws {
+        let truth = [0, 0, 0, 0, 0, 0, 0, 0, -1, 1]
+        let m = try ConfusionMatrix(truth: truth, predicted: [0, 0, 0, 0, 0, 0, 0, -1, -1, 1])
+        let baseline = m.majorityBaseline
+        #expect(baseline.accuracy == 0.8)
+        #expect(baseline.predictedCount(0) == 10 && baseline.support(-1) == 1)
+        #expect(abs((baseline.macroF1 ?? 0) - (2 * 8.0 / 18) / 3) < 1e-12)
+        let uniform = try ConfusionMatrix(truth: [0, 0], predicted: [1, 0])
+        #expect(m.hasMinorityLabels && !uniform.hasMinorityLabels)
+        let labels = (0..<10).map { i in (0..<10).map { v in v == 0 ? truth[i] : 0 } }
+        let predictions = labels.map { row in
+            ValueAssessment(vector: .zero, probabilities: row.map { l in l == 1 ? [0, 0, 1] : l == -1 ? [1, 0, 0] : [0, 1, 0] })
+        }
+        let report = try EvaluatorReport.compute(evaluator: "perfect", labels: labels, predictions: predictions, scores: [], scoredPredictions: [])
+        #expect(report.values[0].majorityAccuracy == 0.8 && report.values[0].accuracy == 1)
+        // Only self-direction has minority labels: the mean over values with them is its macro-F1.
+        #expect(report.meanMacroF1WithMinorityLabels == 1)
+        #expect(report.table().contains("majority-class baseline"))
     }
 }
