@@ -181,10 +181,13 @@ struct EvaluatorTest: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
     @Option(help: "Pairs per forward pass.") var batchSize = 32
     @Option(help: "Write the report as JSON here.") var json: String?
+    @Option(help: "heldout: the split the evaluator never trained on (for the project's FULCRA files); all: every example (for labelled files the evaluator was not trained on).")
+    var split = "heldout"
     @Flag(help: "No progress bar.") var quiet = false
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard ["heldout", "all"].contains(split) else { throw ValidationError("--split must be heldout or all, got '\(split)'") }
     }
 
     func run() async throws {
@@ -193,8 +196,9 @@ struct EvaluatorTest: AsyncParsableCommand {
         let training = evaluator.configuration.training
         let fraction = training?.heldOutFraction ?? 0.15, seed = training?.heldOutSeed ?? 0
         let all = try EvaluatorData.load(labelled: data.labelled, scored: data.scored)
-        let labelled = all.labelled(heldOut: true, fraction: fraction, seed: seed)
-        let scored = all.scored(heldOut: true, fraction: fraction, seed: seed)
+        let everything = split == "all"
+        let labelled = everything ? all.labelled : all.labelled(heldOut: true, fraction: fraction, seed: seed)
+        let scored = everything ? all.scored : all.scored(heldOut: true, fraction: fraction, seed: seed)
         let pairs = labelled.map(\.pair) + scored.map(\.pair)
         let bar = ProgressBar(total: pairs.count, label: "evaluating held-out pairs", unit: "pairs", quiet: quiet)
         var assessments: [ValueAssessment] = []
@@ -209,7 +213,8 @@ struct EvaluatorTest: AsyncParsableCommand {
         var report = try EvaluatorReport.compute(
             evaluator: evaluator.name, labels: labelled.map(\.labels), predictions: Array(assessments[..<labelled.count]),
             scores: scored.map(\.scores), scoredPredictions: Array(assessments[labelled.count...]), labelThreshold: evaluator.configuration.labelThreshold)
-        report.notes.append("held-out split: DatasetSplit.isHeldOut(prompt, fraction: \(fraction), seed: \(seed)); never trained on")
+        report.notes.append(everything ? "every example of the given files (--split all): only meaningful for files the evaluator was not trained on"
+                                       : "held-out split: DatasetSplit.isHeldOut(prompt, fraction: \(fraction), seed: \(seed)); never trained on")
         report.notes.append(String(format: "%d pairs in %.1f s (%.1f pairs/s, batch %d)", pairs.count, seconds, Double(pairs.count) / seconds, batchSize))
         print(report.table(), terminator: "")
         if let json {

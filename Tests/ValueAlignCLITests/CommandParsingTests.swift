@@ -107,6 +107,7 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             (["evaluator", "test", "--labelled", "/nonexistent/fulcra.jsonl"], "no such data file '/nonexistent/fulcra.jsonl'"),
             (["compare"], "run"),
             (["evaluator", "policy-test", "--split", "train"], "--split must be validation, test or all"),
+            (["evaluator", "test", "--split", "train"], "--split must be heldout or all"),
             (["evaluator", "policy-test", "--ordinary", "", "--harmful", ""], "nothing to test"),
             (["evaluator", "policy-test", "--policy", "/nonexistent/policy.json"], "--policy: no such file '/nonexistent/policy.json'"),
         ]
