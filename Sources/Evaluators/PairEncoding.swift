@@ -9,10 +9,11 @@ public import ValueSpace
 /// has at least one token (an empty response is a valid input) and gives `last` pooling a position
 /// that has read the whole exchange.
 ///
-/// Long inputs are cut, never rejected: the prompt's content keeps its first `maxPromptTokens`
-/// tokens, the response its first `maxResponseTokens` (the opening of an answer, where a refusal
-/// or a compliance shows, matters most for its values). Text beyond `characterLimitPerToken` x the
-/// token limit is not even tokenized, so a multi-megabyte response costs no more than a long one.
+/// Long inputs are never rejected. `encode` cuts them: the prompt's content keeps its first
+/// `maxPromptTokens` tokens, the response its first `maxResponseTokens` (text beyond
+/// `characterLimitPerToken` x the limit is not even tokenized). `encodeWindows`, which the
+/// evaluator uses, reads the whole response in overlapping windows instead (the prompt is cut as
+/// in `encode`), and `WindowAggregation` combines their assessments.
 public struct PairEncoding: Sendable, Codable, Equatable {
     /// Most tokens of prompt content (the chat template's own tokens come on top).
     public var maxPromptTokens: Int
@@ -81,6 +82,70 @@ public struct PairEncoding: Sendable, Codable, Equatable {
             let (promptContent, promptCut) = tokens(pair.prompt, limit: encoding.maxPromptTokens)
             let (responseContent, responseCut) = tokens(pair.response, limit: encoding.maxResponseTokens)
             return Encoded(prompt: header + promptContent + footer, response: responseContent + [endOfTurn], truncated: promptCut || responseCut)
+        }
+
+        /// Encodes one pair as windows that together read the whole response, at two scales: the
+        /// prompt as in `encode`, and the response (1) in sliding windows of `maxResponseTokens`
+        /// tokens that overlap by `overlap` tokens, and (2) paragraph by paragraph (split after
+        /// each newline; paragraphs shorter than `minimumParagraphTokens` are joined with the next,
+        /// longer ones cut into sliding windows), so that a passage is also read without the text
+        /// around it, which would otherwise dilute it. A response within the limit is one window,
+        /// exactly `encode(pair)`. Every token is read about twice, so cost is linear in the
+        /// response's length, up to `maxTokens` tokens (16,384 by default); a longer response is
+        /// read that far and its windows are marked `truncated`.
+        public func encodeWindows(_ pair: ValuePair, overlap: Int = 64, minimumParagraphTokens: Int = 24, maxTokens: Int = 16_384) -> [Encoded] {
+            let limit = encoding.maxResponseTokens
+            let (whole, _) = tokens(pair.response, limit: limit + 1)
+            guard whole.count > limit else { return [encode(pair)] }
+            let (ids, paragraphStarts, cut) = paragraphTokens(pair.response, limit: Swift.max(limit + 1, maxTokens))
+            let (promptContent, promptCut) = tokens(pair.prompt, limit: encoding.maxPromptTokens)
+            let prompt = header + promptContent + footer
+            let stride = Swift.max(1, limit - Swift.min(overlap, limit / 2))
+            var ranges = Self.sliding(0..<ids.count, limit: limit, stride: stride)
+            // Paragraph chunks: from one paragraph start to the next start at least
+            // `minimumParagraphTokens` on (or the end).
+            var begin = 0
+            for next in paragraphStarts.dropFirst() + [ids.count] where next - begin >= minimumParagraphTokens || next == ids.count {
+                if next > begin { ranges += Self.sliding(begin..<next, limit: limit, stride: stride) }
+                begin = next
+            }
+            var seen = Set<Range<Int>>()
+            return ranges.filter { seen.insert($0).inserted }.map {
+                Encoded(prompt: prompt, response: Array(ids[$0]) + [endOfTurn], truncated: promptCut || cut)
+            }
+        }
+
+        /// `range` in windows of at most `limit` positions, each `stride` after the last, the last
+        /// ending at the range's end.
+        static func sliding(_ range: Range<Int>, limit: Int, stride: Int) -> [Range<Int>] {
+            var result: [Range<Int>] = []
+            var start = range.lowerBound
+            while true {
+                let end = Swift.min(start + limit, range.upperBound)
+                result.append(start..<end)
+                if end == range.upperBound { return result }
+                start += stride
+            }
+        }
+
+        /// The response's tokens, paragraph by paragraph (split after each newline), with the
+        /// index where each paragraph's tokens start; cut after `limit` tokens.
+        func paragraphTokens(_ text: String, limit: Int) -> (ids: [Int], starts: [Int], cut: Bool) {
+            var ids: [Int] = [], starts: [Int] = []
+            var remaining = Substring(text)
+            var cut = false
+            while !remaining.isEmpty {
+                guard ids.count < limit else { cut = true; break }
+                let end = remaining.firstIndex(of: "\n").map { remaining.index(after: $0) } ?? remaining.endIndex
+                let (piece, pieceCut) = tokens(String(remaining[..<end]), limit: limit - ids.count)
+                if !piece.isEmpty {
+                    starts.append(ids.count)
+                    ids += piece
+                }
+                remaining = remaining[end...]
+                if pieceCut { cut = true; break }
+            }
+            return (ids, starts, cut)
         }
 
         func tokens(_ text: String, limit: Int) -> ([Int], Bool) {

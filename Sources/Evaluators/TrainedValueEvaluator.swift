@@ -93,12 +93,26 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// The encoded form of a pair (what the model reads), for inspection and cost accounting.
     public func encode(_ pair: ValuePair) -> PairEncoding.Encoded { encoder.encode(pair) }
 
+    /// The windows the evaluator reads a pair in (one for a response within the limit).
+    public func windows(_ pair: ValuePair) -> [PairEncoding.Encoded] { encoder.encodeWindows(pair) }
+
+    /// Scores every pair over its whole response: each window (`PairEncoding.Encoder.encodeWindows`)
+    /// is assessed, and a pair's windows are combined by `WindowAggregation` (one window: as is).
     func compute(_ pairs: [ValuePair], cancel: CancellationFlag?) throws -> [ValueAssessment] {
         guard !pairs.isEmpty else { return [] }
-        let encoded = pairs.map { encoder.encode($0) }
+        let windows = pairs.map { encoder.encodeWindows($0) }
+        let encoded = windows.flatMap { $0 }
         let features = try extractor.extract(encoded) { _, _ in !(cancel?.isCancelled ?? false) }
-        let logits = try heads(MLXArray(features, shape: [pairs.count, extractor.width]))
-        return try Self.assessments(logits: logits)
+        let logits = try heads(MLXArray(features, shape: [encoded.count, extractor.width]))
+        let assessed = try Self.assessments(logits: logits)
+        var result: [ValueAssessment] = []
+        result.reserveCapacity(pairs.count)
+        var start = 0
+        for w in windows {
+            result.append(try WindowAggregation.combine(Array(assessed[start..<(start + w.count)])))
+            start += w.count
+        }
+        return result
     }
 
     /// Assessments from head logits [N, 10, 3]: softmax probabilities and p(+1) - p(-1).

@@ -24,7 +24,7 @@ import ValueSpace
         EvaluatorConfiguration(
             name: "tiny-probe",
             baseModel: BaseModelIdentity(fileName: "<tiny>", fingerprint: "none", architecture: "llama", hiddenSize: 32, layerCount: 3),
-            layers: layers, poolings: poolings, encoding: PairEncoding(maxPromptTokens: 32, maxResponseTokens: 48))
+            layers: layers, poolings: poolings, encoding: PairEncoding(maxPromptTokens: 32, maxResponseTokens: 96))
     }
 
     static let pairs: [ValuePair] = [
