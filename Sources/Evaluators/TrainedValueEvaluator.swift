@@ -20,6 +20,10 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     public let configuration: EvaluatorConfiguration
     /// Pairs run through the base model together.
     public let batchSize: Int
+    /// Whether a response longer than the encoding's window is read whole, in windows combined by
+    /// `WindowAggregation` (the default: the guard must see every passage), or only its first
+    /// window, as the heads were trained and as their held-out figures were measured.
+    public let readsWholeText: Bool
     let heads: ValueHeads
     let extractor: FeatureExtractor
     let encoder: PairEncoding.Encoder
@@ -28,7 +32,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// An evaluator from parts (tests, freshly trained heads). `model` must hold at least the
     /// configuration's deepest layer.
     public init(configuration: EvaluatorConfiguration, heads: ValueHeads, model: any CausalLanguageModel, tokenizer: any Tokenizer,
-                template: ChatTemplate, batchSize: Int = 32) throws(EvaluatorError) {
+                template: ChatTemplate, batchSize: Int = 32, readsWholeText: Bool = true) throws(EvaluatorError) {
         try configuration.validate(source: configuration.name)
         guard model.configuration.hiddenSize == configuration.baseModel.hiddenSize else {
             throw .baseModelMismatch(expected: "hidden size \(configuration.baseModel.hiddenSize)", got: "hidden size \(model.configuration.hiddenSize)")
@@ -40,6 +44,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         self.name = configuration.name
         self.configuration = configuration
         self.batchSize = batchSize
+        self.readsWholeText = readsWholeText
         self.heads = heads
         heads.train(false)
         // Arrays cross to the evaluator's queue evaluated (MLX binds lazy work to its thread).
@@ -52,7 +57,8 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// Loads an evaluator: `weights` (default: the shipped file) on `model` (default: the
     /// embedded model). The model file must be the one the weights were trained on (compared by
     /// fingerprint) unless `checkBaseModel` is false.
-    public static func load(weights: String? = nil, model: String? = nil, batchSize: Int = 32, checkBaseModel: Bool = true) throws -> TrainedValueEvaluator {
+    public static func load(weights: String? = nil, model: String? = nil, batchSize: Int = 32, checkBaseModel: Bool = true,
+                            readsWholeText: Bool = true) throws -> TrainedValueEvaluator {
         guard let weightsPath = weights ?? EvaluatorWeights.shippedPath() else {
             throw EvaluatorError.invalidWeights(path: EvaluatorWeights.bundledFileName, message: "not in the Evaluators resource bundle (Bundle.module); set VALUEALIGN_EVALUATOR_WEIGHTS or run `valuealign evaluator train`")
         }
@@ -68,7 +74,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         }
         let base = try BaseModel.load(modelPath, layers: configuration.layersRun)
         return try TrainedValueEvaluator(configuration: configuration, heads: heads, model: base.model, tokenizer: base.tokenizer,
-                                         template: base.template, batchSize: batchSize)
+                                         template: base.template, batchSize: batchSize, readsWholeText: readsWholeText)
     }
 
     public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
@@ -93,22 +99,27 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// The encoded form of a pair (what the model reads), for inspection and cost accounting.
     public func encode(_ pair: ValuePair) -> PairEncoding.Encoded { encoder.encode(pair) }
 
+    /// Tokens of `text` as the evaluator reads it (no special tokens).
+    public func tokenCount(_ text: String) -> Int {
+        encoder.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false).count
+    }
+
     /// The windows the evaluator reads a pair in (one for a response within the limit).
-    public func windows(_ pair: ValuePair) -> [PairEncoding.Encoded] { encoder.encodeWindows(pair) }
+    public func windows(_ pair: ValuePair) -> [PairEncoding.Encoded] { readsWholeText ? encoder.encodeWindows(pair) : [encoder.encode(pair)] }
 
     /// Scores every pair over its whole response: each window (`PairEncoding.Encoder.encodeWindows`)
     /// is assessed, and a pair's windows are combined by `WindowAggregation` (one window: as is).
     func compute(_ pairs: [ValuePair], cancel: CancellationFlag?) throws -> [ValueAssessment] {
         guard !pairs.isEmpty else { return [] }
-        let windows = pairs.map { encoder.encodeWindows($0) }
-        let encoded = windows.flatMap { $0 }
+        let perPair = pairs.map { self.windows($0) }
+        let encoded = perPair.flatMap { $0 }
         let features = try extractor.extract(encoded) { _, _ in !(cancel?.isCancelled ?? false) }
         let logits = try heads(MLXArray(features, shape: [encoded.count, extractor.width]))
         let assessed = try Self.assessments(logits: logits)
         var result: [ValueAssessment] = []
         result.reserveCapacity(pairs.count)
         var start = 0
-        for w in windows {
+        for w in perPair {
             result.append(try WindowAggregation.combine(Array(assessed[start..<(start + w.count)])))
             start += w.count
         }

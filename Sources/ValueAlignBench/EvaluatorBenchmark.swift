@@ -16,6 +16,11 @@ public struct EvaluatorBenchmark {
         /// Approximate tokens per pair (prompt and response, chat format included).
         public var pairTokens = 200
         public var iterations = 3
+        /// Response lengths (tokens) at which to time whole-text scoring of a few long pairs (its
+        /// cost must stay linear in length); empty: skip.
+        public var responseLengths: [Int] = [100, 1000, 4000]
+        /// Pairs per length.
+        public var pairsPerLength = 4
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
@@ -78,6 +83,15 @@ public struct EvaluatorBenchmark {
                                    evaluator.name, "\(evaluator.configuration.layers)", evaluator.configuration.baseModel.layerCount,
                                    evaluator.configuration.poolings.map(\.rawValue).joined(separator: "+"), meanTokens, evaluatorMs / prefillMs))
         report.notes.append("BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); medians of \(p.iterations) runs after one warm-up")
+        for length in p.responseLengths {
+            let long = Self.syntheticPairs(count: p.pairsPerLength, tokens: length) { evaluator.tokenCount($0.response) }
+            let windows = long.reduce(0) { $0 + evaluator.windows($1).count }
+            progress("whole text: \(p.pairsPerLength) responses of ~\(length) tokens (\(windows) windows)")
+            let ms = try medianMilliseconds(warmup: 1, iterations: p.iterations) { _ = try evaluator.evaluateBlocking(long) }
+            let pairsPerSecond = Double(p.pairsPerLength) / ms * 1000
+            report.figures.append(BenchmarkFigure(name: "whole-text pairs/s at \(length) response tokens", value: pairsPerSecond, unit: "pairs/s", higherIsBetter: true))
+            report.figures.append(BenchmarkFigure(name: "whole-text response tokens/s at \(length)", value: pairsPerSecond * Double(length), unit: "tok/s", higherIsBetter: true))
+        }
         return report
     }
 }

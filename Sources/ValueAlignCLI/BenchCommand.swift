@@ -160,7 +160,7 @@ struct QuantizedBench: AsyncParsableCommand {
 struct EvaluatorBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluator",
-        abstract: "Pairs/s of the trained value evaluator at a batch of ~200-token pairs, beside a full prefill of the same tokens."
+        abstract: "Pairs/s of the trained value evaluator at a batch of ~200-token pairs, beside a full prefill of the same tokens; whole-text scoring at several response lengths."
     )
 
     @Option(help: "Base model (default: the embedded SmolLM2).") var model: String?
@@ -168,10 +168,13 @@ struct EvaluatorBench: AsyncParsableCommand {
     @Option(help: "Pairs per batch.") var batchSize = 32
     @Option(help: "Approximate tokens per pair.") var pairTokens = 200
     @Option(help: "Timed repetitions per figure (median reported).") var iterations = 3
+    @Option(parsing: .upToNextOption, help: "Response lengths (tokens) for the whole-text figures; none to skip them.")
+    var responseLengths: [Int] = [100, 1000, 4000]
     @Flag(help: "Print only the JSON line.") var json = false
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard responseLengths.allSatisfy({ (16...16_000).contains($0) }) else { throw ValidationError("--response-lengths must be between 16 and 16000 tokens") }
         guard (1...512).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 512") }
         guard (32...2048).contains(pairTokens) else { throw ValidationError("--pair-tokens must be between 32 and 2048") }
     }
@@ -182,6 +185,7 @@ struct EvaluatorBench: AsyncParsableCommand {
         parameters.batchSize = batchSize
         parameters.pairTokens = pairTokens
         parameters.iterations = iterations
+        parameters.responseLengths = responseLengths
         let quiet = json
         let report = try EvaluatorBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }

@@ -138,7 +138,10 @@ struct ShippedEvaluatorTests {
     /// weights measure on exactly these pairs (docs/evaluator.md has the whole split's figures).
     /// Slow: about 2-3 minutes in a debug build.
     @Test func heldOutMetricsStayAboveFloors() async throws {
-        let evaluator = try #require(Shipped.evaluator).get()
+        // The heads were trained on, and these floors measured with, each response's first 320
+        // tokens; whole-text reading is checked after them, on the pairs it changes.
+        let wholeText = try #require(Shipped.evaluator).get()
+        let evaluator = try TrainedValueEvaluator.load(weights: Shipped.committedWeights, model: try #require(Shipped.modelPath), readsWholeText: false)
         // Fails with the error naming $VALUEALIGN_DATA and ../shared/data when the data is absent.
         _ = try SharedData.file("fulcra/trustworthy.jsonl")
         let data = try EvaluatorData.load(labelled: EvaluatorData.defaultLabelledPath, scored: EvaluatorData.defaultScoredPaths)
@@ -159,6 +162,18 @@ struct ShippedEvaluatorTests {
             let floor = try #require(HeldOutFloor.pearson[value])
             #expect(try #require(m.pearson) >= floor, "\(value) Pearson r")
         }
+
+        // Whole-text reading (the default): only pairs longer than one window score differently.
+        let pairs = labelled.map(\.pair) + scored.map(\.pair)
+        let long = pairs.indices.filter { wholeText.windows(pairs[$0]).count > 1 }
+        var whole = assessments
+        for (i, a) in zip(long, try await wholeText.evaluate(long.map { pairs[$0] })) { whole[i] = a }
+        let wholeReport = try EvaluatorReport.compute(
+            evaluator: wholeText.name, labels: labelled.map(\.labels), predictions: Array(whole[..<labelled.count]),
+            scores: scored.map(\.scores), scoredPredictions: Array(whole[labelled.count...]), labelThreshold: wholeText.configuration.labelThreshold)
+        print("whole-text reading changes \(long.count) of \(pairs.count) pairs:\n" + wholeReport.table())
+        #expect(try #require(wholeReport.meanAccuracy) >= HeldOutFloor.wholeTextMeanAccuracy)
+        #expect(try #require(wholeReport.meanMacroF1) >= HeldOutFloor.wholeTextMeanMacroF1)
     }
 }
 
@@ -172,4 +187,10 @@ enum HeldOutFloor {
     static let meanMacroF1 = 0.62
     static let opposedRecall = 0.6
     static let pearson: [SchwartzValue: Double] = [.security: 0.47, .conformity: 0.6, .benevolence: 0.67, .universalism: 0.67]
+    /// With whole-text reading, measured 2026-12-07: mean accuracy 0.845, a cost of about two
+    /// points on these pairs (long FULCRA answers that oppose a value in one later passage are
+    /// labelled for the whole dialogue; the heads never saw later windows). Issue 24's item 1 asks
+    /// for whole-text reading; issue 4's accuracy goal (0.85) is missed in this mode.
+    static let wholeTextMeanAccuracy = 0.83
+    static let wholeTextMeanMacroF1 = 0.58
 }
