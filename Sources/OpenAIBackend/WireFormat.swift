@@ -98,25 +98,29 @@ public struct Usage: Codable, Sendable, Equatable {
     }
 }
 
+/// A message of a chat completion reply, or what one streamed chunk adds to it (OpenAI's
+/// `message` and `delta` have the same two fields). Unset fields are left out of the JSON; `role`
+/// is read leniently, `content` strictly (the client uses it).
+public struct ChatCompletionMessage: Codable, Sendable, Equatable {
+    public var role: String?
+    public var content: String?
+    public init(role: String? = nil, content: String? = nil) {
+        self.role = role
+        self.content = content
+    }
+    enum CodingKeys: String, CodingKey { case role, content }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = c.lenient(String.self, .role)
+        content = try c.decodeIfPresent(String.self, forKey: .content)
+    }
+}
+
 /// The reply to a non-streamed chat completion (`chat.completion`): what the client backend
 /// reads, and what the guard server writes.
 public struct ChatCompletionReply: Codable, Sendable {
     /// The assistant's message.
-    public struct Message: Codable, Sendable, Equatable {
-        public var role: String?
-        public var content: String?
-        /// An assistant message by default.
-        public init(role: String? = "assistant", content: String?) {
-            self.role = role
-            self.content = content
-        }
-        enum CodingKeys: String, CodingKey { case role, content }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            role = c.lenient(String.self, .role)
-            content = try c.decodeIfPresent(String.self, forKey: .content)
-        }
-    }
+    public typealias Message = ChatCompletionMessage
 
     /// One answer; the guard and the client use only the first (n = 1).
     public struct Choice: Codable, Sendable {
@@ -186,21 +190,7 @@ public struct ChatCompletionReply: Codable, Sendable {
 /// One `data:` event of a streamed chat completion (`chat.completion.chunk`).
 public struct ChatCompletionChunk: Codable, Sendable {
     /// What the chunk adds: the role (first chunk), a text piece, or nothing (last chunk).
-    public struct Delta: Codable, Sendable, Equatable {
-        public var role: String?
-        public var content: String?
-        /// Unset fields are left out of the JSON.
-        public init(role: String? = nil, content: String? = nil) {
-            self.role = role
-            self.content = content
-        }
-        enum CodingKeys: String, CodingKey { case role, content }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            role = c.lenient(String.self, .role)
-            content = try c.decodeIfPresent(String.self, forKey: .content)
-        }
-    }
+    public typealias Delta = ChatCompletionMessage
 
     /// The first (only) choice's piece.
     public struct Choice: Codable, Sendable {

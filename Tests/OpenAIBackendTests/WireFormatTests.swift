@@ -8,7 +8,7 @@ struct WireFormatTests {
     @Test("a reply encoded by the server side decodes to the same fields, its extension included")
     func completionRoundTrip() throws {
         let annotation = GuardAnnotation(requestID: "req_1", action: "revise", reasons: ["revised in 1 round"], policy: "p")
-        let reply = ChatCompletionReply(id: "chatcmpl-1", created: 7, model: "m", choices: [.init(message: .init(content: "hi"), finishReason: "stop")],
+        let reply = ChatCompletionReply(id: "chatcmpl-1", created: 7, model: "m", choices: [.init(message: .init(role: "assistant", content: "hi"), finishReason: "stop")],
                                         usage: Usage(promptTokens: 3, completionTokens: 2, totalTokens: 5), valuealign: annotation)
         let data = try JSONEncoder().encode(reply)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -16,7 +16,7 @@ struct WireFormatTests {
         #expect((object["valuealign"] as? [String: Any])?["request_id"] as? String == "req_1")
         #expect(object["error"] == nil)  // absent, not null: OpenAI clients treat a present `error` as a failure
         let back = try JSONDecoder().decode(ChatCompletionReply.self, from: data)
-        #expect(back.choices?.first?.message?.content == "hi" && back.choices?.first?.finishReason == "stop")
+        #expect(back.choices?.first?.message == .init(role: "assistant", content: "hi") && back.choices?.first?.finishReason == "stop")
         #expect(back.usage == Usage(promptTokens: 3, completionTokens: 2, totalTokens: 5) && back.valuealign == annotation)
     }
 
