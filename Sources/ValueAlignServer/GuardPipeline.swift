@@ -46,16 +46,13 @@ struct GuardPipeline: Sendable {
 
     /// Input check, upstream answer, output check, and the policy's action on them.
     func decide(_ chat: ChatRequest, draft: AuditDraft) async throws -> ChatOutcome {
-        var flagged = false
-        if let inputCheck = try await checkInput(chat, draft: draft) {
-            if inputCheck.action == .block { return refusal(draft) }
-            flagged = inputCheck.action == .flag
-        }
+        let inputCheck = try await checkInput(chat, draft: draft)
+        if GuardPolicy.action(input: inputCheck, output: nil) == .block { return refusal(draft) }
         let completion = try await callUpstream(chat.messages, parameters: chat.parameters, draft: draft)
         let check = try await checkOutput(prompt: chat.lastUserText, completion.text, draft: draft)
         var text = completion.text
         var completionTokens = completion.completionTokens
-        var action: GuardPolicy.Action = max(flagged ? .flag : .allow, check.action)
+        var action = GuardPolicy.action(input: inputCheck, output: check)
         switch check.action {
         case .allow, .flag:
             break

@@ -65,3 +65,15 @@ extension GuardPolicy {
         return StageCheck(vector: vector, distance: d, violations: violations)
     }
 }
+
+extension GuardPolicy {
+    /// The guard's action on a request from its two checks, before any revision: a block at the
+    /// input ends the request (the output is never produced); otherwise the stricter of the
+    /// input's action (allow or flag: loading rejects revise on the input) and the output's.
+    /// The chat endpoint (`GuardPipeline`) and `PolicyTest` both decide by this.
+    public static func action(input: StageCheck?, output: StageCheck?) -> Action {
+        let inputAction = input?.action ?? .allow
+        if inputAction == .block { return .block }
+        return max(inputAction, output?.action ?? .allow)
+    }
+}

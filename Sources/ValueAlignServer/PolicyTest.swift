@@ -113,13 +113,10 @@ public struct PolicyTest: Sendable {
         return batch.enumerated().map { i, item in
             let input = inputs.map { policy.check($0[i].vector, stage: .input) }
             let inputAction = input?.action ?? .allow
-            if inputAction == .block {
-                return Outcome(id: item.0.id, harmful: item.1, action: .block, inputAction: .block, outputAction: nil,
-                               reasons: input?.violations.map(\.description) ?? [])
-            }
-            let output = policy.check(outputs[i].vector, stage: .output)
-            return Outcome(id: item.0.id, harmful: item.1, action: max(inputAction, output.action), inputAction: inputAction,
-                           outputAction: output.action, reasons: (input?.violations ?? []).map(\.description) + output.violations.map(\.description))
+            // A block at the input ends the request: the answer is never checked.
+            let output = inputAction == .block ? nil : policy.check(outputs[i].vector, stage: .output)
+            return Outcome(id: item.0.id, harmful: item.1, action: GuardPolicy.action(input: input, output: output), inputAction: inputAction,
+                           outputAction: output?.action, reasons: ((input?.violations ?? []) + (output?.violations ?? [])).map(\.description))
         }
     }
 }
