@@ -79,9 +79,15 @@ public struct PairEncoding: Sendable, Codable, Equatable {
         /// Encodes one pair. Special-token strings inside the texts are read as plain text, so a
         /// response cannot forge the end of its turn.
         public func encode(_ pair: ValuePair) -> Encoded {
-            let (promptContent, promptCut) = tokens(pair.prompt, limit: encoding.maxPromptTokens)
+            let (prompt, promptCut) = chatPrompt(pair.prompt)
             let (responseContent, responseCut) = tokens(pair.response, limit: encoding.maxResponseTokens)
-            return Encoded(prompt: header + promptContent + footer, response: responseContent + [endOfTurn], truncated: promptCut || responseCut)
+            return Encoded(prompt: prompt, response: responseContent + [endOfTurn], truncated: promptCut || responseCut)
+        }
+
+        /// The prompt's content, cut to `maxPromptTokens`, inside the chat format's user turn.
+        func chatPrompt(_ text: String) -> (ids: [Int], cut: Bool) {
+            let (content, cut) = tokens(text, limit: encoding.maxPromptTokens)
+            return (header + content + footer, cut)
         }
 
         /// Encodes one pair as windows that together read the whole response, at two scales: the
@@ -95,11 +101,11 @@ public struct PairEncoding: Sendable, Codable, Equatable {
         /// read that far and its windows are marked `truncated`.
         public func encodeWindows(_ pair: ValuePair, overlap: Int = 64, minimumParagraphTokens: Int = 24, maxTokens: Int = 16_384) -> [Encoded] {
             let limit = encoding.maxResponseTokens
-            let (whole, _) = tokens(pair.response, limit: limit + 1)
-            guard whole.count > limit else { return [encode(pair)] }
+            let (prompt, promptCut) = chatPrompt(pair.prompt)
+            // Within the limit: one window, as `encode` makes it (the text tokenized once).
+            let (head, headCut) = tokens(pair.response, limit: limit)
+            guard headCut else { return [Encoded(prompt: prompt, response: head + [endOfTurn], truncated: promptCut)] }
             let (ids, paragraphStarts, cut) = paragraphTokens(pair.response, limit: Swift.max(limit + 1, maxTokens))
-            let (promptContent, promptCut) = tokens(pair.prompt, limit: encoding.maxPromptTokens)
-            let prompt = header + promptContent + footer
             let stride = Swift.max(1, limit - Swift.min(overlap, limit / 2))
             var ranges = Self.sliding(0..<ids.count, limit: limit, stride: stride)
             // Paragraph chunks: from one paragraph start to the next start at least
