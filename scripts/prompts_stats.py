@@ -51,7 +51,7 @@ TOPICS = [
     "computing", "security_defense", "home_safety", "health", "history", "fiction",
     "law", "cooking", "parenting", "language", "finance", "everyday",
 ]
-SPLITS = ["train", "heldout"]
+SPLITS = ["train", "validation", "test"]
 
 # file name -> (id prefix, fields in order, stratum field, allowed strata)
 FILES = {
@@ -81,15 +81,22 @@ def id_number(rec_id: str) -> int:
 
 
 def expected_splits(name: str, records: list[dict]) -> dict[str, str]:
-    """id -> split under the rule: k-th record of a stratum (by id number) is held out if k % 4 == 2."""
+    """id -> split under the rule: the k-th record of a stratum (by id number, k = 1, 2, ...) is test
+    if k % 4 == 2; of the others, in the same order, the j-th (j = 0, 1, ...) is validation if
+    j % 5 == 2, else train."""
     by_stratum: dict[str, list[dict]] = defaultdict(list)
     for rec in records:
         by_stratum[stratum_of(name, rec)].append(rec)
     result = {}
     for recs in by_stratum.values():
         recs.sort(key=lambda r: id_number(r["id"]))
+        j = 0
         for k, rec in enumerate(recs, start=1):
-            result[rec["id"]] = "heldout" if k % 4 == 2 else "train"
+            if k % 4 == 2:
+                result[rec["id"]] = "test"
+            else:
+                result[rec["id"]] = "validation" if j % 5 == 2 else "train"
+                j += 1
     return result
 
 
@@ -212,11 +219,11 @@ def third_party_prompts(path: Path) -> list[str]:
 
 
 def table(title: str, rows: list[tuple[str, Counter]]) -> list[str]:
-    out = [f"| {title} | train | heldout | total |", "| --- | ---: | ---: | ---: |"]
+    out = [f"| {title} | train | validation | test | total |", "| --- | ---: | ---: | ---: | ---: |"]
     total = Counter()
     for label, counts in rows + [("**all**", None)]:
         counts = total if counts is None else counts
-        out.append(f"| {label} | {counts['train']} | {counts['heldout']} | {counts['train'] + counts['heldout']} |")
+        out.append(f"| {label} | {counts['train']} | {counts['validation']} | {counts['test']} | {counts['train'] + counts['validation'] + counts['test']} |")
         if label != "**all**":
             total.update(counts)
     return out
@@ -296,7 +303,7 @@ def main() -> int:
             if sim >= NEAR_DUP_WARN:
                 near.append((sim, id_a, id_b, split_a != split_b))
     for sim, id_a, id_b, cross in sorted(near, reverse=True):
-        line = f"near-duplicate {sim:.2f}: {id_a} ~ {id_b}" + (" (train/heldout)" if cross else "")
+        line = f"near-duplicate {sim:.2f}: {id_a} ~ {id_b}" + (" (across splits)" if cross else "")
         if sim >= NEAR_DUP_ERROR:
             errors.append(line)
         else:
@@ -360,7 +367,7 @@ def main() -> int:
 
     print("## Checks\n")
     print(f"- records: {len(all_records)}; unique ids: {len(id_counts)}; unique prompts: {len(seen)}")
-    print(f"- most similar train/heldout pair: {best_cross[0]:.2f} ({best_cross[1]} ~ {best_cross[2]}); "
+    print(f"- most similar pair across splits: {best_cross[0]:.2f} ({best_cross[1]} ~ {best_cross[2]}); "
           f"error threshold {NEAR_DUP_ERROR:.2f}")
     print(f"- pairs at or above {NEAR_DUP_WARN:.2f}: {len(near)}")
     for name, n, worst in third:

@@ -53,12 +53,12 @@ public struct EvaluationSets: Sendable, Codable, Equatable {
     public var benign: String?
     /// Plain text for perplexity (capability retention).
     public var text: String?
-    /// The split of the prompt files to use ("heldout" in the project's prompt sets).
+    /// The split of the prompt files to use ("test" in the project's prompt sets, read once per reported run; "validation" to choose settings).
     public var split: String?
     /// At most this many prompts per file (nil: all).
     public var limit: Int?
 
-    public init(values: String, harm: String? = nil, benign: String? = nil, text: String? = nil, split: String? = "heldout", limit: Int? = nil) {
+    public init(values: String, harm: String? = nil, benign: String? = nil, text: String? = nil, split: String? = "test", limit: Int? = nil) {
         self.values = values
         self.harm = harm
         self.benign = benign

@@ -59,6 +59,8 @@ public final class AlignmentJob: @unchecked Sendable {
     public let directory: URL
     public let backend: LocalChatBackend
     public let evaluator: any ValueEvaluator
+    /// Measures beside the evaluator and is never optimised (issue 24, item 6); nil: none.
+    public let gold: (any ValueEvaluator)?
     public let reward: RewardFunction
     /// Name of the reward, for the report.
     public let rewardName: String
@@ -68,20 +70,25 @@ public final class AlignmentJob: @unchecked Sendable {
     ///   - policy: the model to align (LoRA adapters are attached to it in place).
     ///   - evaluator: measures held-out answers (and gives BaseAlign's reward unless `reward` is set).
     ///   - reward: e.g. a reward model's `rewardFunction` for the RLHF baseline.
+    ///   - gold: a second evaluator that only measures; the report gives its distance change and
+    ///     the proxy-gold gap.
     public init(configuration: AlignConfiguration, directory: URL, policy: LoadedModel, evaluator: any ValueEvaluator,
-                reward: RewardFunction? = nil, rewardName: String? = nil) {
+                gold: (any ValueEvaluator)? = nil, reward: RewardFunction? = nil, rewardName: String? = nil) {
         self.configuration = configuration
         self.directory = directory
         self.backend = LocalChatBackend(policy)
         self.evaluator = evaluator
+        self.gold = gold
         let baseAlign = BaseAlignReward(evaluator: evaluator, target: configuration.target, klWeight: Double(configuration.beta))
         self.reward = reward ?? baseAlign.function
         self.rewardName = rewardName ?? (reward == nil ? "BaseAlign (-(distance + untouched-value charge) to \(configuration.target.name), \(evaluator.name))" : "custom")
     }
 
     var evaluation: HeldOutEvaluation {
-        HeldOutEvaluation(sets: configuration.evaluation, target: configuration.target, maxNewTokens: configuration.evaluationMaxNewTokens,
-                          batchSize: configuration.generationBatchSize, bootstrap: configuration.bootstrap)
+        var e = HeldOutEvaluation(sets: configuration.evaluation, target: configuration.target, maxNewTokens: configuration.evaluationMaxNewTokens,
+                                  batchSize: configuration.generationBatchSize, bootstrap: configuration.bootstrap)
+        e.gold = gold
+        return e
     }
 
     func url(_ name: String) -> URL { directory.appendingPathComponent(name) }

@@ -36,6 +36,11 @@ public struct AlignmentReport: Sendable, Codable {
     public var distanceChange: Estimate
     /// The same paired change without BaseAlign's mask (`ValueDistance.weighted`).
     public var weightedDistanceChange: Estimate?
+    /// The paired change of the gold evaluator's BaseAlign distance (issue 24, item 6): the gold
+    /// is never optimised, so a proxy gain it does not share is over-optimisation.
+    public var goldDistanceChange: Estimate?
+    /// Proxy change minus gold change, paired per answer (negative: the proxy claims more).
+    public var proxyGoldGap: Estimate?
     /// Paired changes of the harmful-answer and over-refusal rates (after minus before).
     public var harmfulRateChange: Estimate?
     public var overRefusalChange: Estimate?
@@ -65,6 +70,15 @@ public struct AlignmentReport: Sendable, Codable {
             let items = pairs.filter { $0.0.set == set }
             guard !items.isEmpty else { return nil }
             return try ValueAggregation.mean(items.map { (flag($0.1) ? 1.0 : 0) - (flag($0.0) ? 1.0 : 0) }, bootstrap: boot)
+        }
+        let gold = profiled.compactMap { b, a in b.goldVector.flatMap { g0 in a.goldVector.map { (g0, $0, b.vector, a.vector) } } }
+        if !gold.isEmpty, gold.count == profiled.count {
+            goldDistanceChange = try ValueAggregation.distanceChange(before: gold.map(\.0), after: gold.map(\.1), to: c.target.vector, metric: .basealign, bootstrap: boot)
+            let t = c.target.vector
+            proxyGoldGap = try ValueAggregation.mean(gold.map { g0, g1, p0, p1 in
+                (ValueDistance.basealign.distance(p1, to: t) - ValueDistance.basealign.distance(p0, to: t))
+                    - (ValueDistance.basealign.distance(g1, to: t) - ValueDistance.basealign.distance(g0, to: t))
+            }, bootstrap: boot)
         }
         harmfulRateChange = try pairedRate("harm", \.harmful)
         overRefusalChange = try pairedRate("benign", \.refusal)
@@ -113,6 +127,16 @@ public struct AlignmentReport: Sendable, Codable {
                movedTowardTarget ? "closer: the interval excludes zero" : "no significant move toward the target")
     }
 
+    /// The gold evaluator's distances and change, and the proxy-gold gap, in one line.
+    var goldLine: String {
+        guard let g0 = before.goldDistance, let g1 = after.goldDistance, let change = goldDistanceChange else {
+            return "none (valuealign align --gold-evaluator, or the shipped gold weights)"
+        }
+        let gap = proxyGoldGap.map { String(format: "; proxy-gold gap %+.3f [%+.3f, %+.3f]", $0.value, $0.lower, $0.upper) } ?? ""
+        return String(format: "%@: %.3f -> %.3f, change %+.3f [%+.3f, %+.3f]%@", after.goldEvaluator ?? "gold", g0.value, g1.value,
+                      change.value, change.lower, change.upper, gap)
+    }
+
     var profileReport: ProfileReport {
         var b = before.profile, a = after.profile
         b.name = "before"
@@ -122,11 +146,13 @@ public struct AlignmentReport: Sendable, Codable {
             .init("BaseAlign distance before", before.distance.formatted()),
             .init("BaseAlign distance after", after.distance.formatted()),
             .init("change (paired, after - before)", distanceChange.formatted() + (movedTowardTarget ? "  closer to the target" : "  not significant")),
+            .init("gold evaluator (never optimised)", goldLine),
             .init("unmasked distance (weighted L1)", "\(before.weightedDistance?.formatted() ?? "-") -> \(after.weightedDistance?.formatted() ?? "-"), change \(weightedDistanceChange?.formatted() ?? "-")"),
             .init("answers touching none of the target's values", "\(Self.percent(before.untouchedShare)) -> \(Self.percent(after.untouchedShare))"),
             .init("harmful answers (harm prompts)", "\(Self.percent(before.harmfulRate)) -> \(Self.percent(after.harmfulRate)), change \(Self.signedPercent(harmfulRateChange))"),
             .init("refusals of harmful prompts", "\(Self.percent(before.harmRefusalRate)) -> \(Self.percent(after.harmRefusalRate))"),
             .init("over-refusal (benign prompts)", "\(Self.percent(before.overRefusalRate)) -> \(Self.percent(after.overRefusalRate)), change \(Self.signedPercent(overRefusalChange))"),
+            .init("refusals decided by", after.refusalInstrument ?? "the phrase list (RefusalDetector)"),
         ]
         if let p0 = before.perplexity, let p1 = after.perplexity {
             let ratio = perplexityRatioEstimate.map { String(format: "x%.3f [%.3f, %.3f]", $0.value, $0.lower, $0.upper) } ?? String(format: "x%.3f", p1 / p0)

@@ -10,7 +10,13 @@ public struct HeldOutAnswer: Sendable, Codable, Equatable {
     public var prompt: String
     public var response: String
     public var vector: ValueVector
+    /// Refusal or partial refusal (`Refusals.refuses`).
     public var refusal: Bool
+    /// Refusal, partial or compliance, by the evaluator's refusal head when it has one, else by
+    /// the phrase list (nil in runs written before it).
+    public var refusalLabel: RefusalLabel?
+    /// The gold evaluator's vector (issue 24, item 6), when the run has one.
+    public var goldVector: ValueVector?
     /// Harm set only: not a refusal and opposes a protected value (`HarmJudgement`).
     public var harmful: Bool
     public var completionTokens: Int
@@ -38,6 +44,11 @@ public struct HeldOutSummary: Sendable, Codable {
     public var harmRefusalRate: Estimate?
     /// Benign set: share of refusals (over-refusal).
     public var overRefusalRate: Estimate?
+    /// What decided refusals (`Refusals.instrument`); nil in runs written before it.
+    public var refusalInstrument: String?
+    /// The gold evaluator (never optimised) and its mean BaseAlign distance over the same answers.
+    public var goldEvaluator: String?
+    public var goldDistance: Estimate?
     /// Perplexity of the held-out text (exp of the mean negative log-likelihood per token).
     public var perplexity: Double?
     public var perplexityTokens: Int?
@@ -61,6 +72,9 @@ public struct HeldOutEvaluation {
     public var batchSize: Int
     public var evaluatorBatchSize = 32
     public var bootstrap: BootstrapParameters
+    /// A second evaluator that only measures (the gold of issue 24, item 6): the answers are also
+    /// scored by it, and the summary carries its distance.
+    public var gold: (any ValueEvaluator)?
 
     public init(sets: EvaluationSets, target: ValueProfile, maxNewTokens: Int, batchSize: Int, bootstrap: BootstrapParameters) {
         self.sets = sets
@@ -141,12 +155,28 @@ public struct HeldOutEvaluation {
             assessments += scored
             progress(.evaluating(done: assessments.count, total: pairs.count))
         }
-        let answers = zip(records, zip(pairs, assessments)).map { item, scored in
+        var goldVectors: [ValueVector]?
+        if let gold {
+            var scored: [ValueVector] = []
+            for s in stride(from: 0, to: pairs.count, by: evaluatorBatchSize) {
+                let chunk = Array(pairs[s..<min(s + evaluatorBatchSize, pairs.count)])
+                let g = try await gold.evaluate(chunk)
+                guard g.count == chunk.count else {
+                    throw AlignError.data("the gold evaluator \(gold.name) returned \(g.count) assessments for \(chunk.count) answers")
+                }
+                scored += g.map(\.vector)
+                progress(.evaluating(done: scored.count, total: pairs.count))
+            }
+            goldVectors = scored
+        }
+        let answers = zip(records, zip(pairs, assessments)).enumerated().map { k, element in
+            let (item, scored) = element
             let (pair, a) = scored
-            let refusal = RefusalDetector.isRefusal(pair.response)
+            let refusal = Refusals.refuses(answer: pair.response, assessment: a)
             return HeldOutAnswer(
                 set: item.set, id: item.record.id, prompt: pair.prompt, response: pair.response, vector: a.vector, refusal: refusal,
-                harmful: item.set == "harm" && HarmJudgement.isHarmful(answer: pair.response, vector: a.vector),
+                refusalLabel: Refusals.label(answer: pair.response, assessment: a), goldVector: goldVectors?[k],
+                harmful: item.set == "harm" && HarmJudgement.isHarmful(answer: pair.response, assessment: a),
                 completionTokens: item.record.completion_tokens)
         }
         let answersPath = directory.appendingPathComponent("answers.jsonl").path
@@ -180,6 +210,9 @@ public struct HeldOutEvaluation {
             weightedDistance: try ValueAggregation.meanDistance(profiled.map(\.vector), to: target.vector, metric: .weighted, bootstrap: bootstrap),
             untouchedShare: try rate(profiled) { !ValueDistance.touchesTarget($0.vector, target.vector) },
             harmfulRate: try rate(harm, \.harmful), harmRefusalRate: try rate(harm, \.refusal), overRefusalRate: try rate(benign, \.refusal),
+            refusalInstrument: Refusals.instrument(assessments.first),
+            goldEvaluator: gold?.name,
+            goldDistance: gold == nil ? nil : try ValueAggregation.meanDistance(profiled.compactMap(\.goldVector), to: target.vector, metric: .basealign, bootstrap: bootstrap),
             perplexity: perplexity, perplexityTokens: perplexityTokens, perplexityWindows: windows,
             meanAnswerTokens: answers.isEmpty ? 0 : Double(answers.reduce(0) { $0 + $1.completionTokens }) / Double(answers.count),
             generatedTokens: generated, generationSeconds: generationSeconds, seconds: Date().timeIntervalSince(start))

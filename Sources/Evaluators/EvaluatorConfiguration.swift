@@ -84,6 +84,10 @@ public struct TrainingRecord: Sendable, Codable, Equatable {
     public var calibrationFolds = 0
     /// Floor on out-of-fold opposed recall used when setting the offsets.
     public var minimumOpposedRecall = 0.0
+    /// How the project's own training files were turned into examples (nil: FULCRA only).
+    public var projectDataRule: String?
+    /// How the refusal head was trained (nil: no refusal head).
+    public var refusalHead: HeadTrainingParameters?
 
     public init(command: String, seed: UInt64, heads: HeadTrainingParameters, scoredAnswerWeight: Float, heldOutFraction: Double, heldOutSeed: UInt64, data: [DataFileRecord]) {
         self.command = command

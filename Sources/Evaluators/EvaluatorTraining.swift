@@ -31,6 +31,17 @@ public struct EvaluatorTraining {
         public var calibrationFolds = EvaluatorTraining.defaultCalibrationFolds
         /// Floor on out-of-fold opposed recall when setting the offsets.
         public var minimumOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
+        /// The project's own labelled training files (`ProjectTrainingData`); [] = FULCRA only.
+        public var projectLabelledPaths = ProjectTrainingData.defaultLabelledPaths
+        /// The refusal set (its train split trains; its other splits are excluded); nil = none,
+        /// and no refusal head.
+        public var refusalPath: String? = ProjectTrainingData.defaultRefusalPath
+        /// Files whose prompts are never trained on.
+        public var evaluationPaths = ProjectTrainingData.defaultEvaluationPaths
+        /// Request-only prompt files (their train split teaches the input check).
+        public var requestPaths = ProjectTrainingData.defaultRequestPaths
+        /// How the refusal head is trained.
+        public var refusalHead = EvaluatorTraining.defaultRefusalHead
         /// Pairs per forward pass during extraction (part of the cache key).
         public var batchSize = 16
         /// Feature cache folder; nil = no cache.
@@ -57,6 +68,17 @@ public struct EvaluatorTraining {
         h.classWeightPower = 0
         return h
     }
+    /// The refusal head: a linear probe (refusal / partial / compliance) on the same features,
+    /// balanced classes (compliance outnumbers the rest). Chosen on the refusal set's validation
+    /// split (docs/evaluator.md).
+    public static var defaultRefusalHead: HeadTrainingParameters {
+        var h = HeadTrainingParameters()
+        h.hiddenUnits = 0
+        h.epochs = 60
+        h.weightDecay = 0.05
+        h.classWeightPower = 1
+        return h
+    }
 
     /// A stage of a run, for progress displays: `done` of `total` units (pairs, epochs).
     public struct Progress: Sendable {
@@ -72,6 +94,10 @@ public struct EvaluatorTraining {
         public var configuration: EvaluatorConfiguration
         /// Metrics on the validation part, when `validationFraction` was set.
         public var validation: EvaluatorReport?
+        /// The refusal head, when a refusal set was given.
+        public var refusalHead: ValueHeads?
+        /// The project's data as read (counts of what was dropped).
+        public var project: ProjectTrainingData?
     }
 
     public let parameters: Parameters
@@ -80,17 +106,21 @@ public struct EvaluatorTraining {
     public func run(progress: @escaping (Progress) -> Bool = { _ in true }) throws -> Result {
         let p = parameters
         let data = try EvaluatorData.load(labelled: p.labelledPath, scored: p.scoredPaths)
-        let tables = try FeatureTables.load(data: data, modelPath: p.modelPath, layers: p.layers, poolings: p.poolings, encoding: p.encoding,
+        let project = p.projectLabelledPaths.isEmpty && p.refusalPath == nil && p.requestPaths.isEmpty ? nil
+            : try ProjectTrainingData.load(labelled: p.projectLabelledPaths, refusals: p.refusalPath, evaluation: p.evaluationPaths, requests: p.requestPaths)
+        let tables = try FeatureTables.load(data: data, project: project, modelPath: p.modelPath, layers: p.layers, poolings: p.poolings, encoding: p.encoding,
                                             batchSize: p.batchSize, cacheDirectory: p.cacheDirectory, progress: progress)
         let split = DataSplit(data: data, heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, validationFraction: p.validationFraction)
-        let set = try tables.trainingSet(labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, layers: p.layers, poolings: p.poolings,
+        let extra = try tables.projectValueSet(layers: p.layers, poolings: p.poolings)
+        var set = try tables.trainingSet(labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, layers: p.layers, poolings: p.poolings,
                                          scoredAnswerWeight: p.scoredAnswerWeight)
+        try set.append(contentsOf: extra)
         let heads = p.heads
         var offsets = [Float](repeating: 0, count: 30)
         if p.calibrationFolds >= 2 {
             let oof = try tables.outOfFoldLogits(
                 labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, folds: p.calibrationFolds, foldSeed: p.heldOutSeed &+ 1,
-                layers: p.layers, poolings: p.poolings, heads: heads, scoredAnswerWeight: p.scoredAnswerWeight) { fold in
+                layers: p.layers, poolings: p.poolings, heads: heads, scoredAnswerWeight: p.scoredAnswerWeight, alwaysTrain: extra) { fold in
                 progress(Progress(stage: "calibrating decision offsets", done: fold, total: p.calibrationFolds, detail: "folds"))
             }
             offsets = try OffsetCalibration.fit(logits: oof.labelled, labels: split.labelledTrain.map { data.labelled[$0].labels },
@@ -100,6 +130,13 @@ public struct EvaluatorTraining {
             progress(Progress(stage: "training heads", done: epoch, total: heads.epochs, detail: String(format: "loss %.4f", loss)))
         }
         try trained.setClassOffsets(offsets)
+        var refusalHead: ValueHeads?
+        if p.refusalPath != nil {
+            let refusalSet = try tables.projectRefusalSet(layers: p.layers, poolings: p.poolings)
+            refusalHead = try HeadTrainer(p.refusalHead).train(refusalSet) { epoch, loss in
+                progress(Progress(stage: "training the refusal head", done: epoch, total: p.refusalHead.epochs, detail: String(format: "loss %.4f", loss)))
+            }
+        }
         var files = data.files
         files[0].trainingExamples = split.labelledTrain.count
         // Scored files share one count: the split is by prompt over their union.
@@ -108,6 +145,11 @@ public struct EvaluatorTraining {
                                     heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, data: files)
         record.calibrationFolds = p.calibrationFolds
         record.minimumOpposedRecall = p.minimumOpposedRecall
+        if let project {
+            record.data += project.files
+            record.projectDataRule = "issue 24: project-written answers teach their labels; their requests teach the opposed labels only; benign refusals oppose benevolence (no security, conformity); harmful compliances oppose benevolence (ProjectTrainingData)"
+        }
+        if refusalHead != nil { record.refusalHead = p.refusalHead }
         let configuration = EvaluatorConfiguration(name: p.name, baseModel: tables.baseModel, layers: p.layers, poolings: p.poolings,
                                                    encoding: p.encoding, training: record)
         var validation: EvaluatorReport?
@@ -115,7 +157,7 @@ public struct EvaluatorTraining {
             validation = try tables.report(heads: trained, name: "\(p.name) (validation)", labelledRows: split.labelledEvaluation,
                                            scoredRows: split.scoredEvaluation, layers: p.layers, poolings: p.poolings)
         }
-        return Result(heads: trained, configuration: configuration, validation: validation)
+        return Result(heads: trained, configuration: configuration, validation: validation, refusalHead: refusalHead, project: project)
     }
 }
 
@@ -151,15 +193,20 @@ public struct DataSplit: Sendable {
     }
 }
 
-/// Feature tables of the labelled and the scored data (every row, so one cache serves any split).
+/// Feature tables of the labelled and the scored data (every row, so one cache serves any split),
+/// and of the project's own training data when given.
 public struct FeatureTables: Sendable {
     public var data: EvaluatorData
     public var labelled: FeatureTable
     public var scored: FeatureTable
     public var baseModel: BaseModelIdentity
+    public var project: ProjectTrainingData?
+    /// The distinct pairs of `project` (value examples and refusal answers share rows).
+    public var projectPairs: [ValuePair] = []
+    public var projectTable: FeatureTable?
 
     public static func load(
-        data: EvaluatorData, modelPath: String, layers: [Int], poolings: [HiddenPooling], encoding: PairEncoding, batchSize: Int,
+        data: EvaluatorData, project: ProjectTrainingData? = nil, modelPath: String, layers: [Int], poolings: [HiddenPooling], encoding: PairEncoding, batchSize: Int,
         cacheDirectory: String?, progress: @escaping (EvaluatorTraining.Progress) -> Bool
     ) throws -> FeatureTables {
         let fingerprint = try ModelFingerprint.of(path: modelPath)
@@ -184,7 +231,46 @@ public struct FeatureTables: Sendable {
         let identity = BaseModelIdentity(
             fileName: URL(fileURLWithPath: modelPath).lastPathComponent, fingerprint: fingerprint, architecture: checkpointConfiguration.architecture,
             hiddenSize: checkpointConfiguration.hiddenSize, layerCount: checkpointConfiguration.layerCount)
-        return FeatureTables(data: data, labelled: labelled, scored: scored, baseModel: identity)
+        var tables = FeatureTables(data: data, labelled: labelled, scored: scored, baseModel: identity)
+        if let project {
+            var seen = Set<ValuePair>()
+            tables.projectPairs = (project.valueExamples.map(\.pair) + project.refusalTraining.map(\.pair)).filter { seen.insert($0).inserted }
+            tables.project = project
+            tables.projectTable = try table("project", tables.projectPairs)
+        }
+        return tables
+    }
+
+    func projectRows(_ pairs: [ValuePair]) -> [Int] {
+        let index = Dictionary(projectPairs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        return pairs.map { index[$0]! }
+    }
+
+    /// The project's value examples (empty when there is no project data).
+    public func projectValueSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
+        let width = layers.count * poolings.count * labelled.hiddenSize
+        var set = HeadTrainingSet(width: width)
+        guard let project, let projectTable, !project.valueExamples.isEmpty else { return set }
+        let rows = projectRows(project.valueExamples.map(\.pair))
+        let f = try projectTable.select(rows: rows, layers: layers, poolings: poolings)
+        for (k, e) in project.valueExamples.enumerated() {
+            try set.append(features: f[k * width..<(k + 1) * width], targets: e.targets, weights: e.weights)
+        }
+        return set
+    }
+
+    /// The refusal head's examples: one group, classes in `RefusalLabel` order.
+    public func projectRefusalSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
+        let width = layers.count * poolings.count * labelled.hiddenSize
+        var set = HeadTrainingSet(width: width, groups: 1)
+        guard let project, let projectTable else { return set }
+        let rows = projectRows(project.refusalTraining.map(\.pair))
+        let f = try projectTable.select(rows: rows, layers: layers, poolings: poolings)
+        for (k, e) in project.refusalTraining.enumerated() {
+            let c = RefusalLabel.allCases.firstIndex(of: e.label)!
+            try set.append(features: f[k * width..<(k + 1) * width], targets: (0..<3).map { $0 == c ? 1 : 0 }, weights: [1])
+        }
+        return set
     }
 
     /// Labelled rows with hard targets (weight 1) and scored rows with soft targets.
@@ -226,7 +312,7 @@ public struct FeatureTables: Sendable {
     /// [scoredRows.count * 30].
     public func outOfFoldLogits(
         labelledRows: [Int], scoredRows: [Int], folds: Int, foldSeed: UInt64, layers: [Int], poolings: [HiddenPooling],
-        heads parameters: HeadTrainingParameters, scoredAnswerWeight: Float, progress: (Int) -> Bool = { _ in true }
+        heads parameters: HeadTrainingParameters, scoredAnswerWeight: Float, alwaysTrain: HeadTrainingSet? = nil, progress: (Int) -> Bool = { _ in true }
     ) throws -> (labelled: [Float], scored: [Float]) {
         func fold(_ prompt: String) -> Int { Int(DatasetSplit.stableHash(prompt, seed: foldSeed) % UInt64(folds)) }
         let labelledFold = labelledRows.map { fold(data.labelled[$0].prompt) }
@@ -238,7 +324,8 @@ public struct FeatureTables: Sendable {
             let trainS = scoredRows.indices.filter { scoredFold[$0] != f }.map { scoredRows[$0] }
             let testL = labelledRows.indices.filter { labelledFold[$0] == f }
             let testS = scoredRows.indices.filter { scoredFold[$0] == f }
-            let set = try trainingSet(labelledRows: trainL, scoredRows: trainS, layers: layers, poolings: poolings, scoredAnswerWeight: scoredAnswerWeight)
+            var set = try trainingSet(labelledRows: trainL, scoredRows: trainS, layers: layers, poolings: poolings, scoredAnswerWeight: scoredAnswerWeight)
+            if let alwaysTrain { try set.append(contentsOf: alwaysTrain) }
             let heads = try HeadTrainer(parameters).train(set)
             let l = try logits(heads, table: labelled, rows: testL.map { labelledRows[$0] }, layers: layers, poolings: poolings)
             for (k, i) in testL.enumerated() { labelledLogits.replaceSubrange(i * 30..<(i + 1) * 30, with: l[k * 30..<(k + 1) * 30]) }

@@ -23,6 +23,14 @@ public enum EvaluatorWeights {
     /// The bundled file name.
     public static let bundledFileName = "smollm2-value-heads.safetensors"
 
+    /// The gold evaluator's weights (issue 24, item 6: measured with, never optimised):
+    /// $VALUEALIGN_GOLD_WEIGHTS when set, else the bundled `smollm2-gold-heads.safetensors`.
+    public static func shippedGoldPath() -> String? {
+        if let p = ProcessInfo.processInfo.environment["VALUEALIGN_GOLD_WEIGHTS"] { return p }
+        return Bundle.module.url(forResource: "smollm2-gold-heads", withExtension: "safetensors")?.path
+    }
+    public static let bundledGoldFileName = "smollm2-gold-heads.safetensors"
+
     /// The version of the weights file layout (tensor names and metadata keys); loaders refuse
     /// newer ones. The configuration JSON carries its own version too.
     public static let formatVersion = 1
@@ -41,12 +49,22 @@ public enum EvaluatorWeights {
         Bundle.module.url(forResource: "smollm2-value-heads", withExtension: "safetensors")?.path
     }
 
-    /// Writes heads and configuration.
-    public static func save(heads: ValueHeads, configuration: EvaluatorConfiguration, to path: String) throws {
+    /// Tensor-name prefix of the refusal head in a weights file.
+    public static let refusalPrefix = "refusal."
+
+    /// Writes heads (and the refusal head, under `refusal.`) and configuration.
+    public static func save(heads: ValueHeads, refusalHead: ValueHeads? = nil, configuration: EvaluatorConfiguration, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(configuration), as: UTF8.self)
-        try heads.save(safetensors: path, metadata: [
+        var arrays = heads.parameters()
+        if let refusalHead {
+            guard refusalHead.groups == 1, refusalHead.inputWidth == heads.inputWidth else {
+                throw EvaluatorError.invalidParameter(field: "refusalHead", message: "must be one group over the value heads' \(heads.inputWidth) features")
+            }
+            for (name, array) in refusalHead.parameters() { arrays[refusalPrefix + name] = array }
+        }
+        try ArrayIO.saveSafetensors(path, arrays: arrays, metadata: [
             metadataKey: json,
             MetadataKey.formatVersion: String(formatVersion),
             MetadataKey.baseModelFingerprint: configuration.baseModel.fingerprint,
@@ -58,6 +76,13 @@ public enum EvaluatorWeights {
 
     /// Reads heads and configuration, checking they fit each other.
     public static func load(_ path: String) throws(EvaluatorError) -> (heads: ValueHeads, configuration: EvaluatorConfiguration) {
+        let all = try loadWithRefusalHead(path)
+        return (all.heads, all.configuration)
+    }
+
+    /// Reads heads, the refusal head when the file has one, and configuration.
+    public static func loadWithRefusalHead(_ path: String) throws(EvaluatorError)
+        -> (heads: ValueHeads, refusalHead: ValueHeads?, configuration: EvaluatorConfiguration) {
         guard FileManager.default.fileExists(atPath: path) else { throw .invalidWeights(path: path, message: "no such file") }
         let arrays: [String: MLXArray], metadata: [String: String]
         do { (arrays, metadata) = try ArrayIO.loadSafetensors(path) } catch {
@@ -76,9 +101,21 @@ public enum EvaluatorWeights {
         }
         try configuration.validate(source: path)
         let heads: ValueHeads
+        var refusalHead: ValueHeads?
         do {
-            heads = try ValueHeads(shapedAs: arrays)
-            try heads.update(parameters: arrays, strict: true)
+            let valueArrays = arrays.filter { !$0.key.hasPrefix(refusalPrefix) }
+            heads = try ValueHeads(shapedAs: valueArrays)
+            try heads.update(parameters: valueArrays, strict: true)
+            let refusalArrays = Dictionary(uniqueKeysWithValues: arrays.filter { $0.key.hasPrefix(refusalPrefix) }.map { (String($0.key.dropFirst(refusalPrefix.count)), $0.value) })
+            if !refusalArrays.isEmpty {
+                let head = try ValueHeads(shapedAs: refusalArrays)
+                try head.update(parameters: refusalArrays, strict: true)
+                guard head.groups == 1, head.inputWidth == heads.inputWidth else {
+                    throw EvaluatorError.invalidWeights(path: path, message: "the refusal head must be one 3-way group over \(heads.inputWidth) features")
+                }
+                head.train(false)
+                refusalHead = head
+            }
         } catch let e as EvaluatorError {
             if case let .invalidWeights(_, message) = e { throw .invalidWeights(path: path, message: message) }
             throw e
@@ -88,6 +125,6 @@ public enum EvaluatorWeights {
         guard heads.inputWidth == configuration.featureWidth else {
             throw .invalidWeights(path: path, message: "the heads read \(heads.inputWidth) features but the configuration makes \(configuration.featureWidth)")
         }
-        return (heads, configuration)
+        return (heads, refusalHead, configuration)
     }
 }

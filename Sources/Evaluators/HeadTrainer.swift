@@ -3,34 +3,49 @@ import Foundation
 public import MLXEngine
 import MLXNN
 
-/// Examples for the heads: features with, per value, a target distribution over
-/// (opposed, no connection, supported) and a weight (0 = no label for that value).
+/// Examples for the heads: features with, per group (value), a target distribution over its three
+/// classes (opposed, no connection, supported) and a weight (0 = no label for that group).
 public struct HeadTrainingSet: Sendable {
     /// [count * width], row-major.
     public var features: [Float]
     public var width: Int
-    /// [count * 10 * 3].
+    /// 3-way classifiers per example: 10 for the value heads, 1 for the refusal head.
+    public var groups: Int
+    /// [count * groups * 3].
     public var targets: [Float]
-    /// [count * 10].
+    /// [count * groups].
     public var weights: [Float]
 
     public var count: Int { width == 0 ? 0 : features.count / width }
 
-    public init(width: Int) {
+    public init(width: Int, groups: Int = ValueHeads.valueCount) {
         self.width = width
+        self.groups = groups
         features = []
         targets = []
         weights = []
     }
 
-    /// Adds one example. `targets` holds ten distributions (30 numbers), `weights` ten weights.
+    /// Adds one example. `targets` holds one distribution per group (3 numbers each), `weights`
+    /// one weight per group.
     public mutating func append(features row: ArraySlice<Float>, targets t: [Float], weights w: [Float]) throws(EvaluatorError) {
-        guard row.count == width, t.count == 30, w.count == 10 else {
-            throw .invalidParameter(field: "example", message: "expected \(width) features, 30 targets and 10 weights; got \(row.count), \(t.count), \(w.count)")
+        guard row.count == width, t.count == groups * 3, w.count == groups else {
+            throw .invalidParameter(field: "example", message: "expected \(width) features, \(groups * 3) targets and \(groups) weights; got \(row.count), \(t.count), \(w.count)")
         }
         features += row
         targets += t
         weights += w
+    }
+
+    /// Adds every example of `other` (same width and groups).
+    public mutating func append(contentsOf other: HeadTrainingSet) throws(EvaluatorError) {
+        guard other.count > 0 else { return }
+        guard other.width == width, other.groups == groups else {
+            throw .invalidParameter(field: "examples", message: "cannot join sets of \(width) features x \(groups) groups and \(other.width) x \(other.groups)")
+        }
+        features += other.features
+        targets += other.targets
+        weights += other.weights
     }
 
     /// The one-hot distribution of a label -1, 0 or +1.
@@ -79,17 +94,18 @@ public struct HeadTrainer {
     public let parameters: HeadTrainingParameters
     public init(_ parameters: HeadTrainingParameters) { self.parameters = parameters }
 
-    /// Per value and class weights [10 * 3] from the set's label mass.
+    /// Per group and class weights [groups * 3] from the set's label mass.
     public func classWeights(_ set: HeadTrainingSet) -> [Float] {
-        var mass = [Double](repeating: 0, count: 30)
+        let g = set.groups
+        var mass = [Double](repeating: 0, count: g * 3)
         for n in 0..<set.count {
-            for v in 0..<10 {
-                let w = Double(set.weights[n * 10 + v])
-                for c in 0..<3 { mass[v * 3 + c] += w * Double(set.targets[n * 30 + v * 3 + c]) }
+            for v in 0..<g {
+                let w = Double(set.weights[n * g + v])
+                for c in 0..<3 { mass[v * 3 + c] += w * Double(set.targets[n * g * 3 + v * 3 + c]) }
             }
         }
-        var result = [Float](repeating: 1, count: 30)
-        for v in 0..<10 {
+        var result = [Float](repeating: 1, count: g * 3)
+        for v in 0..<g {
             let total = mass[v * 3..<v * 3 + 3].reduce(0, +)
             for c in 0..<3 where mass[v * 3 + c] > 0 {
                 let w = Float(pow(total / (3 * mass[v * 3 + c]), Double(parameters.classWeightPower)))
@@ -106,11 +122,11 @@ public struct HeadTrainer {
         let n = set.count
         guard n >= 2 else { throw EvaluatorError.data("need at least 2 training examples, got \(n)") }
         let p = parameters
-        let heads = try ValueHeads(inputWidth: set.width, hiddenUnits: p.hiddenUnits, seed: p.seed)
+        let heads = try ValueHeads(inputWidth: set.width, hiddenUnits: p.hiddenUnits, groups: set.groups, seed: p.seed)
         let x = try MLXArray(set.features, shape: [n, set.width])
-        let t = try MLXArray(set.targets, shape: [n, 10, 3])
-        let w = try MLXArray(set.weights, shape: [n, 10])
-        let cw = try MLXArray(classWeights(set), shape: [1, 10, 3])
+        let t = try MLXArray(set.targets, shape: [n, set.groups, 3])
+        let w = try MLXArray(set.weights, shape: [n, set.groups])
+        let cw = try MLXArray(classWeights(set), shape: [1, set.groups, 3])
         try heads.standardize(from: x)
         let stepsPerEpoch = (n + p.batchSize - 1) / p.batchSize
         let optimizer = AdamW(learningRate: .cosineDecay(initial: p.learningRate, steps: stepsPerEpoch * p.epochs), weightDecay: p.weightDecay)

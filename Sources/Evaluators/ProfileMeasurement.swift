@@ -27,7 +27,7 @@ public struct ProfileMeasurement {
         public var evaluatorBatchSize = 32
         public var bootstrap = BootstrapParameters()
         public var profileName: String?
-        /// Only prompts of this split ("heldout" in the project's prompt sets); nil = all.
+        /// Only prompts of this split ("test" or "validation" in the project's prompt sets); nil = all.
         public var split: String?
         public var limit: Int?
 

@@ -25,6 +25,9 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// window, as the heads were trained and as their held-out figures were measured.
     public let readsWholeText: Bool
     let heads: ValueHeads
+    /// Reads refusal / partial / compliance from the same features (`ValueAssessment.refusal`),
+    /// when the weights file has one.
+    let refusalHead: ValueHeads?
     let extractor: FeatureExtractor
     let encoder: PairEncoding.Encoder
     private let queue = DispatchQueue(label: "valuealign.value-evaluator", qos: .userInitiated)
@@ -32,7 +35,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// An evaluator from parts (tests, freshly trained heads). `model` must hold at least the
     /// configuration's deepest layer.
     public init(configuration: EvaluatorConfiguration, heads: ValueHeads, model: any CausalLanguageModel, tokenizer: any Tokenizer,
-                template: ChatTemplate, batchSize: Int = 32, readsWholeText: Bool = true) throws(EvaluatorError) {
+                template: ChatTemplate, batchSize: Int = 32, readsWholeText: Bool = true, refusalHead: ValueHeads? = nil) throws(EvaluatorError) {
         try configuration.validate(source: configuration.name)
         guard model.configuration.hiddenSize == configuration.baseModel.hiddenSize else {
             throw .baseModelMismatch(expected: "hidden size \(configuration.baseModel.hiddenSize)", got: "hidden size \(model.configuration.hiddenSize)")
@@ -41,6 +44,11 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
             throw .invalidWeights(path: configuration.name, message: "the heads read \(heads.inputWidth) features but the configuration makes \(configuration.featureWidth)")
         }
         guard batchSize >= 1 else { throw .invalidParameter(field: "batchSize", message: "must be at least 1, got \(batchSize)") }
+        if let refusalHead, refusalHead.groups != 1 || refusalHead.inputWidth != heads.inputWidth {
+            throw .invalidWeights(path: configuration.name, message: "the refusal head must be one 3-way group over \(heads.inputWidth) features")
+        }
+        self.refusalHead = refusalHead
+        refusalHead?.train(false)
         self.name = configuration.name
         self.configuration = configuration
         self.batchSize = batchSize
@@ -48,7 +56,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         self.heads = heads
         heads.train(false)
         // Arrays cross to the evaluator's queue evaluated (MLX binds lazy work to its thread).
-        do { try eval(Array(heads.parameters().values)) } catch { throw .invalidWeights(path: configuration.name, message: "\(error)") }
+        do { try eval(Array(heads.parameters().values) + Array(refusalHead?.parameters().values ?? [:].values)) } catch { throw .invalidWeights(path: configuration.name, message: "\(error)") }
         encoder = try PairEncoding.Encoder(encoding: configuration.encoding, tokenizer: tokenizer, template: template)
         extractor = try FeatureExtractor(model: model, layers: configuration.layers, poolings: configuration.poolings,
                                          batchSize: batchSize, padTokenId: tokenizer.padTokenId)
@@ -62,7 +70,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         guard let weightsPath = weights ?? EvaluatorWeights.shippedPath() else {
             throw EvaluatorError.invalidWeights(path: EvaluatorWeights.bundledFileName, message: "not in the Evaluators resource bundle (Bundle.module); set VALUEALIGN_EVALUATOR_WEIGHTS or run `valuealign evaluator train`")
         }
-        let (heads, configuration) = try EvaluatorWeights.load(weightsPath)
+        let (heads, refusalHead, configuration) = try EvaluatorWeights.loadWithRefusalHead(weightsPath)
         let modelPath = try ModelLocator.resolve(model)
         if checkBaseModel {
             let fingerprint = try ModelFingerprint.of(path: modelPath)
@@ -74,7 +82,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         }
         let base = try BaseModel.load(modelPath, layers: configuration.layersRun)
         return try TrainedValueEvaluator(configuration: configuration, heads: heads, model: base.model, tokenizer: base.tokenizer,
-                                         template: base.template, batchSize: batchSize, readsWholeText: readsWholeText)
+                                         template: base.template, batchSize: batchSize, readsWholeText: readsWholeText, refusalHead: refusalHead)
     }
 
     public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
@@ -114,8 +122,15 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         let perPair = pairs.map { self.windows($0) }
         let encoded = perPair.flatMap { $0 }
         let features = try extractor.extract(encoded) { _, _ in !(cancel?.isCancelled ?? false) }
-        let logits = try heads(MLXArray(features, shape: [encoded.count, extractor.width]))
-        let assessed = try Self.assessments(logits: logits)
+        let all = try MLXArray(features, shape: [encoded.count, extractor.width])
+        var assessed = try Self.assessments(logits: heads(all))
+        if let refusalHead {
+            // A refusal shows in the opening: each pair's first window is read (the others keep nil).
+            var firsts: [Int32] = [], start = 0
+            for w in perPair { firsts.append(Int32(start)); start += w.count }
+            let probabilities = try Self.refusalProbabilities(logits: refusalHead(all.take(MLXArray(firsts, shape: [firsts.count]), axis: 0)))
+            for (k, row) in firsts.enumerated() { assessed[Int(row)].refusal = probabilities[k] }
+        }
         var result: [ValueAssessment] = []
         result.reserveCapacity(pairs.count)
         var start = 0
@@ -124,6 +139,21 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
             start += w.count
         }
         return result
+    }
+
+    /// Whether the weights include a refusal head (`ValueAssessment.refusal` is then filled).
+    public var readsRefusals: Bool { refusalHead != nil }
+
+    /// Refusal / partial / compliance probabilities from refusal-head logits [N, 1, 3].
+    static func refusalProbabilities(logits: MLXArray) throws -> [[Double]] {
+        let p = try logits.softmax(axes: [-1], precise: true)
+        try eval(p)
+        let flat = try p.asArray(Float.self)
+        return try (0..<logits.dim(0)).map { i in
+            let row = (0..<3).map { Double(flat[i * 3 + $0]) }
+            guard row.allSatisfy({ $0.isFinite }) else { throw EvaluatorError.invalidInput("pair \(i): the refusal head produced non-finite probabilities") }
+            return row
+        }
     }
 
     /// Assessments from head logits [N, 10, 3]: softmax probabilities and p(+1) - p(-1).

@@ -3,7 +3,8 @@ public import MLXNN
 import ValueSpace
 
 /// The trainable part of the evaluator: per-value 3-way classifiers (opposed / no connection /
-/// supported) over standardised features.
+/// supported) over standardised features. The same shape with one group is the refusal head
+/// (refusal / partial / compliance; `RefusalHead`).
 ///
 /// Features are standardised with the training set's mean and scale (stored, frozen), then go
 /// through an optional hidden layer (GELU) and one linear map to 10 x 3 logits. With no hidden
@@ -14,19 +15,24 @@ public final class ValueHeads: Module, @unchecked Sendable {
     /// Per value and class offsets added to the logits [10, 3] (frozen): decision thresholds set
     /// after training by `OffsetCalibration`; zero for fresh heads.
     @Parameter public var classOffsets: MLXArray
-    /// [hidden (optional), output]; the output has 30 units, value-major (value i: 3i..3i+2).
+    /// [hidden (optional), output]; the output has groups * 3 units, group-major (group i:
+    /// 3i..3i+2). The value heads have ten groups, one per value.
     public var layers: [Linear]
+    /// 3-way classifiers in the output (10 for the value heads).
+    public let groups: Int
 
     public static let valueCount = SchwartzValue.allCases.count
     public static let classCount = 3
 
     /// Fresh heads with PyTorch-style uniform initialisation from `seed`.
-    public init(inputWidth: Int, hiddenUnits: Int, seed: UInt64) throws {
+    public init(inputWidth: Int, hiddenUnits: Int, groups: Int = ValueHeads.valueCount, seed: UInt64) throws {
+        guard groups >= 1 else { throw EvaluatorError.invalidParameter(field: "groups", message: "must be at least 1, got \(groups)") }
+        self.groups = groups
         let keys = try MLXRandom.split(MLXRandom.key(seed))
         _featureMean = Parameter(wrappedValue: try MLXArray.zeros([inputWidth]), key: "feature_mean")
         _featureScale = Parameter(wrappedValue: try MLXArray.ones([inputWidth]), key: "feature_scale")
-        _classOffsets = Parameter(wrappedValue: try MLXArray.zeros([Self.valueCount, Self.classCount]), key: "class_offsets")
-        let outputs = Self.valueCount * Self.classCount
+        _classOffsets = Parameter(wrappedValue: try MLXArray.zeros([groups, Self.classCount]), key: "class_offsets")
+        let outputs = groups * Self.classCount
         if hiddenUnits > 0 {
             layers = [try Linear(inputWidth, hiddenUnits, key: keys[0]), try Linear(hiddenUnits, outputs, key: keys[1])]
         } else {
@@ -45,7 +51,8 @@ public final class ValueHeads: Module, @unchecked Sendable {
             throw .invalidWeights(path: "", message: "no 1-D tensor 'feature_mean'")
         }
         let hidden = arrays["layers.1.weight"] != nil ? (arrays["layers.0.weight"]?.dim(0) ?? 0) : 0
-        do { try self.init(inputWidth: mean.dim(0), hiddenUnits: hidden, seed: 0) } catch {
+        let groups = arrays["class_offsets"]?.dim(0) ?? Self.valueCount
+        do { try self.init(inputWidth: mean.dim(0), hiddenUnits: hidden, groups: groups, seed: 0) } catch {
             throw .invalidWeights(path: "", message: "\(error)")
         }
     }
@@ -62,7 +69,7 @@ public final class ValueHeads: Module, @unchecked Sendable {
         try update(parameters: ["feature_mean": mean, "feature_scale": scale])
     }
 
-    /// Logits [N, 10, 3] for features [N, width].
+    /// Logits [N, groups, 3] for features [N, width].
     public func callAsFunction(_ features: MLXArray) throws -> MLXArray {
         guard features.ndim == 2, features.dim(1) == inputWidth else {
             throw EvaluatorError.invalidInput("features of shape \(features.shape), expected [N, \(inputWidth)]")
@@ -72,15 +79,15 @@ public final class ValueHeads: Module, @unchecked Sendable {
             x = try layer(x)
             if i < layers.count - 1 { x = try x.gelu() }
         }
-        return try x.reshaped(features.dim(0), Self.valueCount, Self.classCount) + classOffsets
+        return try x.reshaped(features.dim(0), groups, Self.classCount) + classOffsets
     }
 
-    /// Sets the decision offsets ([10 * 3], value-major).
+    /// Sets the decision offsets ([groups * 3], group-major).
     public func setClassOffsets(_ offsets: [Float]) throws {
-        guard offsets.count == Self.valueCount * Self.classCount else {
-            throw EvaluatorError.invalidParameter(field: "classOffsets", message: "need 30 offsets, got \(offsets.count)")
+        guard offsets.count == groups * Self.classCount else {
+            throw EvaluatorError.invalidParameter(field: "classOffsets", message: "need \(groups * Self.classCount) offsets, got \(offsets.count)")
         }
-        let array = try MLXArray(offsets, shape: [Self.valueCount, Self.classCount])
+        let array = try MLXArray(offsets, shape: [groups, Self.classCount])
         try eval(array)
         try update(parameters: ["class_offsets": array])
     }

@@ -7,7 +7,8 @@ public import ValueSpace
 /// threshold), the pair takes the most opposed window's component and probabilities: a harmful
 /// paragraph after pages of harmless text is not averaged away. Otherwise the pair takes the mean
 /// over windows (of the components and of the probabilities), so support must be sustained to
-/// count. One window is returned as it is.
+/// count. One window is returned as it is. A refusal reading comes from the first window: a refusal
+/// shows in the opening of an answer.
 public enum WindowAggregation {
     public static let threshold = ValueDistance.baseAlignThreshold
 
@@ -27,6 +28,6 @@ public enum WindowAggregation {
                 probabilities.append((0..<3).map { k in windows.reduce(0) { $0 + $1.probabilities[v][k] } / n })
             }
         }
-        return ValueAssessment(vector: try ValueVector(vector), probabilities: probabilities)
+        return ValueAssessment(vector: try ValueVector(vector), probabilities: probabilities, refusal: first.refusal)
     }
 }

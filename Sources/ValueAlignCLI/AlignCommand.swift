@@ -40,7 +40,7 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = "data/prompts/benign_prompts.jsonl"
     @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = "data/eval/capability_text.txt"
-    @Option(help: "Split of the evaluation prompt files ('' for every line).") var evalSplit = "heldout"
+    @Option(help: "Split of the evaluation prompt files: test (read once per reported run), validation (for choosing settings), or '' for every line.") var evalSplit = "test"
     @Option(help: "At most this many held-out prompts per file.") var evalLimit: Int?
     @Option(help: "Wall-clock budget for the whole job, e.g. 15m (training stops in time for the final measurement).") var budget: String?
     @Option(help: "Optimiser steps in all (exact; with no --budget the run is reproducible step for step).") var steps: Int?
@@ -65,6 +65,8 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Most new tokens per held-out answer.") var evalMaxNewTokens = AlignConfiguration.Defaults.evaluationMaxNewTokens
     @Option(help: "Sequences per generation batch.") var generationBatchSize = AlignConfiguration.Defaults.generationBatchSize
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
+    @Option(help: "Gold evaluator weights: measures beside the evaluator, never optimised (default: the shipped gold heads; 'none' to skip).")
+    var goldWeights: String?
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
     @Flag(help: "No progress bars.") var quiet = false
@@ -135,6 +137,13 @@ struct AlignCommand: AsyncParsableCommand {
         say("… loading \(path)")
         let policy = try LoadedModel.load(path)
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
+        var gold: TrainedValueEvaluator?
+        if goldWeights != "none" {
+            guard let goldPath = goldWeights ?? EvaluatorWeights.shippedGoldPath() else {
+                throw ValidationError("no gold evaluator weights are bundled; pass --gold-weights FILE or --gold-weights none")
+            }
+            gold = try TrainedValueEvaluator.load(weights: goldPath)
+        }
         var rewardFunction: RewardFunction?
         var rewardName: String?
         if case let .rewardModel(rmPath) = c.reward {
@@ -142,7 +151,7 @@ struct AlignCommand: AsyncParsableCommand {
             rewardFunction = rm.rewardFunction
             rewardName = "reward model \(rmPath)"
         }
-        let job = AlignmentJob(configuration: c, directory: URL(fileURLWithPath: out), policy: policy, evaluator: evaluator, reward: rewardFunction, rewardName: rewardName)
+        let job = AlignmentJob(configuration: c, directory: URL(fileURLWithPath: out), policy: policy, evaluator: evaluator, gold: gold, reward: rewardFunction, rewardName: rewardName)
         try job.validate()  // every file and setting, before the first (slow) generation
 
         let interrupted = Interrupt(message: "stopping at the next safe point (the run folder resumes)…")

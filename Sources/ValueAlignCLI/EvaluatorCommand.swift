@@ -102,6 +102,7 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
     @Option(help: "Random seed of head initialisation and batch order.") var seed: UInt64 = 0
     @Option(help: "Weights file to write.") var out = EvaluatorWeights.bundledFileName
+    @Option(help: "The evaluator's name in reports.") var name = "smollm2-probe"
     @Option(help: "Hidden-state layers read (Hugging Face index; comma-separated).") var layers = EvaluatorTraining.defaultLayers.map(String.init).joined(separator: ",")
     @Option(help: "Poolings: mean-response, last, mean (comma-separated).") var poolings = EvaluatorTraining.defaultPoolings.map(\.rawValue).joined(separator: ",")
     @Option(help: "Hidden units of the heads (0 = linear).") var hiddenUnits = EvaluatorTraining.defaultHeads.hiddenUnits
@@ -114,12 +115,23 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(help: "Floor on out-of-fold opposed recall when setting the offsets (values with at least 20 opposed labels).") var minOpposedRecall = EvaluatorTraining.defaultMinimumOpposedRecall
     @Option(help: "Most prompt tokens read.") var maxPromptTokens = PairEncoding().maxPromptTokens
     @Option(help: "Most response tokens read.") var maxResponseTokens = PairEncoding().maxResponseTokens
+    @Option(help: "The project's labelled training pairs ({prompt, response, labels} JSONL; repeatable; see ProjectTrainingData).")
+    var projectLabelled: [String] = ProjectTrainingData.defaultLabelledPaths
+    @Option(help: "The refusal set (its train split trains the refusal head; '' = no refusal head).") var refusals = ProjectTrainingData.defaultRefusalPath
+    @Option(help: "Evaluation files whose prompts must never train (JSONL with 'prompt'; repeatable).") var evaluation: [String] = ProjectTrainingData.defaultEvaluationPaths
+    @Option(help: "Request-only prompt files whose train split teaches the input check (repeatable).") var requests: [String] = ProjectTrainingData.defaultRequestPaths
+    @Flag(help: "Train on FULCRA only (no project files, no refusal head): the recipe before issue 24.") var fulcraOnly = false
     @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
     @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
     @Flag(help: "Extract features without reading or writing the cache.") var noCache = false
     @Flag(help: "No progress bars.") var quiet = false
 
     func validate() throws {
+        if !fulcraOnly {
+            for path in projectLabelled + evaluation + requests + (refusals.isEmpty ? [] : [refusals]) where !FileManager.default.fileExists(atPath: path) {
+                throw ValidationError("no such data file '\(path)' (run from the repository root, pass the option, or --fulcra-only)")
+            }
+        }
         guard parsedLayers != nil else { throw ValidationError("--layers must be comma-separated integers, got '\(layers)'") }
         guard parsedPoolings != nil else { throw ValidationError("--poolings must be from \(HiddenPooling.allCases.map(\.rawValue)), got '\(poolings)'") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -141,6 +153,7 @@ struct EvaluatorTrain: AsyncParsableCommand {
         var p = EvaluatorTraining.Parameters(modelPath: try ModelLocator.resolve(model))
         p.labelledPath = data.labelled
         p.scoredPaths = data.scored
+        p.name = name
         p.layers = parsedLayers!
         p.poolings = parsedPoolings!
         p.encoding = PairEncoding(maxPromptTokens: maxPromptTokens, maxResponseTokens: maxResponseTokens)
@@ -153,20 +166,28 @@ struct EvaluatorTrain: AsyncParsableCommand {
         p.scoredAnswerWeight = scoredWeight
         p.calibrationFolds = calibrationFolds
         p.minimumOpposedRecall = minOpposedRecall
+        p.projectLabelledPaths = fulcraOnly ? [] : projectLabelled
+        p.refusalPath = fulcraOnly || refusals.isEmpty ? nil : refusals
+        p.evaluationPaths = fulcraOnly ? [] : evaluation
+        p.requestPaths = fulcraOnly ? [] : requests
         p.batchSize = batchSize
         p.cacheDirectory = noCache ? nil : cacheDir
         p.command = commandLineForRecord
         let parameters = p
         let progress = StageProgress(quiet: quiet)
         let out = self.out
-        let configuration = try await offPool {
+        let (configuration, project, hasRefusalHead) = try await offPool {
             let result = try EvaluatorTraining(parameters).run(progress: progress.update)
             progress.finish()
-            try EvaluatorWeights.save(heads: result.heads, configuration: result.configuration, to: out)
-            return result.configuration
+            try EvaluatorWeights.save(heads: result.heads, refusalHead: result.refusalHead, configuration: result.configuration, to: out)
+            return (result.configuration, result.project, result.refusalHead != nil)
         }
         let training = configuration.training!
         print("wrote \(out): layers \(configuration.layers), poolings \(configuration.poolings.map(\.rawValue)), \(configuration.featureWidth) features; trained on \(training.data[0].trainingExamples) labelled dialogues and \(training.data.count > 1 ? training.data[1].trainingExamples : 0) scored answers, seed \(training.seed)")
+        if let project {
+            let kinds = Dictionary(grouping: project.valueExamples, by: \.kind).mapValues(\.count).sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+            print("project data: \(kinds.joined(separator: ", ")) value examples; \(project.refusalTraining.count) refusal-head examples\(hasRefusalHead ? "" : " (no refusal head)"); dropped \(project.droppedAsEvaluationPrompts) rows whose prompt is an evaluation prompt and \(project.droppedAsRepeats) repeats")
+        }
     }
 }
 
@@ -176,7 +197,10 @@ struct EvaluatorTest: AsyncParsableCommand {
         abstract: "Test an evaluator on the held-out split: per-value accuracy, macro-F1, opposed recall, confusion matrices, Pearson's r with the FULCRA evaluator."
     )
 
-    @OptionGroup var data: EvaluatorDataOptions
+    @Option(help: "Labelled pairs: FULCRA dialogues, or JSONL of {prompt, response, labels: {value: -1|0|1}} (default: the FULCRA file).")
+    var labelled: String?
+    @Option(help: "Scored pairs: FULCRA-evaluator scored answers, or JSONL of {prompt, response, scores: {value: x}} (repeatable; default: the FULCRA files when --labelled is not given either).")
+    var scored: [String] = []
     @Option(help: "Weights file (default: the shipped one).") var weights: String?
     @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
     @Option(help: "Pairs per forward pass.") var batchSize = 32
@@ -185,9 +209,18 @@ struct EvaluatorTest: AsyncParsableCommand {
     var split = "heldout"
     @Flag(help: "No progress bar.") var quiet = false
 
+    /// The files read: the FULCRA defaults when neither option is given.
+    var files: (labelled: String?, scored: [String]) {
+        labelled == nil && scored.isEmpty ? (EvaluatorData.defaultLabelledPath, EvaluatorData.defaultScoredPaths) : (labelled, scored)
+    }
+
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard ["heldout", "all"].contains(split) else { throw ValidationError("--split must be heldout or all, got '\(split)'") }
+        let (l, s) = files
+        for path in (l.map { [$0] } ?? []) + s where !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("no such data file '\(path)' (set VALUEALIGN_DATA to the shared data folder, put it at ../shared/data beside the repository, or pass --labelled / --scored)")
+        }
     }
 
     func run() async throws {
@@ -195,10 +228,13 @@ struct EvaluatorTest: AsyncParsableCommand {
         let evaluator = try await offPool { try TrainedValueEvaluator.load(weights: weights, model: model, batchSize: batchSize) }
         let training = evaluator.configuration.training
         let fraction = training?.heldOutFraction ?? 0.15, seed = training?.heldOutSeed ?? 0
-        let all = try EvaluatorData.load(labelled: data.labelled, scored: data.scored)
+        let (labelledPath, scoredPaths) = files
+        let allLabelled = try labelledPath.map(LabelledPairs.loadAnyLabels) ?? []
+        let allScored = try scoredPaths.flatMap(LabelledPairs.loadAnyScores)
         let everything = split == "all"
-        let labelled = everything ? all.labelled : all.labelled(heldOut: true, fraction: fraction, seed: seed)
-        let scored = everything ? all.scored : all.scored(heldOut: true, fraction: fraction, seed: seed)
+        let labelled = everything ? allLabelled : allLabelled.filter { DatasetSplit.isHeldOut($0.prompt, fraction: fraction, seed: seed) }
+        let scored = everything ? allScored : allScored.filter { DatasetSplit.isHeldOut($0.prompt, fraction: fraction, seed: seed) }
+        guard !labelled.isEmpty || !scored.isEmpty else { throw ValidationError("no pairs to test on in \(([labelledPath].compactMap { $0 } + scoredPaths).joined(separator: ", "))") }
         let pairs = labelled.map(\.pair) + scored.map(\.pair)
         let bar = ProgressBar(total: pairs.count, label: "evaluating held-out pairs", unit: "pairs", quiet: quiet)
         var assessments: [ValueAssessment] = []

@@ -79,9 +79,14 @@ public struct GuardPolicy: Sendable, Equatable {
         public var mode: Mode
         /// Characters held back and checked together in windowed mode (16...8192).
         public var windowCharacters: Int
-        public init(mode: Mode = .windowed, windowCharacters: Int = 160) {
+        /// Characters of already-released text read before each new window (0...65536), so that
+        /// each window's check costs the same however long the answer is; the last window is
+        /// checked with the whole answer (`WindowedStream`).
+        public var contextCharacters: Int
+        public init(mode: Mode = .windowed, windowCharacters: Int = 160, contextCharacters: Int = 1_200) {
             self.mode = mode
             self.windowCharacters = windowCharacters
+            self.contextCharacters = contextCharacters
         }
     }
 
@@ -268,7 +273,7 @@ struct PolicyReader {
         }
         var streaming = GuardPolicy.Streaming()
         if let s = o["streaming"], s != .null {
-            let so = try object(s, "streaming", allowed: ["mode", "windowCharacters"])
+            let so = try object(s, "streaming", allowed: ["mode", "windowCharacters", "contextCharacters"])
             if let mode = try string(so["mode"], "streaming.mode") {
                 guard let m = GuardPolicy.Streaming.Mode(rawValue: mode) else {
                     throw fail("streaming.mode", "unknown mode '\(mode)'; expected windowed or buffered")
@@ -278,6 +283,10 @@ struct PolicyReader {
             if let w = try number(so["windowCharacters"], "streaming.windowCharacters") {
                 guard w == w.rounded(), (16...8192).contains(w) else { throw fail("streaming.windowCharacters", "must be an integer in 16...8192, got \(w)") }
                 streaming.windowCharacters = Int(w)
+            }
+            if let c = try number(so["contextCharacters"], "streaming.contextCharacters") {
+                guard c == c.rounded(), (0...65_536).contains(c) else { throw fail("streaming.contextCharacters", "must be an integer in 0...65536, got \(c)") }
+                streaming.contextCharacters = Int(c)
             }
         }
         return GuardPolicy(name: name, target: target, distance: distance, input: input, output: output, refusal: refusal,

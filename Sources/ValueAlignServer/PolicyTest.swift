@@ -33,6 +33,10 @@ public struct PolicyTest: Sendable {
         public var inputAction: GuardPolicy.Action
         public var outputAction: GuardPolicy.Action?
         public var reasons: [String]
+        /// The evaluator's vectors of the prompt (input check) and the answer (output check), so
+        /// that thresholds can be studied from the --out file.
+        public var inputVector: [Double]?
+        public var outputVector: [Double]?
     }
 
     /// The rates over one labelled set.
@@ -116,7 +120,8 @@ public struct PolicyTest: Sendable {
             // A block at the input ends the request: the answer is never checked.
             let output = inputAction == .block ? nil : policy.check(outputs[i].vector, stage: .output)
             return Outcome(id: item.0.id, harmful: item.1, action: GuardPolicy.action(input: input, output: output), inputAction: inputAction,
-                           outputAction: output?.action, reasons: ((input?.violations ?? []) + (output?.violations ?? [])).map(\.description))
+                           outputAction: output?.action, reasons: ((input?.violations ?? []) + (output?.violations ?? [])).map(\.description),
+                           inputVector: inputs?[i].vector.components, outputVector: outputs[i].vector.components)
         }
     }
 }

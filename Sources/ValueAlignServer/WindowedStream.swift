@@ -9,7 +9,8 @@ extension GuardServer {
     /// Streams the answer in checked windows. Before the reply starts: input check and the
     /// upstream's first piece, so that their failures are JSON errors with a status (thrown to
     /// `AuditMiddleware`). After it starts: each window of `windowCharacters` is released only
-    /// after the answer so far passed the output check; a failed check (block or revise) ends the
+    /// after it passed the output check, read with up to `contextCharacters` of the text before
+    /// it (the last window with the whole answer); a failed check (block or revise) ends the
     /// stream with the policy's refusal and finish reason `content_filter`.
     func streamWindowed(_ chat: ChatRequest, draft: AuditDraft) async throws -> Response {
         var state = WindowState()
@@ -53,7 +54,10 @@ extension GuardServer {
                 }
                 if state.pending > 0 || (state.ended && state.windows == 0) {
                     state.windows += 1
-                    let check = try await pipeline.checkOutput(prompt: chat.lastUserText, state.text, draft: draft)
+                    // Each window is read with a bounded stretch of the text before it (linear
+                    // cost in the answer's length); the last one with the whole answer.
+                    let checked = state.ended ? state.text : Self.recentText(state.text, releasedBytes: state.releasedBytes, context: policy.streaming.contextCharacters)
+                    let check = try await pipeline.checkOutput(prompt: chat.lastUserText, checked, draft: draft)
                     if check.action >= .revise {
                         state.blocked = true
                         break
@@ -76,6 +80,18 @@ extension GuardServer {
         }
         // Dropping the source cancels the upstream request when the stream ended early.
         source.cancel()
+    }
+
+    /// The unreleased text with up to `context` characters of released text before it, starting
+    /// at a word boundary when one is near.
+    static func recentText(_ text: String, releasedBytes: Int, context: Int) -> String {
+        let released = String(decoding: text.utf8.prefix(releasedBytes), as: UTF8.self)
+        guard released.count > context else { return text }
+        var start = released.index(released.endIndex, offsetBy: -context)
+        if let space = released[start...].firstIndex(where: { $0 == " " || $0 == "\n" }), released.distance(from: start, to: space) < 64 {
+            start = released.index(after: space)
+        }
+        return String(released[start...]) + String(decoding: text.utf8.dropFirst(releasedBytes), as: UTF8.self)
     }
 
     /// Records the decision, sends its last chunk (refusal, error event or finish reason), then

@@ -13,6 +13,16 @@ public typealias RewardFunction = @Sendable (_ prompts: [[ChatMessage]], _ respo
 /// By default (`chargesUntouchedValues`) the reward also subtracts
 /// `ValueDistance.untouchedCharge`: r = -(d(v, t) + charge(v, t)); `false` gives the paper's reward.
 ///
+/// Refusals (issue 24, item 3): FULCRA's labels read a refusal as supporting security, conformity
+/// and benevolence on any prompt, so the plain reward pays for refusing harmless requests. By
+/// default (`chargesBenignRefusals`), when the evaluator reads refusals (`ValueAssessment.refusal`,
+/// the trained evaluator's refusal head) and reads the request itself as harmless (its words,
+/// assessed as the guard's input check assesses them, oppose none of `HarmJudgement`'s protected
+/// values at or below `harmfulRequestThreshold`), the reward moves toward that of `benignRefusalVector`, an answer
+/// that opposes benevolence (it withholds help the user needed) and touches nothing else:
+/// r = (1 - q) r(v) + q r(benignRefusalVector), with q = p(refusal) + p(partial) / 2. Refusing
+/// a harmful request is not affected; evaluators without a refusal head are not affected.
+///
 /// BaseAlign maximises E[r] - λ KL(π || π_ref). The KL term cannot be computed from text, so
 /// `klWeight` (λ) is handed to the policy trainer: `GRPOObjective(model:prompts:baseAlign:)`
 /// uses it as GRPO's β on the k3 estimator of the KL to the reference.
@@ -26,6 +36,15 @@ public struct BaseAlignReward: Sendable {
     public var distance: ValueDistance
     /// Whether leaving the target's values untouched costs reward (the default; see above).
     public var chargesUntouchedValues: Bool
+    /// Whether refusing a harmless request costs reward (the default; see above).
+    public var chargesBenignRefusals = true
+
+    /// What refusing a harmless request is worth: opposing benevolence, nothing else.
+    public static let benignRefusalVector: ValueVector = {
+        var v = ValueVector.zero
+        v[.benevolence] = -1
+        return v
+    }()
 
     public init(evaluator: any ValueEvaluator, target: ValueVector, klWeight: Double = 0.04, distance: ValueDistance = .basealign,
                 chargesUntouchedValues: Bool = true) {
@@ -46,7 +65,27 @@ public struct BaseAlignReward: Sendable {
         -(distance.distance(vector, to: target) + (chargesUntouchedValues ? ValueDistance.untouchedCharge(vector, target) : 0))
     }
 
-    /// -d(v, t) per response; the evaluator sees the last user turn and the response.
+    /// The reward of one assessed answer to a request read (or not) as harmless (see above).
+    public func reward(_ assessment: ValueAssessment, requestIsHarmless: Bool) -> Double {
+        let plain = reward(assessment.vector)
+        guard chargesBenignRefusals, requestIsHarmless, let p = assessment.refusal, p.count == RefusalLabel.allCases.count else { return plain }
+        let q = Swift.min(1, Swift.max(0, p[0] + p[1] / 2))
+        return (1 - q) * plain + q * reward(Self.benignRefusalVector)
+    }
+
+    /// A request reads as harmful when its own words oppose a protected value
+    /// (`HarmJudgement.protectedValues`) at or below this. Chosen on the validation split of the
+    /// project's prompt sets: at -0.9 the shipped evaluator reads 88% of harmful and 19% of benign
+    /// requests as harmful (at -0.3: 96% and 48%; the benign set is mostly look-alikes).
+    public static let harmfulRequestThreshold = -0.9
+
+    /// Whether a request's own words, assessed alone, read as harmless (see above).
+    public static func isHarmless(request: ValueAssessment) -> Bool {
+        !HarmJudgement.protectedValues.contains { request.vector[$0] <= harmfulRequestThreshold }
+    }
+
+    /// The reward per response; the evaluator sees the last user turn and the response (and,
+    /// when it reads refusals and `chargesBenignRefusals` is on, the user turn alone).
     public func rewards(prompts: [[ChatMessage]], responses: [String]) async throws -> [Double] {
         guard prompts.count == responses.count else { throw ValueSpaceError.reward("\(prompts.count) prompts but \(responses.count) responses") }
         let pairs = zip(prompts, responses).map { conversation, response in
@@ -56,7 +95,15 @@ public struct BaseAlignReward: Sendable {
         guard assessments.count == pairs.count else {
             throw ValueSpaceError.reward("the evaluator \(evaluator.name) returned \(assessments.count) assessments for \(pairs.count) responses")
         }
-        return assessments.map { reward($0.vector) }
+        guard chargesBenignRefusals, assessments.contains(where: { $0.refusal != nil }) else { return assessments.map { reward($0.vector) } }
+        // Each distinct request is read once, as the guard's input check reads it.
+        let requests = Array(Set(pairs.map(\.prompt))).sorted()
+        let read = try await evaluator.evaluate(requests.map { ValuePair(prompt: "", response: $0) })
+        guard read.count == requests.count else {
+            throw ValueSpaceError.reward("the evaluator \(evaluator.name) returned \(read.count) assessments for \(requests.count) requests")
+        }
+        let harmless = Dictionary(uniqueKeysWithValues: zip(requests, read.map(Self.isHarmless)))
+        return zip(pairs, assessments).map { pair, a in reward(a, requestIsHarmless: harmless[pair.prompt] ?? false) }
     }
 
     /// The reward as a `RewardFunction`.

@@ -14,14 +14,30 @@ public struct ValueAssessment: Sendable, Codable, Equatable {
     public var vector: ValueVector
     /// [value index][0: opposed, 1: no connection, 2: supported]
     public var probabilities: [[Double]]
+    /// When the evaluator also reads refusals (the trained evaluator's refusal head): the
+    /// probabilities of refusal, partial refusal and compliance, in `RefusalLabel` order.
+    public var refusal: [Double]?
 
-    public init(vector: ValueVector, probabilities: [[Double]]) {
+    public init(vector: ValueVector, probabilities: [[Double]], refusal: [Double]? = nil) {
         self.vector = vector
         self.probabilities = probabilities
+        self.refusal = refusal
     }
 
     /// The most likely label per value: -1, 0 or +1.
     public var labels: [Int] { probabilities.map { p in (p.indices.max { p[$0] < p[$1] } ?? 1) - 1 } }
+
+    /// The most likely refusal label, when the evaluator reads refusals.
+    public var refusalLabel: RefusalLabel? {
+        guard let refusal, refusal.count == RefusalLabel.allCases.count else { return nil }
+        return RefusalLabel.allCases[refusal.indices.max { refusal[$0] < refusal[$1] }!]
+    }
+}
+
+/// What an answer does with its request: refuses it, does part of it while declining the rest, or
+/// does it (a brief caveat does not make a compliance partial).
+public enum RefusalLabel: String, Sendable, Codable, CaseIterable {
+    case refusal, partial, compliance
 }
 
 /// Maps prompt/response pairs to value vectors: the reward at the heart of BaseAlign.

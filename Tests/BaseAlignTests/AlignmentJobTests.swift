@@ -42,11 +42,11 @@ struct ToyData {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("basealign-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         var lines: [String] = []
-        for i in 0..<12 { lines.append(#"{"id": "v\#(i)", "prompt": "tell me \#(i)", "split": "\#(i < 8 ? "train" : "heldout")"}"#) }
+        for i in 0..<12 { lines.append(#"{"id": "v\#(i)", "prompt": "tell me \#(i)", "split": "\#(i < 8 ? "train" : "test")"}"#) }
         try lines.joined(separator: "\n").write(to: root.appendingPathComponent("values.jsonl"), atomically: true, encoding: .utf8)
-        lines = (0..<6).map { #"{"id": "h\#($0)", "prompt": "bad thing \#($0)", "split": "\#($0 < 3 ? "train" : "heldout")"}"# }
+        lines = (0..<6).map { #"{"id": "h\#($0)", "prompt": "bad thing \#($0)", "split": "\#($0 < 3 ? "train" : "test")"}"# }
         try lines.joined(separator: "\n").write(to: root.appendingPathComponent("harm.jsonl"), atomically: true, encoding: .utf8)
-        lines = (0..<4).map { #"{"id": "b\#($0)", "prompt": "kill a process \#($0)", "split": "heldout"}"# }
+        lines = (0..<4).map { #"{"id": "b\#($0)", "prompt": "kill a process \#($0)", "split": "test"}"# }
         try lines.joined(separator: "\n").write(to: root.appendingPathComponent("benign.jsonl"), atomically: true, encoding: .utf8)
         try "A short text about bread, rain and music, for perplexity.".write(to: root.appendingPathComponent("text.txt"), atomically: true, encoding: .utf8)
     }
@@ -74,6 +74,17 @@ struct ToyData {
     }
 }
 
+/// A gold that disagrees with the proxy: the letter evaluator's vector, negated.
+struct ContraryEvaluator: ValueEvaluator {
+    var name: String { "contrary" }
+    func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
+        try await LetterEvaluator().evaluate(pairs).map { a in
+            let v = try ValueVector(a.vector.components.map { -$0 })
+            return ValueAssessment(vector: v, probabilities: a.probabilities.map { $0.reversed() })
+        }
+    }
+}
+
 func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
     let policy = try tinyPolicy()
     try PEFTAdapter.load(from: dir, into: policy.model)
@@ -90,9 +101,14 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         var c = try data.configuration(method: method, steps: 2)
         if method == .grpo { c.batchSize = 2 }
         let out = data.root.appendingPathComponent("run")
-        let job = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+        let job = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator(), gold: ContraryEvaluator())
         let outcome = try await job.run()
         guard case let .finished(report) = outcome else { Issue.record("run did not finish"); return }
+        // The gold only measures: its distances and the proxy-gold gap are reported (issue 24, item 6).
+        #expect(report.before.goldEvaluator == "contrary" && report.after.goldDistance != nil)
+        let goldChange = try #require(report.goldDistanceChange), gap = try #require(report.proxyGoldGap)
+        #expect(abs(gap.value - (report.distanceChange.value - goldChange.value)) < 1e-9)
+        #expect(try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8).contains("gold evaluator (never optimised)"))
         for file in ["report.json", "report.html", "report.md", "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
                      "before/answers.jsonl", "after/answers.jsonl", "config.json", "state.json"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")

@@ -137,6 +137,22 @@ struct ShippedEvaluatorTests {
     /// dialogue and the first 150 scored answers, against floors a little below what the shipped
     /// weights measure on exactly these pairs (docs/evaluator.md has the whole split's figures).
     /// Slow: about 2-3 minutes in a debug build.
+    @Test func theGoldEvaluatorIsADifferentRulerThatAgreesOnClearCases() async throws {
+        // Issue 24, item 6: deeper features (layer 24, response mean and last position), another seed.
+        let goldPath = URL(fileURLWithPath: Shipped.committedWeights).deletingLastPathComponent()
+            .appendingPathComponent(EvaluatorWeights.bundledGoldFileName).path
+        let gold = try TrainedValueEvaluator.load(weights: goldPath, model: try #require(Shipped.modelPath))
+        let proxy = try #require(Shipped.evaluator).get()
+        #expect(gold.name == "smollm2-gold" && gold.configuration.layers == [24] && gold.configuration.poolings == [.meanResponse, .last])
+        #expect(gold.configuration.layers != proxy.configuration.layers)
+        #expect(gold.configuration.training?.seed == 1)
+        for c in Self.contrasts {
+            let a = try await gold.evaluate([ValuePair(prompt: c.prompt, response: c.benevolent), ValuePair(prompt: c.prompt, response: c.harmful)])
+            let worst = c.values.map { a[0].vector[$0] - a[1].vector[$0] }.min()!
+            #expect(worst > 0.3, "gold: \(c.prompt.prefix(30)) \(worst)")
+        }
+    }
+
     @Test func heldOutMetricsStayAboveFloors() async throws {
         // The heads were trained on, and these floors measured with, each response's first 320
         // tokens; whole-text reading is checked after them, on the pairs it changes.
@@ -177,20 +193,21 @@ struct ShippedEvaluatorTests {
     }
 }
 
-/// Floors for `heldOutMetricsStayAboveFloors`. Measured on those 219 + 150 pairs: mean accuracy
-/// 0.868, mean macro-F1 0.653, opposed recall 0.78 / 1.00 / 0.91 / 0.67 (9, 10, 11 and 15 opposed
-/// labels: one more miss on universalism would still pass), Pearson r 0.535 / 0.657 / 0.730 /
-/// 0.736 for security / conformity / benevolence / universalism. Issue 4's goals are 0.85, 0.60,
-/// 0.60 and 0.70; the whole split's figures are in docs/evaluator.md.
+/// Floors for `heldOutMetricsStayAboveFloors`. Measured 2026-12-07 (issue 24's evaluator, trained on
+/// FULCRA and the project's own data; the held-out split keyed on normalised prompts) on 226 + 150
+/// pairs: mean accuracy 0.861 (majority baseline 0.796), mean macro-F1 0.642, opposed recall 0.89 /
+/// 0.80 / 0.73 / 0.79 (9, 10, 11 and 19 opposed labels), Pearson r 0.448 / 0.792 / 0.748 / 0.599 for
+/// security / conformity / benevolence / universalism. Issue 4's goals are 0.85, 0.60, 0.60 and
+/// 0.70: security's and universalism's r miss them (docs/evaluator.md).
 enum HeldOutFloor {
     static let meanAccuracy = 0.85
     static let meanMacroF1 = 0.62
     static let opposedRecall = 0.6
-    static let pearson: [SchwartzValue: Double] = [.security: 0.47, .conformity: 0.6, .benevolence: 0.67, .universalism: 0.67]
-    /// With whole-text reading, measured 2026-12-07: mean accuracy 0.845, a cost of about two
-    /// points on these pairs (long FULCRA answers that oppose a value in one later passage are
+    static let pearson: [SchwartzValue: Double] = [.security: 0.40, .conformity: 0.7, .benevolence: 0.67, .universalism: 0.55]
+    /// With whole-text reading, measured 2026-12-07: mean accuracy 0.837, macro-F1 0.602, a cost of
+    /// about two points on these pairs (long FULCRA answers that oppose a value in one later passage are
     /// labelled for the whole dialogue; the heads never saw later windows). Issue 24's item 1 asks
     /// for whole-text reading; issue 4's accuracy goal (0.85) is missed in this mode.
-    static let wholeTextMeanAccuracy = 0.83
+    static let wholeTextMeanAccuracy = 0.82
     static let wholeTextMeanMacroF1 = 0.58
 }

@@ -13,7 +13,7 @@ struct PolicyTests {
         let json = try GuardPolicy.load(contentsOf: Self.examples + "/guard-policy.json")
         let yaml = try GuardPolicy.load(contentsOf: Self.examples + "/guard-policy.yaml")
         #expect(json == yaml)
-        #expect(json.output.thresholds[.power]?.max == 0.6)
+        #expect(json.output.thresholds[.power]?.max == 0.98)
         #expect(json.output.thresholds[.benevolence]?.action == .revise)
         #expect(json.input.thresholds[.benevolence]?.action == .block)
         #expect(json.revision.maxRounds == 2)
@@ -25,7 +25,7 @@ struct PolicyTests {
         #expect(p.target.name == ProfileStore.defaultTargetName)
         #expect(p.output.thresholds[.power] == GuardPolicy.Threshold(min: nil, max: 0.5, action: .block))
         #expect(p.input.isEmpty)
-        #expect(p.streaming == GuardPolicy.Streaming(mode: .windowed, windowCharacters: 160))
+        #expect(p.streaming == GuardPolicy.Streaming(mode: .windowed, windowCharacters: 160, contextCharacters: 1_200))
     }
 
     @Test("a crossed threshold takes the strictest action; the distance limit counts")

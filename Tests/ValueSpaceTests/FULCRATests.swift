@@ -186,4 +186,20 @@ import ValueSpace
         let other = DatasetSplit.split(prompts, seed: 1, key: { $0 }).heldOut
         #expect(Set(other) != Set(heldOut), "another seed gives another split")
     }
+
+    @Test func nearDuplicatesFallOnOneSide() {
+        // Issue 24: the split hash only trimmed whitespace, so these fell on both sides.
+        #expect(DatasetSplit.normalizedKey("  How do I make  Car bombings .") == "how do i make car bombings")
+        #expect(DatasetSplit.normalizedKey("Don\u{2019}t — stop!") == "don t stop")
+        let variants = ["What are Car bombings .", "what are car bombings?", "What are car-bombings", "WHAT ARE CAR BOMBINGS!!", "What are \"car bombings\""]
+        for seed: UInt64 in 0..<64 {
+            let sides = Set(variants.map { DatasetSplit.isHeldOut($0, fraction: 0.5, seed: seed) })
+            #expect(sides.count == 1, "seed \(seed): variants on both sides")
+        }
+        // Different words still hash apart.
+        #expect(DatasetSplit.stableHash("car bombings") != DatasetSplit.stableHash("car bombing"))
+        let (kept, dropped) = DatasetSplit.deduplicated(variants + ["something else"], key: { $0 })
+        #expect(kept == ["What are Car bombings .", "something else"])
+        #expect(dropped == 4)
+    }
 }

@@ -6,7 +6,7 @@ public struct PromptRecord: Codable, Sendable, Equatable {
     public var prompt: String?
     public var system: String?
     public var messages: [ChatMessage]?
-    /// "train" or "heldout" in the project's prompt sets (data/prompts); nil elsewhere.
+    /// "train", "validation" or "test" in the project's prompt sets (data/prompts); nil elsewhere.
     public var split: String?
 
     public init(id: String? = nil, prompt: String? = nil, system: String? = nil, messages: [ChatMessage]? = nil, split: String? = nil) {
@@ -63,7 +63,7 @@ public struct GenerationJob {
         public var outputPath: String
         public var batchSize = 16
         public var generation = GenerationParameters()
-        /// Only prompts whose `split` field equals this (e.g. "heldout"); nil = all.
+        /// Only prompts whose `split` field equals this (e.g. "test"); nil = all.
         public var split: String?
         /// At most this many prompts (after the split filter), in file order; nil = all.
         public var limit: Int?
