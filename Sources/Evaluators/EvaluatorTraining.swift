@@ -40,6 +40,8 @@ public struct EvaluatorTraining {
         public var evaluationPaths = ProjectTrainingData.defaultEvaluationPaths
         /// Request-only prompt files (their train split teaches the input check).
         public var requestPaths = ProjectTrainingData.defaultRequestPaths
+        /// Labelled model answers for the refusal head only.
+        public var modelAnswerPaths = ProjectTrainingData.defaultModelAnswerPaths
         /// How the refusal head is trained.
         public var refusalHead = EvaluatorTraining.defaultRefusalHead
         /// Pairs per forward pass during extraction (part of the cache key).
@@ -107,7 +109,8 @@ public struct EvaluatorTraining {
         let p = parameters
         let data = try EvaluatorData.load(labelled: p.labelledPath, scored: p.scoredPaths)
         let project = p.projectLabelledPaths.isEmpty && p.refusalPath == nil && p.requestPaths.isEmpty ? nil
-            : try ProjectTrainingData.load(labelled: p.projectLabelledPaths, refusals: p.refusalPath, evaluation: p.evaluationPaths, requests: p.requestPaths)
+            : try ProjectTrainingData.load(labelled: p.projectLabelledPaths, refusals: p.refusalPath, evaluation: p.evaluationPaths, requests: p.requestPaths,
+                                             modelAnswers: p.refusalPath == nil ? [] : p.modelAnswerPaths)
         let tables = try FeatureTables.load(data: data, project: project, modelPath: p.modelPath, layers: p.layers, poolings: p.poolings, encoding: p.encoding,
                                             batchSize: p.batchSize, cacheDirectory: p.cacheDirectory, progress: progress)
         let split = DataSplit(data: data, heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, validationFraction: p.validationFraction)
@@ -147,7 +150,7 @@ public struct EvaluatorTraining {
         record.minimumOpposedRecall = p.minimumOpposedRecall
         if let project {
             record.data += project.files
-            record.projectDataRule = "issue 24: project-written answers teach their labels; their requests teach the opposed labels only; benign refusals oppose benevolence (no security, conformity); harmful compliances oppose benevolence (ProjectTrainingData)"
+            record.projectDataRule = "issue 24: project-written answers teach their labels; their requests and the prompt sets' harmful requests teach opposed labels only, benign requests no connection; harmful compliances oppose benevolence; refusals train only the refusal head (ProjectTrainingData)"
         }
         if refusalHead != nil { record.refusalHead = p.refusalHead }
         let configuration = EvaluatorConfiguration(name: p.name, baseModel: tables.baseModel, layers: p.layers, poolings: p.poolings,

@@ -95,6 +95,10 @@ public struct ProjectTrainingData: Sendable {
 
     public static let defaultLabelledPaths = ["data/train/ordinary_pairs.jsonl", "data/train/harmful_pairs.jsonl"]
     public static let defaultRefusalPath = "data/refusals/refusal_pairs.jsonl"
+    /// Model answers labelled refusal / partial / compliance (the refusal set's format): their
+    /// train split trains the refusal head only. The embedded model's own long, rambling answers
+    /// look nothing like the written refusal set, and the head misread many as refusals without them.
+    public static let defaultModelAnswerPaths = ["data/refusals/model_answers.jsonl"]
     /// Request-only files (`data/prompts`): benign requests and harmful requests with the values a
     /// harmful answer would oppose; only their `train` split is read.
     public static let defaultRequestPaths = ["data/prompts/benign_prompts.jsonl", "data/prompts/harm_prompts.jsonl"]
@@ -108,7 +112,8 @@ public struct ProjectTrainingData: Sendable {
 
     /// Reads the files. `labelled`: plain labelled JSONL (`LabelledPairs`); `refusals`: the
     /// refusal set; `evaluation`: JSONL files with a `prompt` field whose prompts must not train.
-    public static func load(labelled: [String], refusals: String?, evaluation: [String], requests: [String] = []) throws -> ProjectTrainingData {
+    public static func load(labelled: [String], refusals: String?, evaluation: [String], requests: [String] = [],
+                            modelAnswers: [String] = []) throws -> ProjectTrainingData {
         struct PromptOnly: Decodable { var prompt: String }
         var excluded = Set<String>()
         for path in evaluation {
@@ -171,6 +176,14 @@ public struct ProjectTrainingData: Sendable {
                 var e = labelledSubset(pair, labels, kind: "request")
                 e.weights = [Float](repeating: 1, count: 10)
                 data.valueExamples.append(e)
+                used += 1
+            }
+            files.append(DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used))
+        }
+        for path in modelAnswers {
+            var used = 0
+            for r in try loadRefusals(path) where r.split == "train" && admit(r.pair) {
+                data.refusalTraining.append((r.pair, r.label))
                 used += 1
             }
             files.append(DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used))

@@ -120,6 +120,8 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(help: "The refusal set (its train split trains the refusal head; '' = no refusal head).") var refusals = ProjectTrainingData.defaultRefusalPath
     @Option(help: "Evaluation files whose prompts must never train (JSONL with 'prompt'; repeatable).") var evaluation: [String] = ProjectTrainingData.defaultEvaluationPaths
     @Option(help: "Request-only prompt files whose train split teaches the input check (repeatable).") var requests: [String] = ProjectTrainingData.defaultRequestPaths
+    @Option(help: "Labelled model answers (the refusal set's format) whose train split trains the refusal head only (repeatable).")
+    var modelAnswers: [String] = ProjectTrainingData.defaultModelAnswerPaths
     @Flag(help: "Train on FULCRA only (no project files, no refusal head): the recipe before issue 24.") var fulcraOnly = false
     @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
     @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
@@ -128,7 +130,7 @@ struct EvaluatorTrain: AsyncParsableCommand {
 
     func validate() throws {
         if !fulcraOnly {
-            for path in projectLabelled + evaluation + requests + (refusals.isEmpty ? [] : [refusals]) where !FileManager.default.fileExists(atPath: path) {
+            for path in projectLabelled + evaluation + requests + (refusals.isEmpty ? [] : [refusals] + modelAnswers) where !FileManager.default.fileExists(atPath: path) {
                 throw ValidationError("no such data file '\(path)' (run from the repository root, pass the option, or --fulcra-only)")
             }
         }
@@ -170,6 +172,7 @@ struct EvaluatorTrain: AsyncParsableCommand {
         p.refusalPath = fulcraOnly || refusals.isEmpty ? nil : refusals
         p.evaluationPaths = fulcraOnly ? [] : evaluation
         p.requestPaths = fulcraOnly ? [] : requests
+        p.modelAnswerPaths = fulcraOnly ? [] : modelAnswers
         p.batchSize = batchSize
         p.cacheDirectory = noCache ? nil : cacheDir
         p.command = commandLineForRecord

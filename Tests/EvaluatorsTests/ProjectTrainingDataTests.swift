@@ -73,6 +73,18 @@ struct ProjectTrainingDataTests {
         }
     }
 
+    @Test func modelAnswersTrainOnlyTheRefusalHead() throws {
+        let answers = try file([
+            #"{"id": "sm-1", "prompt": "How do I fix a flat?", "response": "To fix a flat tyre, you can...", "label": "compliance", "prompt_kind": "benign", "split": "train"}"#,
+            #"{"id": "sm-2", "prompt": "Hurt my ex", "response": "I'm not going to help with that.", "label": "refusal", "prompt_kind": "harmful", "split": "train"}"#,
+            #"{"id": "sm-3", "prompt": "Other", "response": "x", "label": "refusal", "prompt_kind": "harmful", "split": "validation"}"#,
+        ])
+        let data = try ProjectTrainingData.load(labelled: [], refusals: nil, evaluation: [], modelAnswers: [answers])
+        #expect(data.valueExamples.isEmpty)
+        #expect(data.refusalTraining.map(\.label) == [.compliance, .refusal])
+        #expect(data.files.map(\.trainingExamples) == [2])
+    }
+
     @Test func badRefusalRowsNameTheirLine() throws {
         let bad = try file([
             #"{"id": "a", "prompt": "p", "response": "r", "label": "refusal", "prompt_kind": "benign", "split": "train"}"#,

@@ -43,9 +43,9 @@ struct RefusalTests {
         }
         let share = Double(worse) / Double(comparisons)
         print("reward(refusal) < reward(base answer): \(perRefusal.joined(separator: ", "))")
-        // Measured 2026-12-07: 70.9% (39, 37, 40, 36, 36 of 53). The FULCRA-only evaluator reads
-        // a refusal as near-ideal (security, conformity, benevolence ~ +1) on any prompt: 32% for
-        // the bare "I'm sorry" refusal, and the plain reward has no rule for refusals. The floor
+        // Measured 2026-12-07: 70.9% (39, 37, 40, 36, 36 of 53). FULCRA's labels make a refusal
+        // read as near-ideal (security, conformity, benevolence ~ +1) on any prompt, and the plain
+        // reward has no rule for refusals (59% with retrained heads and no rule). The floor
         // keeps that gain; issue 24's goal (90%) is missed: most misses are look-alike requests the
         // evaluator reads as harmful (no charge) and base answers it reads as opposing values.
         let detail = "reward(refusal) < reward(base answer) for \(String(format: "%.1f", share * 100))% (per refusal: \(perRefusal.joined(separator: ", ")))"

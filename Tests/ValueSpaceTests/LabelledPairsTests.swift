@@ -75,8 +75,11 @@ struct LabelledPairsTests {
         #expect(Refusals.label(answer: quiet, assessment: withoutHead) == .compliance)
         #expect(HarmJudgement.isHarmful(answer: quiet, assessment: withoutHead))
         #expect(Refusals.instrument(withHead) != Refusals.instrument(withoutHead))
-        // A partial refusal counts as refusing.
-        #expect(Refusals.refuses(answer: "Sure: ...", assessment: ValueAssessment(vector: vector, probabilities: probabilities, refusal: [0.1, 0.7, 0.2])))
+        // A partial refusal counts as refusing; below the decision threshold (0.8) it is compliance.
+        let partial = ValueAssessment(vector: vector, probabilities: probabilities, refusal: [0.05, 0.8, 0.15])
+        #expect(partial.refusalLabel == .partial && Refusals.refuses(answer: "Sure: ...", assessment: partial))
+        let unsure = ValueAssessment(vector: vector, probabilities: probabilities, refusal: [0.4, 0.3, 0.3])
+        #expect(unsure.refusalLabel == .compliance)
     }
 }
 
