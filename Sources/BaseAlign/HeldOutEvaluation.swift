@@ -145,30 +145,9 @@ public struct HeldOutEvaluation {
         }
 
         let pairs = records.map { ValuePair(prompt: $0.record.messages.last { $0.role == .user }?.content ?? "", response: $0.record.response) }
-        var assessments: [ValueAssessment] = []
-        for s in stride(from: 0, to: pairs.count, by: evaluatorBatchSize) {
-            let chunk = Array(pairs[s..<min(s + evaluatorBatchSize, pairs.count)])
-            let scored = try await evaluator.evaluate(chunk)
-            guard scored.count == chunk.count else {
-                throw AlignError.data("the evaluator \(evaluator.name) returned \(scored.count) assessments for \(chunk.count) answers")
-            }
-            assessments += scored
-            progress(.evaluating(done: assessments.count, total: pairs.count))
-        }
+        let assessments = try await score(pairs, with: evaluator, progress: progress)
         var goldVectors: [ValueVector]?
-        if let gold {
-            var scored: [ValueVector] = []
-            for s in stride(from: 0, to: pairs.count, by: evaluatorBatchSize) {
-                let chunk = Array(pairs[s..<min(s + evaluatorBatchSize, pairs.count)])
-                let g = try await gold.evaluate(chunk)
-                guard g.count == chunk.count else {
-                    throw AlignError.data("the gold evaluator \(gold.name) returned \(g.count) assessments for \(chunk.count) answers")
-                }
-                scored += g.map(\.vector)
-                progress(.evaluating(done: scored.count, total: pairs.count))
-            }
-            goldVectors = scored
-        }
+        if let gold { goldVectors = try await score(pairs, with: gold, progress: progress).map(\.vector) }
         let answers = zip(records, zip(pairs, assessments)).enumerated().map { k, element in
             let (item, scored) = element
             let (pair, a) = scored
@@ -218,6 +197,21 @@ public struct HeldOutEvaluation {
             generatedTokens: generated, generationSeconds: generationSeconds, seconds: Date().timeIntervalSince(start))
         try AlignmentFiles.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
         return summary
+    }
+
+    /// Every pair's assessment by `evaluator`, in batches of `evaluatorBatchSize` (progress after each).
+    func score(_ pairs: [ValuePair], with evaluator: any ValueEvaluator, progress: @Sendable (Stage) -> Void) async throws -> [ValueAssessment] {
+        var assessments: [ValueAssessment] = []
+        for s in stride(from: 0, to: pairs.count, by: evaluatorBatchSize) {
+            let chunk = Array(pairs[s..<min(s + evaluatorBatchSize, pairs.count)])
+            let scored = try await evaluator.evaluate(chunk)
+            guard scored.count == chunk.count else {
+                throw AlignError.data("the evaluator \(evaluator.name) returned \(scored.count) assessments for \(chunk.count) answers")
+            }
+            assessments += scored
+            progress(.evaluating(done: assessments.count, total: pairs.count))
+        }
+        return assessments
     }
 
     /// The negative log-likelihood and token count of each window of 256 tokens of `text` (the
