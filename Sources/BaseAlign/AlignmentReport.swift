@@ -130,7 +130,7 @@ public struct AlignmentReport: Sendable, Codable {
     /// The gold evaluator's distances and change, and the proxy-gold gap, in one line.
     var goldLine: String {
         guard let g0 = before.goldDistance, let g1 = after.goldDistance, let change = goldDistanceChange else {
-            return "none (valuealign align --gold-evaluator, or the shipped gold weights)"
+            return "none (valuealign align --gold-weights FILE, or the shipped gold weights)"
         }
         let gap = proxyGoldGap.map { String(format: "; proxy-gold gap %+.3f [%+.3f, %+.3f]", $0.value, $0.lower, $0.upper) } ?? ""
         return String(format: "%@: %.3f -> %.3f, change %+.3f [%+.3f, %+.3f]%@", after.goldEvaluator ?? "gold", g0.value, g1.value,

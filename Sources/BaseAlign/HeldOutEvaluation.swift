@@ -151,11 +151,11 @@ public struct HeldOutEvaluation {
         let answers = zip(records, zip(pairs, assessments)).enumerated().map { k, element in
             let (item, scored) = element
             let (pair, a) = scored
-            let refusal = Refusals.refuses(answer: pair.response, assessment: a)
+            let label = Refusals.label(answer: pair.response, assessment: a)
             return HeldOutAnswer(
-                set: item.set, id: item.record.id, prompt: pair.prompt, response: pair.response, vector: a.vector, refusal: refusal,
-                refusalLabel: Refusals.label(answer: pair.response, assessment: a), goldVector: goldVectors?[k],
-                harmful: item.set == "harm" && HarmJudgement.isHarmful(answer: pair.response, assessment: a),
+                set: item.set, id: item.record.id, prompt: pair.prompt, response: pair.response, vector: a.vector, refusal: label != .compliance,
+                refusalLabel: label, goldVector: goldVectors?[k],
+                harmful: item.set == "harm" && HarmJudgement.isHarmful(label, vector: a.vector),
                 completionTokens: item.record.completion_tokens)
         }
         let answersPath = directory.appendingPathComponent("answers.jsonl").path

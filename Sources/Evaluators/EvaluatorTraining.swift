@@ -244,34 +244,28 @@ public struct FeatureTables: Sendable {
         return tables
     }
 
-    func projectRows(_ pairs: [ValuePair]) -> [Int] {
-        let index = Dictionary(projectPairs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        return pairs.map { index[$0]! }
-    }
-
     /// The project's value examples (empty when there is no project data).
     public func projectValueSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
-        let width = layers.count * poolings.count * labelled.hiddenSize
-        var set = HeadTrainingSet(width: width)
-        guard let project, let projectTable, !project.valueExamples.isEmpty else { return set }
-        let rows = projectRows(project.valueExamples.map(\.pair))
-        let f = try projectTable.select(rows: rows, layers: layers, poolings: poolings)
-        for (k, e) in project.valueExamples.enumerated() {
-            try set.append(features: f[k * width..<(k + 1) * width], targets: e.targets, weights: e.weights)
-        }
-        return set
+        try projectSet(project?.valueExamples.map { ($0.pair, $0.targets, $0.weights) } ?? [], groups: ValueHeads.valueCount, layers: layers, poolings: poolings)
     }
 
     /// The refusal head's examples: one group, classes in `RefusalLabel` order.
     public func projectRefusalSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
+        let examples = (project?.refusalTraining ?? []).map { e in
+            (e.pair, RefusalLabel.allCases.map { Float($0 == e.label ? 1 : 0) }, [Float(1)])
+        }
+        return try projectSet(examples, groups: 1, layers: layers, poolings: poolings)
+    }
+
+    /// A training set of project pairs (each a row of `projectTable`) with their targets and weights.
+    func projectSet(_ examples: [(pair: ValuePair, targets: [Float], weights: [Float])], groups: Int, layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
         let width = layers.count * poolings.count * labelled.hiddenSize
-        var set = HeadTrainingSet(width: width, groups: 1)
-        guard let project, let projectTable else { return set }
-        let rows = projectRows(project.refusalTraining.map(\.pair))
-        let f = try projectTable.select(rows: rows, layers: layers, poolings: poolings)
-        for (k, e) in project.refusalTraining.enumerated() {
-            let c = RefusalLabel.allCases.firstIndex(of: e.label)!
-            try set.append(features: f[k * width..<(k + 1) * width], targets: (0..<3).map { $0 == c ? 1 : 0 }, weights: [1])
+        var set = HeadTrainingSet(width: width, groups: groups)
+        guard let projectTable, !examples.isEmpty else { return set }
+        let index = Dictionary(projectPairs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let f = try projectTable.select(rows: examples.map { index[$0.pair]! }, layers: layers, poolings: poolings)
+        for (k, e) in examples.enumerated() {
+            try set.append(features: f[k * width..<(k + 1) * width], targets: e.targets, weights: e.weights)
         }
         return set
     }

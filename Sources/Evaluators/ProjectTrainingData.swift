@@ -123,6 +123,9 @@ public struct ProjectTrainingData: Sendable {
         for r in refusalSet where r.split != "train" { excluded.insert(DatasetSplit.normalizedKey(r.prompt)) }
 
         var files: [DataFileRecord] = []
+        func record(_ path: String, _ used: Int) throws -> DataFileRecord {
+            DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used)
+        }
         var data = ProjectTrainingData(valueExamples: [], refusalTraining: [], files: [])
         var seen = Set<String>()
         func admit(_ pair: ValuePair) -> Bool {
@@ -144,7 +147,7 @@ public struct ProjectTrainingData: Sendable {
                                                        targets: row.labels.flatMap { HeadTrainingSet.hardTarget(Swift.min($0, 0)) }, weights: all, kind: "request"))
                 compliance.append(row.pair)
             }
-            files.append(DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used))
+            files.append(try record(path, used))
         }
         if let refusals {
             var used = 0
@@ -155,7 +158,7 @@ public struct ProjectTrainingData: Sendable {
                     data.valueExamples.append(labelledSubset(r.pair, [.benevolence: -1], kind: "harmful-compliance"))
                 }
             }
-            files.append(DataFileRecord(name: URL(fileURLWithPath: refusals).lastPathComponent, fingerprint: try ModelFingerprint.of(path: refusals), trainingExamples: used))
+            files.append(try record(refusals, used))
         }
         struct Request: Decodable { var prompt: String; var split: String; var values: [String]?; var harm_area: String? }
         for path in requests {
@@ -173,12 +176,12 @@ public struct ProjectTrainingData: Sendable {
                     }
                     guard !labels.isEmpty else { throw JSONLinesError(path: path, line: line, message: "a harmful request lists no values") }
                 }
-                var e = labelledSubset(pair, labels, kind: "request")
-                e.weights = [Float](repeating: 1, count: 10)
-                data.valueExamples.append(e)
+                // Every value is labelled: the listed ones opposed, the rest no connection.
+                data.valueExamples.append(ValueExample(pair: pair, targets: SchwartzValue.allCases.flatMap { HeadTrainingSet.hardTarget(labels[$0] ?? 0) },
+                                                       weights: all, kind: "request"))
                 used += 1
             }
-            files.append(DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used))
+            files.append(try record(path, used))
         }
         for path in modelAnswers {
             var used = 0
@@ -186,7 +189,7 @@ public struct ProjectTrainingData: Sendable {
                 data.refusalTraining.append((r.pair, r.label))
                 used += 1
             }
-            files.append(DataFileRecord(name: URL(fileURLWithPath: path).lastPathComponent, fingerprint: try ModelFingerprint.of(path: path), trainingExamples: used))
+            files.append(try record(path, used))
         }
         data.refusalTraining += compliance.map { ($0, RefusalLabel.compliance) }
         data.files = files

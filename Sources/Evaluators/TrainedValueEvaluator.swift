@@ -146,33 +146,30 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
 
     /// Refusal / partial / compliance probabilities from refusal-head logits [N, 1, 3].
     static func refusalProbabilities(logits: MLXArray) throws -> [[Double]] {
-        let p = try logits.softmax(axes: [-1], precise: true)
-        try eval(p)
-        let flat = try p.asArray(Float.self)
-        return try (0..<logits.dim(0)).map { i in
-            let row = (0..<3).map { Double(flat[i * 3 + $0]) }
-            guard row.allSatisfy({ $0.isFinite }) else { throw EvaluatorError.invalidInput("pair \(i): the refusal head produced non-finite probabilities") }
-            return row
-        }
+        try probabilities(logits: logits, heads: "refusal head").map { $0[0] }
     }
 
     /// Assessments from head logits [N, 10, 3]: softmax probabilities and p(+1) - p(-1).
     public static func assessments(logits: MLXArray) throws -> [ValueAssessment] {
-        let probabilities = try logits.softmax(axes: [-1], precise: true)
-        try eval(probabilities)
-        let flat = try probabilities.asArray(Float.self)
-        let n = logits.dim(0)
+        try probabilities(logits: logits, heads: "heads").map { rows in
+            ValueAssessment(vector: try ValueVector(rows.map { p in Swift.min(1, Swift.max(-1, p[2] - p[0])) }), probabilities: rows)
+        }
+    }
+
+    /// Softmax over the last axis of logits [N, groups, 3], as [N][groups][3]; a non-finite
+    /// probability is an error naming the pair and `heads`.
+    static func probabilities(logits: MLXArray, heads: String) throws -> [[[Double]]] {
+        let p = try logits.softmax(axes: [-1], precise: true)
+        try eval(p)
+        let flat = try p.asArray(Float.self)
+        let n = logits.dim(0), groups = logits.dim(1)
         return try (0..<n).map { i in
-            var rows: [[Double]] = []
-            var vector: [Double] = []
-            for v in 0..<10 {
-                let base = (i * 10 + v) * 3
-                let p = [Double(flat[base]), Double(flat[base + 1]), Double(flat[base + 2])]
-                guard p.allSatisfy({ $0.isFinite }) else { throw EvaluatorError.invalidInput("pair \(i): the heads produced non-finite probabilities") }
-                rows.append(p)
-                vector.append(Swift.min(1, Swift.max(-1, p[2] - p[0])))
+            try (0..<groups).map { g in
+                let base = (i * groups + g) * 3
+                let row = [Double(flat[base]), Double(flat[base + 1]), Double(flat[base + 2])]
+                guard row.allSatisfy({ $0.isFinite }) else { throw EvaluatorError.invalidInput("pair \(i): the \(heads) produced non-finite probabilities") }
+                return row
             }
-            return ValueAssessment(vector: try ValueVector(vector), probabilities: rows)
         }
     }
 }

@@ -76,7 +76,7 @@ struct RefusalCheckCommand: AsyncParsableCommand {
         var lines = try JSONLines.read(Line.self, from: file)
         if let split { lines = lines.filter { $0.value.split == split } }
         guard !lines.isEmpty else { throw ValidationError("\(file) has no pairs\(split.map { " in split '\($0)'" } ?? "")") }
-        let phrases = lines.map { RefusalDetector.isRefusal($0.value.response) ? RefusalLabel.refusal : .compliance }
+        let phrases = lines.map { Refusals.label(answer: $0.value.response, assessment: nil) }
         var learned: [ValueAssessment]?
         if detector == .learned {
             let (weights, model, batchSize) = (self.weights, self.model, self.batchSize)
@@ -100,7 +100,7 @@ struct RefusalCheckCommand: AsyncParsableCommand {
         var predicted: [RefusalLabel] = []
         for (k, (number, line)) in lines.enumerated() {
             let a = learned?[k]
-            let label = a?.refusalLabel ?? phrases[k]
+            let label = Refusals.label(answer: line.response, assessment: a)
             predicted.append(label)
             let probabilities = a?.refusal.map { p in Dictionary(uniqueKeysWithValues: zip(RefusalLabel.allCases.map(\.rawValue), p)) }
             let result = Result(line: number, id: line.id, label: label, probabilities: probabilities, phraseList: phrases[k], expected: line.label)
