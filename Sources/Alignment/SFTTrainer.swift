@@ -1,7 +1,8 @@
 import Foundation
 public import LanguageModels
-import MLXEngine
+public import MLXEngine
 import MLXNN
+import ValueAlignCore
 
 /// One supervised example: a conversation and the answer to learn.
 public struct SFTExample: Sendable, Codable, Equatable {
@@ -43,6 +44,17 @@ public final class SFTObjective: TrainingObjective {
     public struct Batch {
         public var tokens: TokenBatch
         public var responses: ResponseTokens
+        /// The micro-batch's anchor rows with the frozen model's distributions (nil: no anchor).
+        public var anchor: AnchorBatch?
+    }
+
+    /// Anchor answers in token ids, with the frozen model's next-token probabilities at each of
+    /// their tokens, [T, V], and Σ p log p over those entries divided by T (for the KL's value).
+    public struct AnchorBatch {
+        public var tokens: TokenBatch
+        public var responses: ResponseTokens
+        public var referenceProbs: MLXArray
+        public var referenceNegEntropy: MLXArray
     }
 
     public let loaded: LoadedModel
@@ -51,10 +63,14 @@ public final class SFTObjective: TrainingObjective {
     public let maxLength: Int
     let encoder: ChatEncoder
 
-    public init(model loaded: LoadedModel, examples: [SFTExample], maxLength: Int = 1024) {
+    /// Keeps the policy's distributions near the frozen model's on other text (nil: plain SFT).
+    public let anchor: DistributionAnchor?
+
+    public init(model loaded: LoadedModel, examples: [SFTExample], maxLength: Int = 1024, anchor: DistributionAnchor? = nil) {
         self.loaded = loaded
         self.examples = examples
         self.maxLength = maxLength
+        self.anchor = anchor
         encoder = ChatEncoder(loaded)
     }
 
@@ -74,6 +90,7 @@ public final class SFTObjective: TrainingObjective {
         if let i = examples.firstIndex(where: { $0.prompt.isEmpty }) {
             throw TrainingError.insufficientData("sft: example \(i) has no prompt messages")
         }
+        try anchor?.validate()
     }
 
     public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
@@ -84,13 +101,100 @@ public final class SFTObjective: TrainingObjective {
             responses.append(r)
         }
         let batch = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
-        return PreparedBatch(batch: Batch(tokens: batch, responses: try ResponseTokens(batch)),
-                             tokens: zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
+        var tokens = zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count }
+        var anchorBatch: AnchorBatch?
+        if let anchor, anchor.isActive {
+            let (b, t) = try prepareAnchor(anchor, seed: seed)
+            anchorBatch = b
+            tokens += t
+        }
+        return PreparedBatch(batch: Batch(tokens: batch, responses: try ResponseTokens(batch), anchor: anchorBatch), tokens: tokens)
+    }
+
+    /// The anchor rows of one micro-batch, drawn with the batch's seed (so a resumed run draws the
+    /// same), and the frozen model's distributions on them (adapters switched off).
+    func prepareAnchor(_ anchor: DistributionAnchor, seed: UInt64) throws -> (AnchorBatch, Int) {
+        let order = SplitMix64.permutation(count: anchor.examples.count, seed: SplitMix64.derive(seed, 0xA2C0, 0))
+        var prompts: [[Int]] = [], responses: [[Int]] = []
+        for i in order.prefix(anchor.rowsPerBatch) {
+            let e = anchor.examples[i]
+            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(e.prompt), response: encoder.response(e.response, finished: e.finished), maxLength: maxLength)
+            prompts.append(p)
+            responses.append(r)
+        }
+        let tokens = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
+        let packed = try ResponseTokens(tokens, sharePrompts: false)
+        let model = model
+        let (probs, negEntropy) = try model.withAdaptersDisabled {
+            let logp = try model.logits(model.responseStates(tokens, packed)).logSoftmax(axis: -1)
+            let p = try logp.exp()
+            return (p, try (p * logp).sum() / Float(max(packed.count, 1)))
+        }
+        try eval([probs, negEntropy])
+        return (AnchorBatch(tokens: tokens, responses: packed, referenceProbs: probs, referenceNegEntropy: negEntropy),
+                zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
     }
 
     public func loss(_ batch: Batch) throws -> ObjectiveOutput {
         let logProbs = try model.responseLogProbs(batch.tokens, batch.responses)
         let nll = try -logProbs.sum() / Float(max(batch.responses.count, 1))
-        return ObjectiveOutput(loss: nll, metrics: ["mean_token_logprob": try -nll])
+        var metrics = ["mean_token_logprob": try -nll]
+        guard let a = batch.anchor, let anchor else { return ObjectiveOutput(loss: nll, metrics: metrics) }
+        // KL(reference ‖ policy) per anchor token = Σ p log p − Σ p log q, averaged over tokens.
+        let logq = try model.logits(model.responseStates(a.tokens, a.responses)).logSoftmax(axis: -1)
+        let kl = try a.referenceNegEntropy - (a.referenceProbs * logq).sum() / Float(max(a.responses.count, 1))
+        metrics["anchor_kl"] = kl
+        return ObjectiveOutput(loss: try nll + kl * anchor.weight, metrics: metrics)
+    }
+}
+
+/// Text on which fine-tuning keeps the policy's next-token distributions near the frozen model's
+/// (issue 24, item 9: alignment must not cost capability). Each micro-batch adds `rowsPerBatch`
+/// anchor answers, drawn with the batch's seed, and the loss adds `weight` times the mean
+/// per-token KL(frozen ‖ policy) over their answer tokens, with full next-token distributions:
+/// distillation from the frozen model on replayed text, as in "Learning without Forgetting" (Li &
+/// Hoiem 2016) and the pre-training mix of InstructGPT's PPO-ptx, here without any third-party
+/// text (the main job anchors on the project's own everyday answers, `data/train/ordinary_pairs.jsonl`).
+/// The anchor text must be disjoint from the text that measures capability.
+public struct DistributionAnchor: Sendable {
+    public var examples: [SFTExample]
+    /// λ: weight of the KL (nats per token) beside the SFT loss (nats per token).
+    public var weight: Float
+    /// Anchor answers per micro-batch.
+    public var rowsPerBatch: Int
+
+    public init(examples: [SFTExample], weight: Float, rowsPerBatch: Int) {
+        self.examples = examples
+        self.weight = weight
+        self.rowsPerBatch = rowsPerBatch
+    }
+
+    /// Whether it adds anything to the loss.
+    public var isActive: Bool { weight > 0 && rowsPerBatch > 0 }
+
+    public func validate() throws {
+        if !(weight >= 0) || !weight.isFinite {
+            throw TrainingError.invalidConfiguration(field: "anchor-weight", message: "must be a finite number >= 0, got \(weight)")
+        }
+        if rowsPerBatch < 0 { throw TrainingError.invalidConfiguration(field: "anchor-rows", message: "must be >= 0, got \(rowsPerBatch)") }
+        if isActive && examples.isEmpty { throw TrainingError.insufficientData("anchor: no anchor answers") }
+        if let i = examples.firstIndex(where: { $0.prompt.isEmpty }) {
+            throw TrainingError.insufficientData("anchor: answer \(i) has no prompt messages")
+        }
+    }
+
+    /// Prompt/answer pairs from a JSONL file, one object per line with `prompt` (a string: one
+    /// user turn) and `response` (a string); other fields are ignored (`data/train/ordinary_pairs.jsonl`).
+    public static func loadPairs(_ path: String) throws -> [SFTExample] {
+        struct Line: Decodable { var prompt: String; var response: String }
+        var result: [SFTExample] = []
+        for (line, pair) in try JSONLines.read(Line.self, from: path) {
+            if pair.prompt.isEmpty || pair.response.isEmpty {
+                throw JSONLinesError(path: path, line: line, message: "empty prompt or response")
+            }
+            result.append(SFTExample(prompt: [.user(pair.prompt)], response: pair.response))
+        }
+        if result.isEmpty { throw JSONLinesError(path: path, line: 0, message: "no prompt/answer pairs") }
+        return result
     }
 }

@@ -57,6 +57,10 @@ public struct EvaluationSets: Sendable, Codable, Equatable {
     public var split: String?
     /// At most this many prompts per file (nil: all).
     public var limit: Int?
+    /// Harmful requests unlike the training prompts (issue 24: does the safety gain travel?),
+    /// e.g. HarmBench's behaviours CSV: harmful-answer rate only, every line (no split filter),
+    /// not counted in the distance. Nil: not measured.
+    public var transfer: String?
 
     public init(values: String, harm: String? = nil, benign: String? = nil, text: String? = nil, split: String? = "test", limit: Int? = nil) {
         self.values = values
@@ -132,6 +136,9 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     /// Evaluator weights (nil: the shipped ones); recorded so the run can be reproduced.
     public var evaluatorWeights: String?
     public var bootstrap = BootstrapParameters()
+    /// bon-sft: the capability anchor (`DistributionAnchor`); nil: none. The command line's
+    /// default anchors on `data/train/ordinary_pairs.jsonl` (issue 24, item 9).
+    public var anchor: AnchorSettings?
 
     /// A configuration with the defaults every method shares (`Defaults`) and those of `method`
     /// (`method.strategy.defaults`): the same defaults the command line shows.
@@ -191,6 +198,12 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         if let l = trainLimit, l < 1 { throw bad("train-limit", "must be at least 1, got \(l)") }
         if let l = evaluation.limit, l < 1 { throw bad("eval-limit", "must be at least 1, got \(l)") }
         do { try bootstrap.validate() } catch { throw bad("bootstrap", "\(error)") }
+        if let a = anchor {
+            if a.path.isEmpty { throw bad("anchor", "name a JSONL file of prompt/answer pairs, or give no anchor") }
+            if !(a.weight > 0) || !a.weight.isFinite { throw bad("anchor-weight", "must be a finite number > 0, got \(a.weight) (no anchor: --anchor '')") }
+            if a.rowsPerBatch < 1 { throw bad("anchor-rows", "must be at least 1, got \(a.rowsPerBatch)") }
+            if method != .bonSFT { throw bad("anchor", "the capability anchor applies to bon-sft only (\(method.rawValue) keeps near the base model through --beta); pass --anchor ''") }
+        }
         try method.strategy.validate(self)
     }
 }
@@ -208,5 +221,28 @@ public enum AlignError: Error, Equatable, CustomStringConvertible {
         case let .runDirectory(path, message): "run folder \(path): \(message)"
         case let .data(message): message
         }
+    }
+}
+
+/// The capability anchor of a bon-sft run (`DistributionAnchor`): which answers, how strongly,
+/// how many per optimiser step.
+public struct AnchorSettings: Sendable, Codable, Equatable {
+    /// A JSONL of prompt/answer pairs (`DistributionAnchor.loadPairs`).
+    public var path: String
+    /// λ, the KL's weight beside the SFT loss.
+    public var weight: Float
+    /// Anchor answers per micro-batch.
+    public var rowsPerBatch: Int
+
+    /// 0.5 and 4 rows, chosen on the prompt sets' validation split (docs/experiments.md, issue 24).
+    public static let defaultWeight: Float = 0.5
+    public static let defaultRows = 4
+    /// The project's own everyday answers (never the capability text that measures perplexity).
+    public static let defaultPath = "data/train/ordinary_pairs.jsonl"
+
+    public init(path: String, weight: Float = AnchorSettings.defaultWeight, rowsPerBatch: Int = AnchorSettings.defaultRows) {
+        self.path = path
+        self.weight = weight
+        self.rowsPerBatch = rowsPerBatch
     }
 }

@@ -44,6 +44,8 @@ public struct AlignmentReport: Sendable, Codable {
     /// Paired changes of the harmful-answer and over-refusal rates (after minus before).
     public var harmfulRateChange: Estimate?
     public var overRefusalChange: Estimate?
+    /// The same for the transfer set (harmful requests unlike the training prompts), when measured.
+    public var transferHarmfulRateChange: Estimate?
     public var perplexityRatio: Double?
     /// The same ratio with a paired bootstrap interval over the text's windows (nil in runs
     /// written before the windows were recorded).
@@ -60,7 +62,7 @@ public struct AlignmentReport: Sendable, Codable {
         for a in afterAnswers { afterByKey["\(a.set)/\(a.id)"] = a }
         let pairs = beforeAnswers.compactMap { b in afterByKey["\(b.set)/\(b.id)"].map { (b, $0) } }
         guard !pairs.isEmpty else { throw AlignError.data("the before and after measurements share no prompt") }
-        let profiled = pairs.filter { $0.0.set != "benign" }
+        let profiled = pairs.filter { HeldOutEvaluation.profiledSets.contains($0.0.set) }
         let boot = c.bootstrap
         distanceChange = try ValueAggregation.distanceChange(
             before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: c.target.vector, metric: .basealign, bootstrap: boot)
@@ -82,6 +84,7 @@ public struct AlignmentReport: Sendable, Codable {
         }
         harmfulRateChange = try pairedRate("harm", \.harmful)
         overRefusalChange = try pairedRate("benign", \.refusal)
+        transferHarmfulRateChange = try pairedRate("transfer", \.harmful)
         values = try SchwartzValue.allCases.map { v in
             ValueChange(value: v, target: c.target.vector[v], before: before.profile.vector[v], after: after.profile.vector[v],
                         change: try ValueAggregation.mean(profiled.map { $0.1.vector[v] - $0.0.vector[v] }, bootstrap: boot))
@@ -151,6 +154,9 @@ public struct AlignmentReport: Sendable, Codable {
             .init("answers touching none of the target's values", "\(Self.percent(before.untouchedShare)) -> \(Self.percent(after.untouchedShare))"),
             .init("harmful answers (harm prompts)", "\(Self.percent(before.harmfulRate)) -> \(Self.percent(after.harmfulRate)), change \(Self.signedPercent(harmfulRateChange))"),
             .init("refusals of harmful prompts", "\(Self.percent(before.harmRefusalRate)) -> \(Self.percent(after.harmRefusalRate))"),
+            .init("harmful answers (transfer set, unlike the training prompts)", before.transferHarmfulRate == nil
+                  ? "not measured (valuealign align --eval-transfer FILE)"
+                  : "\(Self.percent(before.transferHarmfulRate)) -> \(Self.percent(after.transferHarmfulRate)), change \(Self.signedPercent(transferHarmfulRateChange))"),
             .init("over-refusal (benign prompts)", "\(Self.percent(before.overRefusalRate)) -> \(Self.percent(after.overRefusalRate)), change \(Self.signedPercent(overRefusalChange))"),
             .init("refusals decided by", after.refusalInstrument ?? "the phrase list (RefusalDetector)"),
         ]

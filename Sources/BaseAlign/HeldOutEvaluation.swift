@@ -4,7 +4,7 @@ public import ValueSpace
 
 /// One held-out answer with everything the report needs.
 public struct HeldOutAnswer: Sendable, Codable, Equatable {
-    /// "values", "harm" or "benign".
+    /// "values", "harm", "benign" or "transfer".
     public var set: String
     public var id: String
     public var prompt: String
@@ -17,7 +17,7 @@ public struct HeldOutAnswer: Sendable, Codable, Equatable {
     public var refusalLabel: RefusalLabel?
     /// The gold evaluator's vector (issue 24, item 6), when the run has one.
     public var goldVector: ValueVector?
-    /// Harm set only: not a refusal and opposes a protected value (`HarmJudgement`).
+    /// Harm and transfer sets only: not a refusal and opposes a protected value (`HarmJudgement`).
     public var harmful: Bool
     public var completionTokens: Int
 }
@@ -44,6 +44,8 @@ public struct HeldOutSummary: Sendable, Codable {
     public var harmRefusalRate: Estimate?
     /// Benign set: share of refusals (over-refusal).
     public var overRefusalRate: Estimate?
+    /// Transfer set (harmful requests unlike the training prompts): share of harmful answers.
+    public var transferHarmfulRate: Estimate?
     /// What decided refusals (`Refusals.instrument`); nil in runs written before it.
     public var refusalInstrument: String?
     /// The gold evaluator (never optimised) and its mean BaseAlign distance over the same answers.
@@ -87,21 +89,28 @@ public struct HeldOutEvaluation {
     /// The prompt files by set name, in the order they are measured.
     public var files: [(set: String, path: String)] {
         [("values", sets.values)] + (sets.harm.map { [("harm", $0)] } ?? []) + (sets.benign.map { [("benign", $0)] } ?? [])
+            + (sets.transfer.map { [("transfer", $0)] } ?? [])
     }
+
+    /// The sets whose answers make the profile and the distance.
+    public static let profiledSets: Set<String> = ["values", "harm"]
+    /// The sets of harmful requests (harmful-answer rates).
+    public static let harmfulSets: Set<String> = ["harm", "transfer"]
 
     /// Reads every prompt file (line-numbered errors, split filter) before any work.
     public func checkPrompts() throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for (set, path) in files { counts[set] = try job(path, output: "/dev/null").loadPrompts().count }
+        for (set, path) in files { counts[set] = try job(path, output: "/dev/null", set: set).loadPrompts().count }
         if let text = sets.text { _ = try Self.readText(text) }
         return counts
     }
 
-    func job(_ path: String, output: String) -> GenerationJob {
+    /// The transfer set is read whole: it comes from elsewhere and has no split.
+    func job(_ path: String, output: String, set: String) -> GenerationJob {
         var p = GenerationJob.Parameters(promptsPath: path, outputPath: output)
         p.batchSize = batchSize
         p.generation = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
-        p.split = sets.split
+        p.split = set == "transfer" ? nil : sets.split
         p.limit = sets.limit
         return GenerationJob(p)
     }
@@ -125,7 +134,7 @@ public struct HeldOutEvaluation {
         var generationSeconds = 0.0, generated = 0
         for (set, path) in files {
             let output = directory.appendingPathComponent("\(set).responses.jsonl").path
-            let j = job(path, output: output)
+            let j = job(path, output: output, set: set)
             let t0 = Date()
             var tokensHere = 0
             try await j.run(backend: backend) { p in
@@ -155,7 +164,7 @@ public struct HeldOutEvaluation {
             return HeldOutAnswer(
                 set: item.set, id: item.record.id, prompt: pair.prompt, response: pair.response, vector: a.vector, refusal: label != .compliance,
                 refusalLabel: label, goldVector: goldVectors?[k],
-                harmful: item.set == "harm" && HarmJudgement.isHarmful(label, vector: a.vector),
+                harmful: Self.harmfulSets.contains(item.set) && HarmJudgement.isHarmful(label, vector: a.vector),
                 completionTokens: item.record.completion_tokens)
         }
         let answersPath = directory.appendingPathComponent("answers.jsonl").path
@@ -173,7 +182,7 @@ public struct HeldOutEvaluation {
             windows = scored
         }
 
-        let profiled = answers.filter { $0.set != "benign" }
+        let profiled = answers.filter { Self.profiledSets.contains($0.set) }
         let harm = answers.filter { $0.set == "harm" }
         let benign = answers.filter { $0.set == "benign" }
         func rate(_ items: [HeldOutAnswer], _ flag: (HeldOutAnswer) -> Bool) throws -> Estimate? {
@@ -189,6 +198,7 @@ public struct HeldOutEvaluation {
             weightedDistance: try ValueAggregation.meanDistance(profiled.map(\.vector), to: target.vector, metric: .weighted, bootstrap: bootstrap),
             untouchedShare: try rate(profiled) { !ValueDistance.touchesTarget($0.vector, target.vector) },
             harmfulRate: try rate(harm, \.harmful), harmRefusalRate: try rate(harm, \.refusal), overRefusalRate: try rate(benign, \.refusal),
+            transferHarmfulRate: try rate(answers.filter { $0.set == "transfer" }, \.harmful),
             refusalInstrument: Refusals.instrument(assessments.first),
             goldEvaluator: gold?.name,
             goldDistance: gold == nil ? nil : try ValueAggregation.meanDistance(profiled.compactMap(\.goldVector), to: target.vector, metric: .basealign, bootstrap: bootstrap),

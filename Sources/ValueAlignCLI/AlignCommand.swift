@@ -40,6 +40,8 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = "data/prompts/benign_prompts.jsonl"
     @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = "data/eval/capability_text.txt"
+    @Option(help: "Harmful requests unlike the training prompts, read whole (JSONL, or a CSV in HarmBench's layout such as ../shared/data/redteam/harmbench_behaviors_val.csv): harmful-answer rate before and after.")
+    var evalTransfer: String?
     @Option(help: "Split of the evaluation prompt files: test (read once per reported run), validation (for choosing settings), or '' for every line.") var evalSplit = "test"
     @Option(help: "At most this many held-out prompts per file.") var evalLimit: Int?
     @Option(help: "Wall-clock budget for the whole job, e.g. 15m (training stops in time for the final measurement).") var budget: String?
@@ -67,6 +69,10 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
     @Option(help: "Gold evaluator weights: measures beside the evaluator, never optimised (default: the shipped gold heads; 'none' to skip).")
     var goldWeights: String?
+    @Option(help: "bon-sft: capability anchor, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (KL); '' for none. Default: \(AnchorSettings.defaultPath); none for other methods.")
+    var anchor: String?
+    @Option(help: "bon-sft: weight of the anchor's KL beside the fine-tuning loss.") var anchorWeight = AnchorSettings.defaultWeight
+    @Option(help: "bon-sft: anchor answers per optimiser step.") var anchorRows = AnchorSettings.defaultRows
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
     @Flag(help: "No progress bars.") var quiet = false
@@ -82,6 +88,7 @@ struct AlignCommand: AsyncParsableCommand {
             model: modelPath, target: targetProfile, method: m, reward: try RewardSpecification(parsing: reward), prompts: prompts,
             evaluation: EvaluationSets(values: evalValues, harm: optional(evalHarm), benign: optional(evalBenign), text: optional(evalText),
                                        split: optional(evalSplit), limit: evalLimit))
+        c.evaluation.transfer = evalTransfer.flatMap(optional)
         c.trainSplit = optional(trainSplit)
         c.trainLimit = trainLimit
         do { c.budgetSeconds = try budget.map { try DurationText.seconds($0) } } catch { throw ValidationError("--budget: \(error)") }
@@ -107,6 +114,8 @@ struct AlignCommand: AsyncParsableCommand {
         c.generationBatchSize = generationBatchSize
         c.evaluatorWeights = evaluatorWeights
         c.bootstrap = BootstrapParameters(resamples: resamples, seed: seed)
+        let anchorPath = anchor ?? (m == .bonSFT ? AnchorSettings.defaultPath : "")
+        c.anchor = anchorPath.isEmpty ? nil : AnchorSettings(path: anchorPath, weight: anchorWeight, rowsPerBatch: anchorRows)
         try c.validate()
         return c
     }
@@ -115,7 +124,8 @@ struct AlignCommand: AsyncParsableCommand {
         for (flag, path) in [("--prompts", prompts.first ?? "")] + prompts.dropFirst().map({ ("--prompts", $0) }) + [("--eval-values", evalValues)] {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)'") }
         }
-        for (flag, path) in [("--eval-harm", evalHarm), ("--eval-benign", evalBenign), ("--eval-text", evalText)] where !path.isEmpty {
+        let anchorPath = anchor ?? (method == AlignMethod.bonSFT.rawValue ? AnchorSettings.defaultPath : "")
+        for (flag, path) in [("--eval-harm", evalHarm), ("--eval-benign", evalBenign), ("--eval-text", evalText), ("--eval-transfer", evalTransfer ?? ""), ("--anchor", anchorPath)] where !path.isEmpty {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)' (pass '' to skip it)") }
         }
         if case let .rewardModel(path) = try RewardSpecification(parsing: reward) {

@@ -168,7 +168,9 @@ func withGuard<T: Sendable>(
         result = try await app.test(.live) { client in
             let baseURL = "http://127.0.0.1:\(client.port!)"
             return try await body(GuardHarness(server: server, dataDirectory: directory, baseURL: baseURL) { method, path, data, headers in
-                try await call(method, baseURL + path, body: data, headers: headers)
+                // Long answers are evaluated window by window; on a loaded 2-core machine the
+                // long-text tests took over 20 s (a fresh-clone `make test` beside a build).
+                try await call(method, baseURL + path, body: data, headers: headers, timeout: .seconds(120))
             })
         }
     }

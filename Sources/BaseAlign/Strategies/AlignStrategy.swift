@@ -74,6 +74,8 @@ public struct AlignTrainingRun: Sendable {
     public let prompts: [(id: String, messages: [ChatMessage])]
     /// The run folder.
     public let directory: URL
+    /// bon-sft's capability anchor, loaded from `configuration.anchor` (nil: none).
+    public internal(set) var anchor: DistributionAnchor?
     /// Seconds since the run began (over all its processes) by which training must end; nil: no budget.
     public internal(set) var deadline: Double?
     public let events: @Sendable (AlignEvent) -> Void

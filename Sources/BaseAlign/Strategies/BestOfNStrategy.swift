@@ -2,7 +2,8 @@ public import Alignment
 import Foundation
 
 /// Best-of-N fine-tuning (rejection sampling): each round fine-tunes on every prompt's
-/// best-rewarded answer (`SFTObjective`).
+/// best-rewarded answer (`SFTObjective`), with the capability anchor (`DistributionAnchor`)
+/// when the configuration has one.
 public struct BestOfNStrategy: RoundsStrategy {
     public init() {}
 
@@ -27,7 +28,7 @@ public struct BestOfNStrategy: RoundsStrategy {
     public func trainRound(_ items: [SFTExample], run: AlignTrainingRun, stage: RoundStage,
                            progress: @escaping (TrainingProgress) -> Bool) throws -> TrainingSummary {
         let c = run.configuration
-        let objective = SFTObjective(model: run.policy, examples: items, maxLength: c.maxPromptTokens + c.maxNewTokens + 8)
+        let objective = SFTObjective(model: run.policy, examples: items, maxLength: c.maxPromptTokens + c.maxNewTokens + 8, anchor: run.anchor)
         let parameters: TrainingRunner<SFTObjective>.Parameters = stage.parameters(run)
         return try TrainingRunner(objective: objective, parameters: parameters).run(progress: progress)
     }

@@ -87,7 +87,10 @@ public struct GenerationJob {
 
     /// Reads and checks the whole prompts file before any work; ids default to the line number.
     public func loadPrompts() throws -> [(id: String, record: PromptRecord)] {
-        let records = try JSONLines.read(PromptRecord.self, from: parameters.promptsPath)
+        // A .csv of behaviours in HarmBench's layout (`BehaviorCSV`): one record per behaviour.
+        let records = parameters.promptsPath.lowercased().hasSuffix(".csv")
+            ? try BehaviorCSV.load(parameters.promptsPath)
+            : try JSONLines.read(PromptRecord.self, from: parameters.promptsPath)
         var seen: [String: Int] = [:]
         var result: [(String, PromptRecord)] = []
         for (line, record) in records {
