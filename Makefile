@@ -29,11 +29,11 @@ export VALUEALIGN_MODEL ?= $(MODEL_FILE)
 
 ## make run: set up what is missing, build in release mode, run the main job.
 ## The main job: measure the embedded model's values on held-out prompts, align it toward the
-## BaseAlign ideal target (24 steps, within a 15-minute budget), re-measure, write runs/main/report.html.
+## BaseAlign ideal target (36 steps, within a 15-minute budget), re-measure, write runs/main/report.html.
 ## Rerunning continues an interrupted run, or shows the finished one (RUN_ARGS=--restart to redo).
 RUN_ARGS ?=
 run: deps build-release
-	.build/release/valuealign align --steps 24 --budget 15m --out runs/main $(RUN_ARGS)
+	.build/release/valuealign align --steps 36 --budget 15m --out runs/main $(RUN_ARGS)
 
 ## make test: set up what is missing and run the whole test suite; the guard server's PostgreSQL
 ## audit tests get a throwaway server on loopback (Debian's postgresql, installed if missing).

@@ -44,13 +44,13 @@ public final class SFTObjective: TrainingObjective {
     public struct Batch {
         public var tokens: TokenBatch
         public var responses: ResponseTokens
-        /// The micro-batch's anchor rows with the frozen model's distributions (nil: no anchor).
-        public var anchor: AnchorBatch?
+        /// The micro-batch's retention rows with the frozen model's distributions (nil: no retention).
+        public var retention: RetentionBatch?
     }
 
-    /// Anchor answers in token ids, with the frozen model's next-token probabilities at each of
+    /// Retention answers in token ids, with the frozen model's next-token probabilities at each of
     /// their tokens, [T, V], and Σ p log p over those entries divided by T (for the KL's value).
-    public struct AnchorBatch {
+    public struct RetentionBatch {
         public var tokens: TokenBatch
         public var responses: ResponseTokens
         public var referenceProbs: MLXArray
@@ -64,13 +64,13 @@ public final class SFTObjective: TrainingObjective {
     let encoder: ChatEncoder
 
     /// Keeps the policy's distributions near the frozen model's on other text (nil: plain SFT).
-    public let anchor: DistributionAnchor?
+    public let retention: CapabilityRetention?
 
-    public init(model loaded: LoadedModel, examples: [SFTExample], maxLength: Int = 1024, anchor: DistributionAnchor? = nil) {
+    public init(model loaded: LoadedModel, examples: [SFTExample], maxLength: Int = 1024, retention: CapabilityRetention? = nil) {
         self.loaded = loaded
         self.examples = examples
         self.maxLength = maxLength
-        self.anchor = anchor
+        self.retention = retention
         encoder = ChatEncoder(loaded)
     }
 
@@ -90,7 +90,7 @@ public final class SFTObjective: TrainingObjective {
         if let i = examples.firstIndex(where: { $0.prompt.isEmpty }) {
             throw TrainingError.insufficientData("sft: example \(i) has no prompt messages")
         }
-        try anchor?.validate()
+        try retention?.validate()
     }
 
     public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
@@ -102,22 +102,22 @@ public final class SFTObjective: TrainingObjective {
         }
         let batch = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
         var tokens = zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count }
-        var anchorBatch: AnchorBatch?
-        if let anchor, anchor.isActive {
-            let (b, t) = try prepareAnchor(anchor, seed: seed)
-            anchorBatch = b
+        var retentionBatch: RetentionBatch?
+        if let retention, retention.isActive {
+            let (b, t) = try prepareRetention(retention, seed: seed)
+            retentionBatch = b
             tokens += t
         }
-        return PreparedBatch(batch: Batch(tokens: batch, responses: try ResponseTokens(batch), anchor: anchorBatch), tokens: tokens)
+        return PreparedBatch(batch: Batch(tokens: batch, responses: try ResponseTokens(batch), retention: retentionBatch), tokens: tokens)
     }
 
-    /// The anchor rows of one micro-batch, drawn with the batch's seed (so a resumed run draws the
+    /// The retention rows of one micro-batch, drawn with the batch's seed (so a resumed run draws the
     /// same), and the frozen model's distributions on them (adapters switched off).
-    func prepareAnchor(_ anchor: DistributionAnchor, seed: UInt64) throws -> (AnchorBatch, Int) {
-        let order = SplitMix64.permutation(count: anchor.examples.count, seed: SplitMix64.derive(seed, 0xA2C0, 0))
+    func prepareRetention(_ retention: CapabilityRetention, seed: UInt64) throws -> (RetentionBatch, Int) {
+        let order = SplitMix64.permutation(count: retention.examples.count, seed: SplitMix64.derive(seed, 0xA2C0, 0))
         var prompts: [[Int]] = [], responses: [[Int]] = []
-        for i in order.prefix(anchor.rowsPerBatch) {
-            let e = anchor.examples[i]
+        for i in order.prefix(retention.rowsPerBatch) {
+            let e = retention.examples[i]
             let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(e.prompt), response: encoder.response(e.response, finished: e.finished), maxLength: maxLength)
             prompts.append(p)
             responses.append(r)
@@ -131,7 +131,7 @@ public final class SFTObjective: TrainingObjective {
             return (p, try (p * logp).sum() / Float(max(packed.count, 1)))
         }
         try eval([probs, negEntropy])
-        return (AnchorBatch(tokens: tokens, responses: packed, referenceProbs: probs, referenceNegEntropy: negEntropy),
+        return (RetentionBatch(tokens: tokens, responses: packed, referenceProbs: probs, referenceNegEntropy: negEntropy),
                 zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
     }
 
@@ -139,28 +139,28 @@ public final class SFTObjective: TrainingObjective {
         let logProbs = try model.responseLogProbs(batch.tokens, batch.responses)
         let nll = try -logProbs.sum() / Float(max(batch.responses.count, 1))
         var metrics = ["mean_token_logprob": try -nll]
-        guard let a = batch.anchor, let anchor else { return ObjectiveOutput(loss: nll, metrics: metrics) }
-        // KL(reference ‖ policy) per anchor token = Σ p log p − Σ p log q, averaged over tokens.
+        guard let a = batch.retention, let retention else { return ObjectiveOutput(loss: nll, metrics: metrics) }
+        // KL(reference ‖ policy) per retention token = Σ p log p − Σ p log q, averaged over tokens.
         let logq = try model.logits(model.responseStates(a.tokens, a.responses)).logSoftmax(axis: -1)
         let kl = try a.referenceNegEntropy - (a.referenceProbs * logq).sum() / Float(max(a.responses.count, 1))
-        metrics["anchor_kl"] = kl
-        return ObjectiveOutput(loss: try nll + kl * anchor.weight, metrics: metrics)
+        metrics["retention_kl"] = kl
+        return ObjectiveOutput(loss: try nll + kl * retention.weight, metrics: metrics)
     }
 }
 
 /// Text on which fine-tuning keeps the policy's next-token distributions near the frozen model's
 /// (issue 24, item 9: alignment must not cost capability). Each micro-batch adds `rowsPerBatch`
-/// anchor answers, drawn with the batch's seed, and the loss adds `weight` times the mean
+/// retention answers, drawn with the batch's seed, and the loss adds `weight` times the mean
 /// per-token KL(frozen ‖ policy) over their answer tokens, with full next-token distributions:
 /// distillation from the frozen model on replayed text, as in "Learning without Forgetting" (Li &
 /// Hoiem 2016) and the pre-training mix of InstructGPT's PPO-ptx, here without any third-party
-/// text (the main job anchors on the project's own everyday answers, `data/train/ordinary_pairs.jsonl`).
-/// The anchor text must be disjoint from the text that measures capability.
-public struct DistributionAnchor: Sendable {
+/// text (the main job uses the project's own everyday answers, `data/train/ordinary_pairs.jsonl`).
+/// The retention text must be disjoint from the text that measures capability.
+public struct CapabilityRetention: Sendable {
     public var examples: [SFTExample]
     /// λ: weight of the KL (nats per token) beside the SFT loss (nats per token).
     public var weight: Float
-    /// Anchor answers per micro-batch.
+    /// Retention answers per micro-batch.
     public var rowsPerBatch: Int
 
     public init(examples: [SFTExample], weight: Float, rowsPerBatch: Int) {
@@ -174,12 +174,12 @@ public struct DistributionAnchor: Sendable {
 
     public func validate() throws {
         if !(weight >= 0) || !weight.isFinite {
-            throw TrainingError.invalidConfiguration(field: "anchor-weight", message: "must be a finite number >= 0, got \(weight)")
+            throw TrainingError.invalidConfiguration(field: "retain-weight", message: "must be a finite number >= 0, got \(weight)")
         }
-        if rowsPerBatch < 0 { throw TrainingError.invalidConfiguration(field: "anchor-rows", message: "must be >= 0, got \(rowsPerBatch)") }
-        if isActive && examples.isEmpty { throw TrainingError.insufficientData("anchor: no anchor answers") }
+        if rowsPerBatch < 0 { throw TrainingError.invalidConfiguration(field: "retain-rows", message: "must be >= 0, got \(rowsPerBatch)") }
+        if isActive && examples.isEmpty { throw TrainingError.insufficientData("retention: no retention answers") }
         if let i = examples.firstIndex(where: { $0.prompt.isEmpty }) {
-            throw TrainingError.insufficientData("anchor: answer \(i) has no prompt messages")
+            throw TrainingError.insufficientData("retention: answer \(i) has no prompt messages")
         }
     }
 

@@ -101,7 +101,7 @@ public final class AlignmentJob: @unchecked Sendable {
     public func validate() throws -> [(id: String, messages: [ChatMessage])] {
         try configuration.validate()
         let prompts = try trainingPrompts()
-        _ = try anchorExamples()
+        _ = try retentionExamples()
         _ = try evaluation.checkPrompts()
         let room = policy.model.configuration.maxPositionEmbeddings
         if configuration.maxNewTokens >= room || configuration.evaluationMaxNewTokens >= room {
@@ -148,13 +148,13 @@ public final class AlignmentJob: @unchecked Sendable {
         return result
     }
 
-    /// The capability anchor's answers (nil: no anchor).
-    public func anchorExamples() throws -> DistributionAnchor? {
-        guard let a = configuration.anchor else { return nil }
+    /// The capability retention term's answers (nil: no retention).
+    public func retentionExamples() throws -> CapabilityRetention? {
+        guard let a = configuration.retention else { return nil }
         do {
-            return DistributionAnchor(examples: try DistributionAnchor.loadPairs(a.path), weight: a.weight, rowsPerBatch: a.rowsPerBatch)
+            return CapabilityRetention(examples: try CapabilityRetention.loadPairs(a.path), weight: a.weight, rowsPerBatch: a.rowsPerBatch)
         } catch {
-            throw AlignError.data("--anchor: \(error)")
+            throw AlignError.data("--retain: \(error)")
         }
     }
 
@@ -181,7 +181,7 @@ public final class AlignmentJob: @unchecked Sendable {
         // The budget's deadline is set once the first measurement's time is known.
         var run = AlignTrainingRun(configuration: configuration, policy: policy, reward: reward, prompts: prompts, directory: directory,
                                    deadline: nil, events: events, shouldStop: shouldStop, clock: clock)
-        run.anchor = try anchorExamples()
+        run.retention = try retentionExamples()
 
         // 1. Before: the policy as given (no adapter).
         let before = try await measureBefore(run, state: &state)

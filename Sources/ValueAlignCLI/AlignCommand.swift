@@ -69,10 +69,10 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
     @Option(help: "Gold evaluator weights: measures beside the evaluator, never optimised (default: the shipped gold heads; 'none' to skip).")
     var goldWeights: String?
-    @Option(help: "bon-sft: capability anchor, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (KL); '' for none. Default: \(AnchorSettings.defaultPath); none for other methods.")
-    var anchor: String?
-    @Option(help: "bon-sft: weight of the anchor's KL beside the fine-tuning loss.") var anchorWeight = AnchorSettings.defaultWeight
-    @Option(help: "bon-sft: anchor answers per optimiser step.") var anchorRows = AnchorSettings.defaultRows
+    @Option(help: "bon-sft: retention text, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (a KL term); '' for none. Default: \(RetentionSettings.defaultPath); none for other methods.")
+    var retain: String?
+    @Option(help: "bon-sft: weight of the retention KL beside the fine-tuning loss.") var retainWeight = RetentionSettings.defaultWeight
+    @Option(help: "bon-sft: retention answers per optimiser step.") var retainRows = RetentionSettings.defaultRows
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
     @Flag(help: "No progress bars.") var quiet = false
@@ -114,8 +114,9 @@ struct AlignCommand: AsyncParsableCommand {
         c.generationBatchSize = generationBatchSize
         c.evaluatorWeights = evaluatorWeights
         c.bootstrap = BootstrapParameters(resamples: resamples, seed: seed)
-        let anchorPath = anchor ?? (m == .bonSFT ? AnchorSettings.defaultPath : "")
-        c.anchor = anchorPath.isEmpty ? nil : AnchorSettings(path: anchorPath, weight: anchorWeight, rowsPerBatch: anchorRows)
+        if let retain { c.retention = retain.isEmpty ? nil : RetentionSettings(path: retain) }
+        c.retention?.weight = retainWeight
+        c.retention?.rowsPerBatch = retainRows
         try c.validate()
         return c
     }
@@ -124,8 +125,8 @@ struct AlignCommand: AsyncParsableCommand {
         for (flag, path) in [("--prompts", prompts.first ?? "")] + prompts.dropFirst().map({ ("--prompts", $0) }) + [("--eval-values", evalValues)] {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)'") }
         }
-        let anchorPath = anchor ?? (method == AlignMethod.bonSFT.rawValue ? AnchorSettings.defaultPath : "")
-        for (flag, path) in [("--eval-harm", evalHarm), ("--eval-benign", evalBenign), ("--eval-text", evalText), ("--eval-transfer", evalTransfer ?? ""), ("--anchor", anchorPath)] where !path.isEmpty {
+        let retainPath = retain ?? AlignMethod(rawValue: method)?.strategy.defaults.retention?.path ?? ""
+        for (flag, path) in [("--eval-harm", evalHarm), ("--eval-benign", evalBenign), ("--eval-text", evalText), ("--eval-transfer", evalTransfer ?? ""), ("--retain", retainPath)] where !path.isEmpty {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)' (pass '' to skip it)") }
         }
         if case let .rewardModel(path) = try RewardSpecification(parsing: reward) {

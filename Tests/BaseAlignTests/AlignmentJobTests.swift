@@ -101,9 +101,9 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         var c = try data.configuration(method: method, steps: 2)
         if method == .grpo { c.batchSize = 2 }
         if method == .bonSFT {
-            // best-of-N with the capability anchor (issue 24, item 9).
-            try #"{"prompt":"Say hi","response":"hi there"}"#.appending("\n").write(to: data.root.appendingPathComponent("anchor.jsonl"), atomically: true, encoding: .utf8)
-            c.anchor = AnchorSettings(path: data.path("anchor.jsonl"), weight: 1, rowsPerBatch: 1)
+            // best-of-N with the capability retention term (issue 24, item 9).
+            try #"{"prompt":"Say hi","response":"hi there"}"#.appending("\n").write(to: data.root.appendingPathComponent("retention.jsonl"), atomically: true, encoding: .utf8)
+            c.retention = RetentionSettings(path: data.path("retention.jsonl"), weight: 1, rowsPerBatch: 1)
         }
         if method == .dpo {
             // A transfer set in HarmBench's CSV layout: read whole, the copyright row left out.
@@ -206,16 +206,16 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         c.steps = 0
         #expect { try c.validate() } throws: { "\($0)".contains("too small for one optimiser step") }
 
-        // The capability anchor: bon-sft only, a positive weight, a readable file named in the error.
+        // The capability retention term: bon-sft only, a positive weight, a readable file named in the error.
         c = try data.configuration(method: .dpo)
-        c.anchor = AnchorSettings(path: data.path("values.jsonl"))
+        c.retention = RetentionSettings(path: data.path("values.jsonl"))
         #expect { try c.validate() } throws: { "\($0)".contains("bon-sft only") }
         c = try data.configuration(method: .bonSFT)
-        c.anchor = AnchorSettings(path: data.path("values.jsonl"), weight: 0)
-        #expect { try c.validate() } throws: { "\($0)".contains("anchor-weight") }
-        c.anchor = AnchorSettings(path: data.path("no-anchor.jsonl"))
-        let noAnchor = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
-        await #expect { _ = try await noAnchor.run() } throws: { "\($0)".contains("--anchor") && "\($0)".contains("no-anchor.jsonl") }
+        c.retention = RetentionSettings(path: data.path("values.jsonl"), weight: 0)
+        #expect { try c.validate() } throws: { "\($0)".contains("retain-weight") }
+        c.retention = RetentionSettings(path: data.path("no-retention.jsonl"))
+        let noRetention = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+        await #expect { _ = try await noRetention.run() } throws: { "\($0)".contains("--retain") && "\($0)".contains("no-retention.jsonl") }
         #expect(!FileManager.default.fileExists(atPath: out.path))
 
         // An empty training split: the error names the file, and nothing is written.

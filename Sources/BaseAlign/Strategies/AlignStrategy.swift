@@ -38,11 +38,14 @@ public struct AlignMethodDefaults: Sendable, Equatable {
     public var beta: Float
     /// Candidates per prompt sampled with the value-conditioned system prompt (`ValueGuidance`).
     public var guidedSamples: Int
+    /// The capability retention term (bon-sft only; nil: none).
+    public var retention: RetentionSettings?
 
-    public init(learningRate: Float, beta: Float, guidedSamples: Int) {
+    public init(learningRate: Float, beta: Float, guidedSamples: Int, retention: RetentionSettings? = nil) {
         self.learningRate = learningRate
         self.beta = beta
         self.guidedSamples = guidedSamples
+        self.retention = retention
     }
 }
 
@@ -74,8 +77,8 @@ public struct AlignTrainingRun: Sendable {
     public let prompts: [(id: String, messages: [ChatMessage])]
     /// The run folder.
     public let directory: URL
-    /// bon-sft's capability anchor, loaded from `configuration.anchor` (nil: none).
-    public internal(set) var anchor: DistributionAnchor?
+    /// bon-sft's capability retention term, loaded from `configuration.retention` (nil: none).
+    public internal(set) var retention: CapabilityRetention?
     /// Seconds since the run began (over all its processes) by which training must end; nil: no budget.
     public internal(set) var deadline: Double?
     public let events: @Sendable (AlignEvent) -> Void
