@@ -115,6 +115,9 @@ struct AlignCommand: AsyncParsableCommand {
         c.evaluatorWeights = evaluatorWeights
         c.bootstrap = BootstrapParameters(resamples: resamples, seed: seed)
         if let retain { c.retention = retain.isEmpty ? nil : RetentionSettings(path: retain) }
+        if c.retention == nil, retainWeight != RetentionSettings.defaultWeight || retainRows != RetentionSettings.defaultRows {
+            throw ValidationError("--retain-weight and --retain-rows need a retention text, which only bon-sft takes (and --retain '' turns off)")
+        }
         c.retention?.weight = retainWeight
         c.retention?.rowsPerBatch = retainRows
         try c.validate()

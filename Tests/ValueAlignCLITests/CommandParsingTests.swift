@@ -86,6 +86,8 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             (["--retain", "/nonexistent/a.jsonl", "--steps", "1"], "--retain: no such file '/nonexistent/a.jsonl'"),
             (["--retain-weight", "0", "--steps", "1"], "--retain-weight: must be a finite number > 0"),
             (["--retain-rows", "0", "--steps", "1"], "--retain-rows: must be at least 1"),
+            (["--method", "grpo", "--retain-weight", "2", "--steps", "1"], "--retain-weight and --retain-rows need a retention text"),
+            (["--retain", "", "--retain-rows", "3", "--steps", "1"], "--retain-weight and --retain-rows need a retention text"),
             (["--eval-transfer", "/nonexistent/t.csv", "--steps", "1"], "--eval-transfer: no such file"),
         ]
         for (arguments, expected) in cases {
