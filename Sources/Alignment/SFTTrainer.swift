@@ -48,13 +48,12 @@ public final class SFTObjective: TrainingObjective {
         public var retention: RetentionBatch?
     }
 
-    /// Retention answers in token ids, with the frozen model's next-token probabilities at each of
-    /// their tokens, [T, V], and Σ p log p over those entries divided by T (for the KL's value).
+    /// Retention answers in token ids, with the frozen model's next-token log-probabilities at
+    /// each of their tokens, [T, V] (evaluated, so no gradient reaches them).
     public struct RetentionBatch {
         public var tokens: TokenBatch
         public var responses: ResponseTokens
-        public var referenceProbs: MLXArray
-        public var referenceNegEntropy: MLXArray
+        public var referenceLogProbs: MLXArray
     }
 
     public let loaded: LoadedModel
@@ -125,13 +124,9 @@ public final class SFTObjective: TrainingObjective {
         let tokens = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
         let packed = try ResponseTokens(tokens, sharePrompts: false)
         let model = model
-        let (probs, negEntropy) = try model.withAdaptersDisabled {
-            let logp = try model.logits(model.responseStates(tokens, packed)).logSoftmax(axis: -1)
-            let p = try logp.exp()
-            return (p, try (p * logp).sum() / Float(max(packed.count, 1)))
-        }
-        try eval([probs, negEntropy])
-        return (RetentionBatch(tokens: tokens, responses: packed, referenceProbs: probs, referenceNegEntropy: negEntropy),
+        let reference = try model.withAdaptersDisabled { try model.logits(model.responseStates(tokens, packed)).logSoftmax(axis: -1) }
+        try eval([reference])
+        return (RetentionBatch(tokens: tokens, responses: packed, referenceLogProbs: reference),
                 zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
     }
 
@@ -140,9 +135,10 @@ public final class SFTObjective: TrainingObjective {
         let nll = try -logProbs.sum() / Float(max(batch.responses.count, 1))
         var metrics = ["mean_token_logprob": try -nll]
         guard let a = batch.retention, let retention else { return ObjectiveOutput(loss: nll, metrics: metrics) }
-        // KL(reference ‖ policy) per retention token = Σ p log p − Σ p log q, averaged over tokens.
+        // KL(reference ‖ policy) per retention token = Σ_v p (log p − log q), in one reduction (a
+        // difference of two large sums would leave rounding noise in a KL near 0), averaged over tokens.
         let logq = try model.logits(model.responseStates(a.tokens, a.responses)).logSoftmax(axis: -1)
-        let kl = try a.referenceNegEntropy - (a.referenceProbs * logq).sum() / Float(max(a.responses.count, 1))
+        let kl = try (a.referenceLogProbs.exp() * (a.referenceLogProbs - logq)).sum() / Float(max(a.responses.count, 1))
         metrics["retention_kl"] = kl
         return ObjectiveOutput(loss: try nll + kl * retention.weight, metrics: metrics)
     }
@@ -169,6 +165,9 @@ public struct CapabilityRetention: Sendable {
         self.rowsPerBatch = rowsPerBatch
     }
 
+    /// Most retention rows per micro-batch (memory: rows x answer tokens x vocabulary floats).
+    public static let maximumRows = 32
+
     /// Whether it adds anything to the loss.
     public var isActive: Bool { weight > 0 && rowsPerBatch > 0 }
 
@@ -177,6 +176,12 @@ public struct CapabilityRetention: Sendable {
             throw TrainingError.invalidConfiguration(field: "retain-weight", message: "must be a finite number >= 0, got \(weight)")
         }
         if rowsPerBatch < 0 { throw TrainingError.invalidConfiguration(field: "retain-rows", message: "must be >= 0, got \(rowsPerBatch)") }
+        // Each row keeps a [tokens, vocabulary] float32 distribution per micro-batch: a few rows
+        // per step are the point (full distributions carry much signal), and more rows than
+        // answers would repeat them.
+        if rowsPerBatch > examples.count || rowsPerBatch > Self.maximumRows {
+            throw TrainingError.invalidConfiguration(field: "retain-rows", message: "must be at most \(min(examples.count, Self.maximumRows)) (the retention answers, and at most \(Self.maximumRows) per step), got \(rowsPerBatch)")
+        }
         if isActive && examples.isEmpty { throw TrainingError.insufficientData("retention: no retention answers") }
         if let i = examples.firstIndex(where: { $0.prompt.isEmpty }) {
             throw TrainingError.insufficientData("retention: answer \(i) has no prompt messages")

@@ -105,13 +105,14 @@ public struct HeldOutEvaluation {
         return counts
     }
 
-    /// The transfer set is read whole: it comes from elsewhere and has no split.
+    /// The transfer set is read whole (no split, no limit): it comes from elsewhere, and its
+    /// first rows would not be a fair sample of it.
     func job(_ path: String, output: String, set: String) -> GenerationJob {
         var p = GenerationJob.Parameters(promptsPath: path, outputPath: output)
         p.batchSize = batchSize
         p.generation = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
         p.split = set == "transfer" ? nil : sets.split
-        p.limit = sets.limit
+        p.limit = set == "transfer" ? nil : sets.limit
         return GenerationJob(p)
     }
 

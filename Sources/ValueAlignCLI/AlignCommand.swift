@@ -71,8 +71,8 @@ struct AlignCommand: AsyncParsableCommand {
     var goldWeights: String?
     @Option(help: "bon-sft: retention text, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (a KL term); '' for none. Default: \(RetentionSettings.defaultPath); none for other methods.")
     var retain: String?
-    @Option(help: "bon-sft: weight of the retention KL beside the fine-tuning loss.") var retainWeight = RetentionSettings.defaultWeight
-    @Option(help: "bon-sft: retention answers per optimiser step.") var retainRows = RetentionSettings.defaultRows
+    @Option(help: "bon-sft: weight of the retention KL beside the fine-tuning loss (default: \(RetentionSettings.defaultWeight)).") var retainWeight: Float?
+    @Option(help: "bon-sft: retention answers per optimiser step (default: \(RetentionSettings.defaultRows)).") var retainRows: Int?
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
     @Flag(help: "No progress bars.") var quiet = false
@@ -115,11 +115,11 @@ struct AlignCommand: AsyncParsableCommand {
         c.evaluatorWeights = evaluatorWeights
         c.bootstrap = BootstrapParameters(resamples: resamples, seed: seed)
         if let retain { c.retention = retain.isEmpty ? nil : RetentionSettings(path: retain) }
-        if c.retention == nil, retainWeight != RetentionSettings.defaultWeight || retainRows != RetentionSettings.defaultRows {
+        if c.retention == nil, retainWeight != nil || retainRows != nil {
             throw ValidationError("--retain-weight and --retain-rows need a retention text, which only bon-sft takes (and --retain '' turns off)")
         }
-        c.retention?.weight = retainWeight
-        c.retention?.rowsPerBatch = retainRows
+        if let retainWeight { c.retention?.weight = retainWeight }
+        if let retainRows { c.retention?.rowsPerBatch = retainRows }
         try c.validate()
         return c
     }

@@ -77,5 +77,6 @@ import ValueAlignTesting
         #expect { try CapabilityRetention.loadPairs(dir.appendingPathComponent("missing.jsonl").path) } throws: { "\($0)".contains("missing.jsonl") }
         #expect(throws: TrainingError.self) { try CapabilityRetention(examples: [], weight: 1, rowsPerBatch: 2).validate() }
         #expect(throws: TrainingError.self) { try CapabilityRetention(examples: retentionText, weight: -1, rowsPerBatch: 2).validate() }
+        #expect { try CapabilityRetention(examples: retentionText, weight: 1, rowsPerBatch: 4).validate() } throws: { "\($0)".contains("at most 3") }
     }
 }

@@ -130,6 +130,11 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "missing \(file)")
         }
         #expect(report.training.steps == 2, "\(report.training)")
+        if method == .bonSFT {
+            // The retention term reached the trainer: its KL is in the runner's log.
+            let log = try String(contentsOf: out.appendingPathComponent("round-000/train/metrics.jsonl"), encoding: .utf8)
+            #expect(log.contains("\"retention_kl\""))
+        }
         #expect(report.before.answers == ["values": 4, "harm": 3, "benign": 4].merging(method == .dpo ? ["transfer": 2] : [:]) { a, _ in a })
         // The transfer set has its own harmful-answer rate and stays out of the distance.
         #expect((report.transferHarmfulRateChange != nil) == (method == .dpo))

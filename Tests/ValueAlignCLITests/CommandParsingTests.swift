@@ -88,6 +88,7 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             (["--retain-rows", "0", "--steps", "1"], "--retain-rows: must be at least 1"),
             (["--method", "grpo", "--retain-weight", "2", "--steps", "1"], "--retain-weight and --retain-rows need a retention text"),
             (["--retain", "", "--retain-rows", "3", "--steps", "1"], "--retain-weight and --retain-rows need a retention text"),
+            (["--method", "dpo", "--retain-weight", "\(RetentionSettings.defaultWeight)", "--steps", "1"], "--retain-weight and --retain-rows need a retention text"),
             (["--eval-transfer", "/nonexistent/t.csv", "--steps", "1"], "--eval-transfer: no such file"),
         ]
         for (arguments, expected) in cases {
