@@ -31,6 +31,12 @@ import Testing
         let plain = try write("id,prompt\na,first\n,second\n")
         defer { try? FileManager.default.removeItem(atPath: plain) }
         #expect(try BehaviorCSV.load(plain).map(\.value.id) == ["a", "row-3"])
+        // A split column filters as the JSONL field does.
+        let withSplit = try write("id,prompt,split\na,first,test\nb,second,train\n")
+        defer { try? FileManager.default.removeItem(atPath: withSplit) }
+        var p = GenerationJob.Parameters(promptsPath: withSplit, outputPath: "/dev/null")
+        p.split = "train"
+        #expect(try GenerationJob(p).loadPrompts().map(\.id) == ["b"])
         for (text, needle) in [("name,other\nx,y\n", "'Behavior'"), ("prompt,id\n\"open,a\n", "not closed"),
                                ("prompt,id\nx,a,extra\n", ":2: 3 fields"), ("prompt,id\n ,a\n", ":2: empty prompt"), ("", "empty CSV")] {
             let path = try write(text)

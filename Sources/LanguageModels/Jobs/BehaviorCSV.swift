@@ -9,7 +9,8 @@ import Foundation
 /// HarmBench's own prompt does ("context\n\n---\n\nbehavior"); `copyright` behaviours (reproducing
 /// song lyrics or book passages) are left out: they ask for no value-laden act, so a harmful-answer
 /// rate over them would measure something else. A CSV with a `prompt` column instead is read as
-/// one prompt per row, with `id` when present.
+/// one prompt per row, with `id` when present. A `split` column, when there is one, is the
+/// record's split (so `--eval-split` and `--train-split` filter CSV files as they filter JSONL).
 public enum BehaviorCSV {
     /// The prompts in file order, each with the line its row starts on; the record's id is the
     /// row's BehaviorID (or `id`, or `row-N`).
@@ -25,6 +26,7 @@ public enum BehaviorCSV {
             throw JSONLinesError(path: path, line: 1, message: "the header needs a 'Behavior' (HarmBench) or 'prompt' column; it has \(header.joined(separator: ", "))")
         }
         let category = column("FunctionalCategory"), context = column("ContextString"), idColumn = column("BehaviorID") ?? column("id")
+        let splitColumn = column("split")
         var result: [(Int, PromptRecord)] = []
         for row in rows.dropFirst() {
             if row.fields.count == 1 && row.fields[0].isEmpty { continue }
@@ -41,7 +43,8 @@ public enum BehaviorCSV {
             let ctx = field(context)
             if !ctx.isEmpty { prompt = ctx + "\n\n---\n\n" + prompt }
             let id = field(idColumn).isEmpty ? "row-\(row.line)" : field(idColumn)
-            result.append((row.line, PromptRecord(id: id, prompt: prompt)))
+            let split = field(splitColumn)
+            result.append((row.line, PromptRecord(id: id, prompt: prompt, split: split.isEmpty ? nil : split)))
         }
         return result
     }
