@@ -153,4 +153,10 @@ extension CausalLanguageModel {
         // One vectorised pass over the logits forward and one backward (Fast.logSoftmaxPicked).
         return try Fast.logSoftmaxPicked(logits(responseStates(batch, packed)), targets: packed.targets, scale: 1 / temperature)
     }
+
+    /// The whole next-token log-distribution at every packed response position, [T, V]
+    /// (differentiable): what a KL between two models' distributions needs (`CapabilityRetention`).
+    public func responseLogDistributions(_ batch: TokenBatch, _ packed: ResponseTokens) throws -> MLXArray {
+        try logits(responseStates(batch, packed)).logSoftmax(axis: -1)
+    }
 }

@@ -92,15 +92,20 @@ public final class SFTObjective: TrainingObjective {
         try retention?.validate()
     }
 
-    public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
+    /// Examples in token ids, each pair cut to `maxLength`, with the number of tokens.
+    func encode(_ items: some Sequence<SFTExample>) throws -> (batch: TokenBatch, tokens: Int) {
         var prompts: [[Int]] = [], responses: [[Int]] = []
-        for i in indices {
-            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(examples[i].prompt), response: encoder.response(examples[i].response, finished: examples[i].finished), maxLength: maxLength)
+        for e in items {
+            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(e.prompt), response: encoder.response(e.response, finished: e.finished), maxLength: maxLength)
             prompts.append(p)
             responses.append(r)
         }
-        let batch = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
-        var tokens = zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count }
+        return (try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId),
+                zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
+    }
+
+    public func prepare(_ indices: [Int], seed: UInt64) throws -> PreparedBatch<Batch> {
+        var (batch, tokens) = try encode(indices.lazy.map { self.examples[$0] })
         var retentionBatch: RetentionBatch?
         if let retention, retention.isActive {
             let (b, t) = try prepareRetention(retention, seed: seed)
@@ -114,20 +119,12 @@ public final class SFTObjective: TrainingObjective {
     /// same), and the frozen model's distributions on them (adapters switched off).
     func prepareRetention(_ retention: CapabilityRetention, seed: UInt64) throws -> (RetentionBatch, Int) {
         let order = SplitMix64.permutation(count: retention.examples.count, seed: SplitMix64.derive(seed, 0xA2C0, 0))
-        var prompts: [[Int]] = [], responses: [[Int]] = []
-        for i in order.prefix(retention.rowsPerBatch) {
-            let e = retention.examples[i]
-            let (p, r) = ChatEncoder.fit(prompt: encoder.prompt(e.prompt), response: encoder.response(e.response, finished: e.finished), maxLength: maxLength)
-            prompts.append(p)
-            responses.append(r)
-        }
-        let tokens = try TokenBatch(prompts: prompts, responses: responses, padTokenId: loaded.tokenizer.padTokenId)
+        let (tokens, count) = try encode(order.prefix(retention.rowsPerBatch).map { retention.examples[$0] })
         let packed = try ResponseTokens(tokens, sharePrompts: false)
         let model = model
-        let reference = try model.withAdaptersDisabled { try model.logits(model.responseStates(tokens, packed)).logSoftmax(axis: -1) }
+        let reference = try model.withAdaptersDisabled { try model.responseLogDistributions(tokens, packed) }
         try eval([reference])
-        return (RetentionBatch(tokens: tokens, responses: packed, referenceLogProbs: reference),
-                zip(prompts, responses).reduce(0) { $0 + $1.0.count + $1.1.count })
+        return (RetentionBatch(tokens: tokens, responses: packed, referenceLogProbs: reference), count)
     }
 
     public func loss(_ batch: Batch) throws -> ObjectiveOutput {
@@ -137,7 +134,7 @@ public final class SFTObjective: TrainingObjective {
         guard let a = batch.retention, let retention else { return ObjectiveOutput(loss: nll, metrics: metrics) }
         // KL(reference ‖ policy) per retention token = Σ_v p (log p − log q), in one reduction (a
         // difference of two large sums would leave rounding noise in a KL near 0), averaged over tokens.
-        let logq = try model.logits(model.responseStates(a.tokens, a.responses)).logSoftmax(axis: -1)
+        let logq = try model.responseLogDistributions(a.tokens, a.responses)
         let kl = try (a.referenceLogProbs.exp() * (a.referenceLogProbs - logq)).sum() / Float(max(a.responses.count, 1))
         metrics["retention_kl"] = kl
         return ObjectiveOutput(loss: try nll + kl * retention.weight, metrics: metrics)

@@ -99,9 +99,15 @@ public final class AlignmentJob: @unchecked Sendable {
     /// any work. Returns the training prompts.
     @discardableResult
     public func validate() throws -> [(id: String, messages: [ChatMessage])] {
+        try validatedInputs().prompts
+    }
+
+    /// `validate`, returning what the run needs from the files: the training prompts and the
+    /// retention answers (read once per run).
+    func validatedInputs() throws -> (prompts: [(id: String, messages: [ChatMessage])], retention: CapabilityRetention?) {
         try configuration.validate()
         let prompts = try trainingPrompts()
-        _ = try retentionExamples()
+        let retention = try retentionExamples()
         _ = try evaluation.checkPrompts()
         let room = policy.model.configuration.maxPositionEmbeddings
         if configuration.maxNewTokens >= room || configuration.evaluationMaxNewTokens >= room {
@@ -124,7 +130,7 @@ public final class AlignmentJob: @unchecked Sendable {
                 throw AlignError.runDirectory(path: directory.path, message: "holds a run (and adapters) for another base model (\(recorded)); this model is \(current); use another --out, or --restart to discard it")
             }
         }
-        return prompts
+        return (prompts, retention)
     }
 
     /// The training prompts of every file, with the split filter; ids are prefixed by the file
@@ -148,11 +154,14 @@ public final class AlignmentJob: @unchecked Sendable {
         return result
     }
 
-    /// The capability retention term's answers (nil: no retention).
+    /// The capability retention term's answers (nil: no retention), checked as the trainer checks
+    /// them (so that too many rows fail here, before any work, not after the first measurement).
     public func retentionExamples() throws -> CapabilityRetention? {
         guard let a = configuration.retention else { return nil }
         do {
-            return CapabilityRetention(examples: try CapabilityRetention.loadPairs(a.path), weight: a.weight, rowsPerBatch: a.rowsPerBatch)
+            let retention = CapabilityRetention(examples: try CapabilityRetention.loadPairs(a.path), weight: a.weight, rowsPerBatch: a.rowsPerBatch)
+            try retention.validate()
+            return retention
         } catch {
             throw AlignError.data("--retain: \(error)")
         }
@@ -168,7 +177,7 @@ public final class AlignmentJob: @unchecked Sendable {
     }
 
     public func run(events: @escaping @Sendable (AlignEvent) -> Void = { _ in }, shouldStop: @escaping @Sendable () -> Bool = { false }) async throws -> Outcome {
-        let prompts = try validate()
+        let (prompts, retention) = try validatedInputs()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AlignmentFiles.writeJSON(configuration, to: url("config.json"))
         var state = (try? AlignmentFiles.readJSON(AlignRunState.self, from: url("state.json"))) ?? AlignRunState()
@@ -181,7 +190,7 @@ public final class AlignmentJob: @unchecked Sendable {
         // The budget's deadline is set once the first measurement's time is known.
         var run = AlignTrainingRun(configuration: configuration, policy: policy, reward: reward, prompts: prompts, directory: directory,
                                    deadline: nil, events: events, shouldStop: shouldStop, clock: clock)
-        run.retention = try retentionExamples()
+        run.retention = retention
 
         // 1. Before: the policy as given (no adapter).
         let before = try await measureBefore(run, state: &state)

@@ -218,6 +218,11 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         c = try data.configuration(method: .bonSFT)
         c.retention = RetentionSettings(path: data.path("values.jsonl"), weight: 0)
         #expect { try c.validate() } throws: { "\($0)".contains("retain-weight") }
+        // More rows per step than answers: refused before any work, not by the trainer after the first measurement.
+        try #"{"prompt":"Say hi","response":"hi there"}"#.appending("\n").write(to: data.root.appendingPathComponent("one-pair.jsonl"), atomically: true, encoding: .utf8)
+        c.retention = RetentionSettings(path: data.path("one-pair.jsonl"), rowsPerBatch: 2)
+        #expect { try AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).validate() }
+            throws: { "\($0)".contains("--retain") && "\($0)".contains("retain-rows") }
         c.retention = RetentionSettings(path: data.path("no-retention.jsonl"))
         let noRetention = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
         await #expect { _ = try await noRetention.run() } throws: { "\($0)".contains("--retain") && "\($0)".contains("no-retention.jsonl") }
