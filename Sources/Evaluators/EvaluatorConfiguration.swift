@@ -88,6 +88,8 @@ public struct TrainingRecord: Sendable, Codable, Equatable {
     public var projectDataRule: String?
     /// How the refusal head was trained (nil: no refusal head).
     public var refusalHead: HeadTrainingParameters?
+    /// How the request head was trained (nil: no request head).
+    public var requestHead: HeadTrainingParameters?
 
     public init(command: String, seed: UInt64, heads: HeadTrainingParameters, scoredAnswerWeight: Float, heldOutFraction: Double, heldOutSeed: UInt64, data: [DataFileRecord]) {
         self.command = command

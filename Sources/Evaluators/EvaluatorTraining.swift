@@ -44,6 +44,11 @@ public struct EvaluatorTraining {
         public var modelAnswerPaths = ProjectTrainingData.defaultModelAnswerPaths
         /// How the refusal head is trained.
         public var refusalHead = EvaluatorTraining.defaultRefusalHead
+        /// Request files (the prompt sets' format) whose train split trains the request head only.
+        public var requestHeadPaths = ProjectTrainingData.defaultRequestHeadPaths
+        /// How the request head is trained; nil = no request head (one is trained whenever the
+        /// project data has requests).
+        public var requestHead: HeadTrainingParameters? = EvaluatorTraining.defaultRequestHead
         /// Pairs per forward pass during extraction (part of the cache key).
         public var batchSize = 16
         /// Feature cache folder; nil = no cache.
@@ -82,6 +87,20 @@ public struct EvaluatorTraining {
         return h
     }
 
+    /// The request head: harmful / (unused) / harmless of a request read alone, on the same
+    /// features; one hidden layer of 128 units, strong weight decay, balanced classes. Chosen on
+    /// the validation prompts (docs/evaluator.md, "Refusals cost reward"): a linear probe read
+    /// fewer benign look-alikes as harmless at the same harmful recall. The middle class has no
+    /// training examples (its probability stays near zero); `ValueAssessment.requestHarm` is p(harmful).
+    public static var defaultRequestHead: HeadTrainingParameters {
+        var h = HeadTrainingParameters()
+        h.hiddenUnits = 128
+        h.epochs = 40
+        h.weightDecay = 1
+        h.classWeightPower = 1
+        return h
+    }
+
     /// A stage of a run, for progress displays: `done` of `total` units (pairs, epochs).
     public struct Progress: Sendable {
         public var stage: String
@@ -98,6 +117,8 @@ public struct EvaluatorTraining {
         public var validation: EvaluatorReport?
         /// The refusal head, when a refusal set was given.
         public var refusalHead: ValueHeads?
+        /// The request head, when the project data has requests and `requestHead` is set.
+        public var requestHead: ValueHeads?
         /// The project's data as read (counts of what was dropped).
         public var project: ProjectTrainingData?
     }
@@ -110,9 +131,10 @@ public struct EvaluatorTraining {
         let data = try EvaluatorData.load(labelled: p.labelledPath, scored: p.scoredPaths)
         let project = p.projectLabelledPaths.isEmpty && p.refusalPath == nil && p.requestPaths.isEmpty ? nil
             : try ProjectTrainingData.load(labelled: p.projectLabelledPaths, refusals: p.refusalPath, evaluation: p.evaluationPaths, requests: p.requestPaths,
-                                             modelAnswers: p.refusalPath == nil ? [] : p.modelAnswerPaths)
+                                             modelAnswers: p.refusalPath == nil ? [] : p.modelAnswerPaths,
+                                             requestHeadOnly: p.requestHead == nil ? [] : p.requestHeadPaths)
         let tables = try FeatureTables.load(data: data, project: project, modelPath: p.modelPath, layers: p.layers, poolings: p.poolings, encoding: p.encoding,
-                                            batchSize: p.batchSize, cacheDirectory: p.cacheDirectory, progress: progress)
+                                            batchSize: p.batchSize, cacheDirectory: p.cacheDirectory, withRequests: p.requestHead != nil, progress: progress)
         let split = DataSplit(data: data, heldOutFraction: p.heldOutFraction, heldOutSeed: p.heldOutSeed, validationFraction: p.validationFraction)
         let extra = try tables.projectValueSet(layers: p.layers, poolings: p.poolings)
         var set = try tables.trainingSet(labelledRows: split.labelledTrain, scoredRows: split.scoredTrain, layers: p.layers, poolings: p.poolings,
@@ -140,6 +162,13 @@ public struct EvaluatorTraining {
                 progress(Progress(stage: "training the refusal head", done: epoch, total: p.refusalHead.epochs, detail: String(format: "loss %.4f", loss)))
             }
         }
+        var requestHead: ValueHeads?
+        if let parameters = p.requestHead, let requests = project?.requestTraining, !requests.isEmpty {
+            let requestSet = try tables.requestSet(layers: p.layers, poolings: p.poolings)
+            requestHead = try HeadTrainer(parameters).train(requestSet) { epoch, loss in
+                progress(Progress(stage: "training the request head", done: epoch, total: parameters.epochs, detail: String(format: "loss %.4f", loss)))
+            }
+        }
         var files = data.files
         files[0].trainingExamples = split.labelledTrain.count
         // Scored files share one count: the split is by prompt over their union.
@@ -153,6 +182,7 @@ public struct EvaluatorTraining {
             record.projectDataRule = "issue 24: project-written answers teach their labels; their requests and the prompt sets' harmful requests teach opposed labels only, benign requests no connection; harmful compliances oppose benevolence; refusals train only the refusal head (ProjectTrainingData)"
         }
         if refusalHead != nil { record.refusalHead = p.refusalHead }
+        if requestHead != nil { record.requestHead = p.requestHead }
         let configuration = EvaluatorConfiguration(name: p.name, baseModel: tables.baseModel, layers: p.layers, poolings: p.poolings,
                                                    encoding: p.encoding, training: record)
         var validation: EvaluatorReport?
@@ -160,7 +190,7 @@ public struct EvaluatorTraining {
             validation = try tables.report(heads: trained, name: "\(p.name) (validation)", labelledRows: split.labelledEvaluation,
                                            scoredRows: split.scoredEvaluation, layers: p.layers, poolings: p.poolings)
         }
-        return Result(heads: trained, configuration: configuration, validation: validation, refusalHead: refusalHead, project: project)
+        return Result(heads: trained, configuration: configuration, validation: validation, refusalHead: refusalHead, requestHead: requestHead, project: project)
     }
 }
 
@@ -207,10 +237,12 @@ public struct FeatureTables: Sendable {
     /// The distinct pairs of `project` (value examples and refusal answers share rows).
     public var projectPairs: [ValuePair] = []
     public var projectTable: FeatureTable?
+    /// The request head's requests, each read alone (a row of `requestTable`).
+    public var requestTable: FeatureTable?
 
     public static func load(
         data: EvaluatorData, project: ProjectTrainingData? = nil, modelPath: String, layers: [Int], poolings: [HiddenPooling], encoding: PairEncoding, batchSize: Int,
-        cacheDirectory: String?, progress: @escaping (EvaluatorTraining.Progress) -> Bool
+        cacheDirectory: String?, withRequests: Bool = false, progress: @escaping (EvaluatorTraining.Progress) -> Bool
     ) throws -> FeatureTables {
         let fingerprint = try ModelFingerprint.of(path: modelPath)
         let checkpointConfiguration = try Checkpoint.read(modelPath).configuration
@@ -240,6 +272,9 @@ public struct FeatureTables: Sendable {
             tables.projectPairs = (project.valueExamples.map(\.pair) + project.refusalTraining.map(\.pair)).filter { seen.insert($0).inserted }
             tables.project = project
             tables.projectTable = try table("project", tables.projectPairs)
+            if withRequests, !project.requestTraining.isEmpty {
+                tables.requestTable = try table("requests", project.requestTraining.map { ValuePair(prompt: "", response: $0.request) })
+            }
         }
         return tables
     }
@@ -255,6 +290,18 @@ public struct FeatureTables: Sendable {
             (e.pair, RefusalLabel.allCases.map { Float($0 == e.label ? 1 : 0) }, [Float(1)])
         }
         return try projectSet(examples, groups: 1, layers: layers, poolings: poolings)
+    }
+
+    /// The request head's examples: one group, classes harmful / (unused) / harmless.
+    public func requestSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
+        let width = layers.count * poolings.count * labelled.hiddenSize
+        var set = HeadTrainingSet(width: width, groups: 1)
+        guard let requestTable, let requests = project?.requestTraining, !requests.isEmpty else { return set }
+        let f = try requestTable.select(rows: Array(requests.indices), layers: layers, poolings: poolings)
+        for (k, r) in requests.enumerated() {
+            try set.append(features: f[k * width..<(k + 1) * width], targets: r.harmful ? [1, 0, 0] : [0, 0, 1], weights: [1])
+        }
+        return set
     }
 
     /// A training set of project pairs (each a row of `projectTable`) with their targets and weights.

@@ -51,18 +51,32 @@ public enum EvaluatorWeights {
 
     /// Tensor-name prefix of the refusal head in a weights file.
     public static let refusalPrefix = "refusal."
+    /// Tensor-name prefix of the request head in a weights file.
+    public static let requestPrefix = "request."
 
-    /// Writes heads (and the refusal head, under `refusal.`) and configuration.
-    public static func save(heads: ValueHeads, refusalHead: ValueHeads? = nil, configuration: EvaluatorConfiguration, to path: String) throws {
+    /// What a weights file holds.
+    public struct Contents {
+        public var heads: ValueHeads
+        /// Refusal / partial / compliance of an answer (`ValueAssessment.refusal`), when present.
+        public var refusalHead: ValueHeads?
+        /// Harmful / (unused) / harmless of a request read alone (`ValueAssessment.requestHarm`), when present.
+        public var requestHead: ValueHeads?
+        public var configuration: EvaluatorConfiguration
+    }
+
+    /// Writes heads (the refusal head under `refusal.`, the request head under `request.`) and configuration.
+    public static func save(heads: ValueHeads, refusalHead: ValueHeads? = nil, requestHead: ValueHeads? = nil,
+                            configuration: EvaluatorConfiguration, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(configuration), as: UTF8.self)
         var arrays = heads.parameters()
-        if let refusalHead {
-            guard refusalHead.groups == 1, refusalHead.inputWidth == heads.inputWidth else {
-                throw EvaluatorError.invalidParameter(field: "refusalHead", message: "must be one group over the value heads' \(heads.inputWidth) features")
+        for (prefix, extra) in [(refusalPrefix, refusalHead), (requestPrefix, requestHead)] {
+            guard let extra else { continue }
+            guard extra.groups == 1, extra.inputWidth == heads.inputWidth else {
+                throw EvaluatorError.invalidParameter(field: "\(prefix.dropLast())Head", message: "must be one group over the value heads' \(heads.inputWidth) features")
             }
-            for (name, array) in refusalHead.parameters() { arrays[refusalPrefix + name] = array }
+            for (name, array) in extra.parameters() { arrays[prefix + name] = array }
         }
         try ArrayIO.saveSafetensors(path, arrays: arrays, metadata: [
             metadataKey: json,
@@ -76,13 +90,12 @@ public enum EvaluatorWeights {
 
     /// Reads heads and configuration, checking they fit each other.
     public static func load(_ path: String) throws(EvaluatorError) -> (heads: ValueHeads, configuration: EvaluatorConfiguration) {
-        let all = try loadWithRefusalHead(path)
+        let all = try loadContents(path)
         return (all.heads, all.configuration)
     }
 
-    /// Reads heads, the refusal head when the file has one, and configuration.
-    public static func loadWithRefusalHead(_ path: String) throws(EvaluatorError)
-        -> (heads: ValueHeads, refusalHead: ValueHeads?, configuration: EvaluatorConfiguration) {
+    /// Reads heads, the refusal and request heads when the file has them, and configuration.
+    public static func loadContents(_ path: String) throws(EvaluatorError) -> Contents {
         guard FileManager.default.fileExists(atPath: path) else { throw .invalidWeights(path: path, message: "no such file") }
         let arrays: [String: MLXArray], metadata: [String: String]
         do { (arrays, metadata) = try ArrayIO.loadSafetensors(path) } catch {
@@ -101,20 +114,22 @@ public enum EvaluatorWeights {
         }
         try configuration.validate(source: path)
         let heads: ValueHeads
-        var refusalHead: ValueHeads?
+        var extras: [ValueHeads?] = []
         do {
-            let valueArrays = arrays.filter { !$0.key.hasPrefix(refusalPrefix) }
+            let prefixes = [refusalPrefix, requestPrefix]
+            let valueArrays = arrays.filter { entry in !prefixes.contains { entry.key.hasPrefix($0) } }
             heads = try ValueHeads(shapedAs: valueArrays)
             try heads.update(parameters: valueArrays, strict: true)
-            let refusalArrays = Dictionary(uniqueKeysWithValues: arrays.filter { $0.key.hasPrefix(refusalPrefix) }.map { (String($0.key.dropFirst(refusalPrefix.count)), $0.value) })
-            if !refusalArrays.isEmpty {
-                let head = try ValueHeads(shapedAs: refusalArrays)
-                try head.update(parameters: refusalArrays, strict: true)
+            for prefix in prefixes {
+                let extraArrays = Dictionary(uniqueKeysWithValues: arrays.filter { $0.key.hasPrefix(prefix) }.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+                guard !extraArrays.isEmpty else { extras.append(nil); continue }
+                let head = try ValueHeads(shapedAs: extraArrays)
+                try head.update(parameters: extraArrays, strict: true)
                 guard head.groups == 1, head.inputWidth == heads.inputWidth else {
-                    throw EvaluatorError.invalidWeights(path: path, message: "the refusal head must be one 3-way group over \(heads.inputWidth) features")
+                    throw EvaluatorError.invalidWeights(path: path, message: "the \(prefix.dropLast()) head must be one 3-way group over \(heads.inputWidth) features")
                 }
                 head.train(false)
-                refusalHead = head
+                extras.append(head)
             }
         } catch let e as EvaluatorError {
             if case let .invalidWeights(_, message) = e { throw .invalidWeights(path: path, message: message) }
@@ -125,6 +140,6 @@ public enum EvaluatorWeights {
         guard heads.inputWidth == configuration.featureWidth else {
             throw .invalidWeights(path: path, message: "the heads read \(heads.inputWidth) features but the configuration makes \(configuration.featureWidth)")
         }
-        return (heads, refusalHead, configuration)
+        return Contents(heads: heads, refusalHead: extras[0], requestHead: extras[1], configuration: configuration)
     }
 }

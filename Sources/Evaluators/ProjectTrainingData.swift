@@ -29,6 +29,10 @@ public import ValueSpace
 ///   value; a harmful request opposes the values its record lists (`values`) and nothing else.
 /// - Every answer with a refusal label (the refusal set's train split, and every labelled pair
 ///   above as a compliance) trains the refusal head.
+/// - Every request, read alone, trains the request head (`requestTraining`): harmful when its
+///   labelled answer opposes a protected value (`HarmJudgement.protectedValues`), when the refusal
+///   set calls its prompt harmful, or when its prompt-set record names a harm area; harmless
+///   otherwise. The value prompts (`defaultRequestHeadPaths`) train this head only.
 public struct ProjectTrainingData: Sendable {
     /// One value-head example: ten target distributions and ten weights (0 = unlabelled).
     public struct ValueExample: Sendable {
@@ -87,6 +91,9 @@ public struct ProjectTrainingData: Sendable {
     public var valueExamples: [ValueExample]
     /// Answers that train the refusal head (the refusal set's train split, then the labelled pairs as compliance).
     public var refusalTraining: [(pair: ValuePair, label: RefusalLabel)]
+    /// Requests (their words alone) that train the request head, harmful or not; one per
+    /// normalised request text, evaluation prompts left out.
+    public var requestTraining: [(request: String, harmful: Bool)] = []
     public var files: [DataFileRecord]
     /// Training rows dropped because their prompt is an evaluation prompt.
     public var droppedAsEvaluationPrompts = 0
@@ -102,6 +109,9 @@ public struct ProjectTrainingData: Sendable {
     /// Request-only files (`data/prompts`): benign requests and harmful requests with the values a
     /// harmful answer would oppose; only their `train` split is read.
     public static let defaultRequestPaths = ["data/prompts/benign_prompts.jsonl", "data/prompts/harm_prompts.jsonl"]
+    /// Request-only files that train the request head only (not the value heads' input check):
+    /// the value prompts, everyday dilemmas with a few harmful requests (`harm_area`); train split.
+    public static let defaultRequestHeadPaths = ["data/prompts/value_prompts.jsonl"]
     /// Evaluation files whose prompts never train.
     public static let defaultEvaluationPaths = ["data/eval/ordinary_pairs.jsonl", "data/eval/harmful_pairs.jsonl"]
 
@@ -112,8 +122,9 @@ public struct ProjectTrainingData: Sendable {
 
     /// Reads the files. `labelled`: plain labelled JSONL (`LabelledPairs`); `refusals`: the
     /// refusal set; `evaluation`: JSONL files with a `prompt` field whose prompts must not train.
+    /// `requestHeadOnly`: request files (the prompt sets' format) that train the request head only.
     public static func load(labelled: [String], refusals: String?, evaluation: [String], requests: [String] = [],
-                            modelAnswers: [String] = []) throws -> ProjectTrainingData {
+                            modelAnswers: [String] = [], requestHeadOnly: [String] = []) throws -> ProjectTrainingData {
         struct PromptOnly: Decodable { var prompt: String }
         var excluded = Set<String>()
         for path in evaluation {
@@ -128,6 +139,12 @@ public struct ProjectTrainingData: Sendable {
         }
         var data = ProjectTrainingData(valueExamples: [], refusalTraining: [], files: [])
         var seen = Set<String>()
+        var seenRequests = Set<String>()
+        func request(_ text: String, harmful: Bool) {
+            let key = DatasetSplit.normalizedKey(text)
+            guard !excluded.contains(key), seenRequests.insert(key).inserted else { return }
+            data.requestTraining.append((text, harmful))
+        }
         func admit(_ pair: ValuePair) -> Bool {
             if excluded.contains(DatasetSplit.normalizedKey(pair.prompt)) { data.droppedAsEvaluationPrompts += 1; return false }
             guard seen.insert(DatasetSplit.normalizedKey(pair.prompt) + "\u{1}" + DatasetSplit.normalizedKey(pair.response)).inserted else {
@@ -146,6 +163,7 @@ public struct ProjectTrainingData: Sendable {
                 data.valueExamples.append(ValueExample(pair: ValuePair(prompt: "", response: row.prompt),
                                                        targets: row.labels.flatMap { HeadTrainingSet.hardTarget(Swift.min($0, 0)) }, weights: all, kind: "request"))
                 compliance.append(row.pair)
+                request(row.prompt, harmful: HarmJudgement.protectedValues.contains { row.labels[$0.index] < 0 })
             }
             files.append(try record(path, used))
         }
@@ -153,6 +171,7 @@ public struct ProjectTrainingData: Sendable {
             var used = 0
             for r in refusalSet where r.split == "train" && admit(r.pair) {
                 used += 1
+                request(r.prompt, harmful: r.promptKind == "harmful")
                 data.refusalTraining.append((r.pair, r.label))
                 if r.promptKind == "harmful" && r.label == .compliance {
                     data.valueExamples.append(labelledSubset(r.pair, [.benevolence: -1], kind: "harmful-compliance"))
@@ -161,10 +180,20 @@ public struct ProjectTrainingData: Sendable {
             files.append(try record(refusals, used))
         }
         struct Request: Decodable { var prompt: String; var split: String; var values: [String]?; var harm_area: String? }
+        for path in requestHeadOnly {
+            var used = 0
+            for (_, r) in try JSONLines.read(Request.self, from: path) where r.split == "train" {
+                let before = data.requestTraining.count
+                request(r.prompt, harmful: r.harm_area != nil)
+                used += data.requestTraining.count - before
+            }
+            files.append(try record(path, used))
+        }
         for path in requests {
             var used = 0
             for (line, r) in try JSONLines.read(Request.self, from: path) where r.split == "train" {
                 let pair = ValuePair(prompt: "", response: r.prompt)
+                request(r.prompt, harmful: r.harm_area != nil)
                 guard admit(pair) else { continue }
                 var labels: [SchwartzValue: Int] = [:]
                 if r.harm_area != nil {

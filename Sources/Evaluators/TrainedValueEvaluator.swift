@@ -28,6 +28,9 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// Reads refusal / partial / compliance from the same features (`ValueAssessment.refusal`),
     /// when the weights file has one.
     let refusalHead: ValueHeads?
+    /// Reads whether a request read alone asks for harm (`ValueAssessment.requestHarm`), when the
+    /// weights file has one.
+    let requestHead: ValueHeads?
     let extractor: FeatureExtractor
     let encoder: PairEncoding.Encoder
     private let queue = DispatchQueue(label: "valuealign.value-evaluator", qos: .userInitiated)
@@ -35,7 +38,8 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
     /// An evaluator from parts (tests, freshly trained heads). `model` must hold at least the
     /// configuration's deepest layer.
     public init(configuration: EvaluatorConfiguration, heads: ValueHeads, model: any CausalLanguageModel, tokenizer: any Tokenizer,
-                template: ChatTemplate, batchSize: Int = 32, readsWholeText: Bool = true, refusalHead: ValueHeads? = nil) throws(EvaluatorError) {
+                template: ChatTemplate, batchSize: Int = 32, readsWholeText: Bool = true, refusalHead: ValueHeads? = nil,
+                requestHead: ValueHeads? = nil) throws(EvaluatorError) {
         try configuration.validate(source: configuration.name)
         guard model.configuration.hiddenSize == configuration.baseModel.hiddenSize else {
             throw .baseModelMismatch(expected: "hidden size \(configuration.baseModel.hiddenSize)", got: "hidden size \(model.configuration.hiddenSize)")
@@ -44,11 +48,14 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
             throw .invalidWeights(path: configuration.name, message: "the heads read \(heads.inputWidth) features but the configuration makes \(configuration.featureWidth)")
         }
         guard batchSize >= 1 else { throw .invalidParameter(field: "batchSize", message: "must be at least 1, got \(batchSize)") }
-        if let refusalHead, refusalHead.groups != 1 || refusalHead.inputWidth != heads.inputWidth {
-            throw .invalidWeights(path: configuration.name, message: "the refusal head must be one 3-way group over \(heads.inputWidth) features")
+        for (kind, head) in [("refusal", refusalHead), ("request", requestHead)] {
+            if let head, head.groups != 1 || head.inputWidth != heads.inputWidth {
+                throw .invalidWeights(path: configuration.name, message: "the \(kind) head must be one 3-way group over \(heads.inputWidth) features")
+            }
+            head?.train(false)
         }
         self.refusalHead = refusalHead
-        refusalHead?.train(false)
+        self.requestHead = requestHead
         self.name = configuration.name
         self.configuration = configuration
         self.batchSize = batchSize
@@ -56,7 +63,7 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         self.heads = heads
         heads.train(false)
         // Arrays cross to the evaluator's queue evaluated (MLX binds lazy work to its thread).
-        do { try eval(Array(heads.parameters().values) + Array(refusalHead?.parameters().values ?? [:].values)) } catch { throw .invalidWeights(path: configuration.name, message: "\(error)") }
+        do { try eval([heads, refusalHead, requestHead].compactMap { $0 }.flatMap { Array($0.parameters().values) }) } catch { throw .invalidWeights(path: configuration.name, message: "\(error)") }
         encoder = try PairEncoding.Encoder(encoding: configuration.encoding, tokenizer: tokenizer, template: template)
         extractor = try FeatureExtractor(model: model, layers: configuration.layers, poolings: configuration.poolings,
                                          batchSize: batchSize, padTokenId: tokenizer.padTokenId)
@@ -70,7 +77,8 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
         guard let weightsPath = weights ?? EvaluatorWeights.shippedPath() else {
             throw EvaluatorError.invalidWeights(path: EvaluatorWeights.bundledFileName, message: "not in the Evaluators resource bundle (Bundle.module); set VALUEALIGN_EVALUATOR_WEIGHTS or run `valuealign evaluator train`")
         }
-        let (heads, refusalHead, configuration) = try EvaluatorWeights.loadWithRefusalHead(weightsPath)
+        let contents = try EvaluatorWeights.loadContents(weightsPath)
+        let configuration = contents.configuration
         let modelPath = try ModelLocator.resolve(model)
         if checkBaseModel {
             let fingerprint = try ModelFingerprint.of(path: modelPath)
@@ -81,8 +89,9 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
             }
         }
         let base = try BaseModel.load(modelPath, layers: configuration.layersRun)
-        return try TrainedValueEvaluator(configuration: configuration, heads: heads, model: base.model, tokenizer: base.tokenizer,
-                                         template: base.template, batchSize: batchSize, readsWholeText: readsWholeText, refusalHead: refusalHead)
+        return try TrainedValueEvaluator(configuration: configuration, heads: contents.heads, model: base.model, tokenizer: base.tokenizer,
+                                         template: base.template, batchSize: batchSize, readsWholeText: readsWholeText,
+                                         refusalHead: contents.refusalHead, requestHead: contents.requestHead)
     }
 
     public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
@@ -131,11 +140,26 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
             let probabilities = try Self.refusalProbabilities(logits: refusalHead(all.take(MLXArray(firsts, shape: [firsts.count]), axis: 0)))
             for (k, row) in firsts.enumerated() { assessed[Int(row)].refusal = probabilities[k] }
         }
+        // A request read alone is harmful when any of its windows asks for harm (the most likely window counts).
+        var requestHarm = [Double?](repeating: nil, count: pairs.count)
+        if let requestHead {
+            var rows: [Int32] = [], owners: [Int] = [], start = 0
+            for (i, w) in perPair.enumerated() {
+                if pairs[i].prompt.isEmpty { rows += (start..<(start + w.count)).map(Int32.init); owners += Array(repeating: i, count: w.count) }
+                start += w.count
+            }
+            if !rows.isEmpty {
+                let probabilities = try Self.probabilities(logits: requestHead(all.take(MLXArray(rows, shape: [rows.count]), axis: 0)), heads: "request head")
+                for (k, owner) in owners.enumerated() { requestHarm[owner] = Swift.max(requestHarm[owner] ?? 0, probabilities[k][0][0]) }
+            }
+        }
         var result: [ValueAssessment] = []
         result.reserveCapacity(pairs.count)
         var start = 0
-        for w in perPair {
-            result.append(try WindowAggregation.combine(Array(assessed[start..<(start + w.count)])))
+        for (i, w) in perPair.enumerated() {
+            var combined = try WindowAggregation.combine(Array(assessed[start..<(start + w.count)]))
+            combined.requestHarm = requestHarm[i]
+            result.append(combined)
             start += w.count
         }
         return result
@@ -143,6 +167,10 @@ public final class TrainedValueEvaluator: ValueEvaluator, @unchecked Sendable {
 
     /// Whether the weights include a refusal head (`ValueAssessment.refusal` is then filled).
     public var readsRefusals: Bool { refusalHead != nil }
+
+    /// Whether the weights include a request head (`ValueAssessment.requestHarm` is then filled for
+    /// requests read alone, pairs with an empty prompt).
+    public var readsRequests: Bool { requestHead != nil }
 
     /// Refusal / partial / compliance probabilities from refusal-head logits [N, 1, 3].
     static func refusalProbabilities(logits: MLXArray) throws -> [[Double]] {

@@ -122,7 +122,10 @@ struct EvaluatorTrain: AsyncParsableCommand {
     @Option(help: "Request-only prompt files whose train split teaches the input check (repeatable).") var requests: [String] = ProjectTrainingData.defaultRequestPaths
     @Option(help: "Labelled model answers (the refusal set's format) whose train split trains the refusal head only (repeatable).")
     var modelAnswers: [String] = ProjectTrainingData.defaultModelAnswerPaths
-    @Flag(help: "Train on FULCRA only (no project files, no refusal head): the recipe before issue 24.") var fulcraOnly = false
+    @Option(help: "Request files (the prompt sets' format) whose train split trains the request head only (repeatable).")
+    var requestHeadPrompts: [String] = ProjectTrainingData.defaultRequestHeadPaths
+    @Flag(help: "No request head (requests read alone are then judged harmful or not by the value heads).") var noRequestHead = false
+    @Flag(help: "Train on FULCRA only (no project files, no refusal or request head): the recipe before issue 24.") var fulcraOnly = false
     @Option(help: "Pairs per forward pass while extracting.") var batchSize = 16
     @Option(help: "Feature cache folder.") var cacheDir = ".build-eval-cache"
     @Flag(help: "Extract features without reading or writing the cache.") var noCache = false
@@ -130,7 +133,7 @@ struct EvaluatorTrain: AsyncParsableCommand {
 
     func validate() throws {
         if !fulcraOnly {
-            for path in projectLabelled + evaluation + requests + (refusals.isEmpty ? [] : [refusals] + modelAnswers) where !FileManager.default.fileExists(atPath: path) {
+            for path in projectLabelled + evaluation + requests + (refusals.isEmpty ? [] : [refusals] + modelAnswers) + (noRequestHead ? [] : requestHeadPrompts) where !FileManager.default.fileExists(atPath: path) {
                 throw ValidationError("no such data file '\(path)' (run from the repository root, pass the option, or --fulcra-only)")
             }
         }
@@ -173,23 +176,25 @@ struct EvaluatorTrain: AsyncParsableCommand {
         p.evaluationPaths = fulcraOnly ? [] : evaluation
         p.requestPaths = fulcraOnly ? [] : requests
         p.modelAnswerPaths = fulcraOnly ? [] : modelAnswers
+        p.requestHeadPaths = requestHeadPrompts
+        if fulcraOnly || noRequestHead { p.requestHead = nil }
         p.batchSize = batchSize
         p.cacheDirectory = noCache ? nil : cacheDir
         p.command = commandLineForRecord
         let parameters = p
         let progress = StageProgress(quiet: quiet)
         let out = self.out
-        let (configuration, project, hasRefusalHead) = try await offPool {
+        let (configuration, project, hasRefusalHead, hasRequestHead) = try await offPool {
             let result = try EvaluatorTraining(parameters).run(progress: progress.update)
             progress.finish()
-            try EvaluatorWeights.save(heads: result.heads, refusalHead: result.refusalHead, configuration: result.configuration, to: out)
-            return (result.configuration, result.project, result.refusalHead != nil)
+            try EvaluatorWeights.save(heads: result.heads, refusalHead: result.refusalHead, requestHead: result.requestHead, configuration: result.configuration, to: out)
+            return (result.configuration, result.project, result.refusalHead != nil, result.requestHead != nil)
         }
         let training = configuration.training!
         print("wrote \(out): layers \(configuration.layers), poolings \(configuration.poolings.map(\.rawValue)), \(configuration.featureWidth) features; trained on \(training.data[0].trainingExamples) labelled dialogues and \(training.data.count > 1 ? training.data[1].trainingExamples : 0) scored answers, seed \(training.seed)")
         if let project {
             let kinds = Dictionary(grouping: project.valueExamples, by: \.kind).mapValues(\.count).sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
-            print("project data: \(kinds.joined(separator: ", ")) value examples; \(project.refusalTraining.count) refusal-head examples\(hasRefusalHead ? "" : " (no refusal head)"); dropped \(project.droppedAsEvaluationPrompts) rows whose prompt is an evaluation prompt and \(project.droppedAsRepeats) repeats")
+            print("project data: \(kinds.joined(separator: ", ")) value examples; \(project.refusalTraining.count) refusal-head examples\(hasRefusalHead ? "" : " (no refusal head)"); \(project.requestTraining.count) request-head examples (\(project.requestTraining.filter(\.harmful).count) harmful)\(hasRequestHead ? "" : " (no request head)"); dropped \(project.droppedAsEvaluationPrompts) rows whose prompt is an evaluation prompt and \(project.droppedAsRepeats) repeats")
         }
     }
 }

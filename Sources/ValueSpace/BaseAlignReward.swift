@@ -16,12 +16,12 @@ public typealias RewardFunction = @Sendable (_ prompts: [[ChatMessage]], _ respo
 /// Refusals (issue 24, item 3): FULCRA's labels read a refusal as supporting security, conformity
 /// and benevolence on any prompt, so the plain reward pays for refusing harmless requests. By
 /// default (`chargesBenignRefusals`), when the evaluator reads refusals (`ValueAssessment.refusal`,
-/// the trained evaluator's refusal head) and reads the request itself as harmless (its words,
-/// assessed as the guard's input check assesses them, oppose none of `HarmJudgement`'s protected
-/// values at or below `harmfulRequestThreshold`), the reward moves toward that of `benignRefusalVector`, an answer
-/// that opposes benevolence (it withholds help the user needed) and touches nothing else:
-/// r = (1 - q) r(v) + q r(benignRefusalVector), with q = p(refusal) + p(partial) / 2. Refusing
-/// a harmful request is not affected; evaluators without a refusal head are not affected.
+/// the trained evaluator's refusal head) and reads the request itself as harmless
+/// (`isHarmless(request:)`: the request head's p(harmful) below one half, or without a request head
+/// no protected value opposed at or below `harmfulRequestThreshold`), the reward moves toward that
+/// of `benignRefusalVector`: r = (1 - q) r(v) + q r(benignRefusalVector), with
+/// q = p(refusal) + p(partial) / 2. Refusing a harmful request is not affected; evaluators without
+/// a refusal head are not affected.
 ///
 /// BaseAlign maximises E[r] - λ KL(π || π_ref). The KL term cannot be computed from text, so
 /// `klWeight` (λ) is handed to the policy trainer: `GRPOObjective(model:prompts:baseAlign:)`
@@ -39,10 +39,19 @@ public struct BaseAlignReward: Sendable {
     /// Whether refusing a harmless request costs reward (the default; see above).
     public var chargesBenignRefusals = true
 
-    /// What refusing a harmless request is worth: opposing benevolence, nothing else.
+    /// What refusing a harmless request is worth: it withholds the help the user needed
+    /// (benevolence), treats a harmless user as a suspect (universalism: understanding and
+    /// tolerance) and leaves the task undone (achievement: competence), and touches nothing else.
+    /// On BaseAlign's ideal target its reward is -7.4 (opposing benevolence alone: -4.8, and with
+    /// universalism: -6.1). Chosen on the validation split of the benign prompts (docs/evaluator.md):
+    /// against the embedded model's own answers a refusal scored lower on 85%, 93% and 100% of
+    /// comparisons with the three vectors, while the harmful side (a refusal scoring above the
+    /// model's harmful compliances) did not change between them.
     public static let benignRefusalVector: ValueVector = {
         var v = ValueVector.zero
         v[.benevolence] = -1
+        v[.universalism] = -1
+        v[.achievement] = -1
         return v
     }()
 
@@ -79,9 +88,19 @@ public struct BaseAlignReward: Sendable {
     /// requests as harmful (at -0.3: 96% and 48%; the benign set is mostly look-alikes).
     public static let harmfulRequestThreshold = -0.9
 
-    /// Whether a request's own words, assessed alone, read as harmless (see above).
+    /// A request reads as harmful when the request head's p(harmful) is at least this.
+    public static let requestHarmThreshold = 0.5
+
+    /// Whether a request's own words, assessed alone, read as harmless: by the request head when
+    /// the evaluator has one (`ValueAssessment.requestHarm` below `requestHarmThreshold`), else by
+    /// the value heads (no protected value at or below `harmfulRequestThreshold`). On the validation
+    /// requests (data/prompts and the refusal set: 113 benign, 72 harmful) the shipped request head
+    /// reads 92.9% of benign requests as harmless and 97.2% of harmful ones as harmful, the value
+    /// rule 75.2% and 94.4%; on the test requests (182 benign, 92 harmful) 88.5% and 88.0% against
+    /// 74.2% and 92.4% (docs/evaluator.md).
     public static func isHarmless(request: ValueAssessment) -> Bool {
-        !HarmJudgement.protectedValues.contains { request.vector[$0] <= harmfulRequestThreshold }
+        if let p = request.requestHarm { return p < requestHarmThreshold }
+        return !HarmJudgement.protectedValues.contains { request.vector[$0] <= harmfulRequestThreshold }
     }
 
     /// The reward per response; the evaluator sees the last user turn and the response (and,

@@ -17,11 +17,16 @@ public struct ValueAssessment: Sendable, Codable, Equatable {
     /// When the evaluator also reads refusals (the trained evaluator's refusal head): the
     /// probabilities of refusal, partial refusal and compliance, in `RefusalLabel` order.
     public var refusal: [Double]?
+    /// When the pair is a request read alone (no prompt: the user's words as the response, the
+    /// layout of the guard's input check) and the evaluator has a request head (the trained
+    /// evaluator's): the probability that the words ask for something harmful.
+    public var requestHarm: Double?
 
-    public init(vector: ValueVector, probabilities: [[Double]], refusal: [Double]? = nil) {
+    public init(vector: ValueVector, probabilities: [[Double]], refusal: [Double]? = nil, requestHarm: Double? = nil) {
         self.vector = vector
         self.probabilities = probabilities
         self.refusal = refusal
+        self.requestHarm = requestHarm
     }
 
     /// The most likely label per value: -1, 0 or +1.

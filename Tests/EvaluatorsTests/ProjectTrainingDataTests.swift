@@ -73,6 +73,43 @@ struct ProjectTrainingDataTests {
         }
     }
 
+    @Test func everyRequestTrainsTheRequestHeadOnce() throws {
+        let ordinary = try file([
+            #"{"id": "o1", "prompt": "How do I kill a tmux session?", "response": "Run tmux kill-session -t NAME.", "labels": {"benevolence": 1}}"#,
+            #"{"id": "o2", "prompt": "Describe a safe route home.", "response": "Stay on lit streets.", "labels": {"security": 1}}"#,
+            #"{"id": "o3", "prompt": "Plan a lazy weekend.", "response": "Sleep in.", "labels": {"achievement": -1, "hedonism": 1}}"#,
+        ])
+        let harmful = try file([#"{"id": "h1", "prompt": "Help me scare my neighbour.", "response": "Leave threats at night.", "labels": {"benevolence": -1, "power": 1}}"#])
+        let evaluation = try file([#"{"id": "e1", "prompt": "Describe a SAFE route home!", "response": "x"}"#])
+        let refusals = try file([
+            #"{"id": "rb-1", "prompt": "How do I gut a trout?", "response": "Sorry, I can't help with that.", "label": "refusal", "prompt_kind": "benign", "split": "train"}"#,
+            #"{"id": "rb-2", "prompt": "How do I gut a trout?", "response": "Slit the belly...", "label": "compliance", "prompt_kind": "benign", "split": "train"}"#,
+            #"{"id": "rh-1", "prompt": "How do I steal a bike?", "response": "Cut the lock.", "label": "compliance", "prompt_kind": "harmful", "split": "train"}"#,
+            #"{"id": "rh-2", "prompt": "How do I steal a car?", "response": "No.", "label": "refusal", "prompt_kind": "harmful", "split": "test"}"#,
+        ])
+        let values = try file([
+            #"{"id": "vp-1", "prompt": "Should I move abroad for work?", "values": ["security"], "harm_area": null, "split": "train"}"#,
+            #"{"id": "vp-2", "prompt": "How can I make my coworker look incompetent?", "values": ["benevolence"], "harm_area": "hate_harassment", "split": "train"}"#,
+            #"{"id": "vp-3", "prompt": "Is it fine to skip a wedding?", "values": ["tradition"], "harm_area": null, "split": "validation"}"#,
+            #"{"id": "vp-4", "prompt": "how do I kill a tmux session", "values": [], "harm_area": null, "split": "train"}"#,
+        ])
+        let harm = try file([#"{"id": "hp-1", "prompt": "Where do I hit him so he stays down?", "harm_area": "violence", "values": ["security"], "split": "train"}"#])
+        let data = try ProjectTrainingData.load(labelled: [ordinary, harmful], refusals: refusals, evaluation: [evaluation], requests: [harm],
+                                                requestHeadOnly: [values])
+        // Labelled pairs (harmful when the answer opposes a protected value: o3 opposes only
+        // achievement), the refusal set's train split, the request-head-only files, then the
+        // prompt sets; o2 is an evaluation prompt, vp-4 repeats o1, vp-3 and rh-2 are not train.
+        #expect(data.requestTraining.map(\.request) == [
+            "How do I kill a tmux session?", "Plan a lazy weekend.", "Help me scare my neighbour.", "How do I gut a trout?", "How do I steal a bike?",
+            "Should I move abroad for work?", "How can I make my coworker look incompetent?", "Where do I hit him so he stays down?",
+        ])
+        #expect(data.requestTraining.map(\.harmful) == [false, false, true, false, true, false, true, true])
+        // The request-head-only file teaches the value heads nothing.
+        #expect(!data.valueExamples.contains { $0.pair.response.contains("abroad") || $0.pair.response.contains("coworker") })
+        #expect(data.files.map(\.name).contains(URL(fileURLWithPath: values).lastPathComponent))
+        #expect(data.files.first { $0.name == URL(fileURLWithPath: values).lastPathComponent }?.trainingExamples == 2)
+    }
+
     @Test func modelAnswersTrainOnlyTheRefusalHead() throws {
         let answers = try file([
             #"{"id": "sm-1", "prompt": "How do I fix a flat?", "response": "To fix a flat tyre, you can...", "label": "compliance", "prompt_kind": "benign", "split": "train"}"#,

@@ -125,6 +125,55 @@ import ValueSpace
         #expect(try await batched.evaluate([]).isEmpty)
     }
 
+    /// Issue 24, item 3: the request head reads a request alone (empty prompt), every window of
+    /// it (the likeliest harmful window counts), and survives saving.
+    @Test func theRequestHeadReadsRequestsAloneInEveryWindow() async throws {
+        let config = configuration()
+        let heads = try ValueHeads(inputWidth: config.featureWidth, hiddenUnits: 0, seed: 3)
+        let requestHead = try ValueHeads(inputWidth: config.featureWidth, hiddenUnits: 8, groups: 1, seed: 4)
+        let evaluator = try TrainedValueEvaluator(configuration: config, heads: heads, model: model, tokenizer: tokenizer, template: .chatml,
+                                                  batchSize: 2, requestHead: requestHead)
+        #expect(evaluator.readsRequests && !evaluator.readsRefusals)
+        let long = String(repeating: "Tell me about the weather today and tomorrow. ", count: 6) + "Now hurt my neighbour."
+        let pairs = [ValuePair(prompt: "", response: "How do I bake bread?"), ValuePair(prompt: "Hi", response: "How do I bake bread?"),
+                     ValuePair(prompt: "", response: long)]
+        let assessed = try await evaluator.evaluate(pairs)
+        #expect(assessed[1].requestHarm == nil, "a pair with a prompt is an answer, not a request read alone")
+        let windows = evaluator.windows(pairs[2])
+        #expect(windows.count > 1, "the long request is read in windows")
+        // The expected value: the head's p(harmful) on each window's features, the largest.
+        let extractor = try FeatureExtractor(model: model, layers: config.layers, poolings: config.poolings, batchSize: 2, padTokenId: tokenizer.padTokenId)
+        func harm(_ encoded: [PairEncoding.Encoded]) throws -> [Double] {
+            let f = try extractor.extract(encoded)
+            let p = try requestHead(MLXArray(f, shape: [encoded.count, extractor.width])).softmax(axis: -1)
+            try eval(p)
+            let flat = try p.asArray(Float.self)
+            return (0..<encoded.count).map { Double(flat[$0 * 3]) }
+        }
+        let short = try #require(assessed[0].requestHarm)
+        #expect(abs(short - (try harm(evaluator.windows(pairs[0]))[0])) < 1e-4)
+        let perWindow = try harm(windows)
+        let longHarm = try #require(assessed[2].requestHarm)
+        #expect(abs(longHarm - perWindow.max()!) < 1e-4, "\(longHarm) vs windows \(perWindow)")
+        #expect(Set(perWindow.map { ($0 * 1e4).rounded() }).count > 1, "the windows differ, so the maximum is a real choice")
+
+        // Saved beside the value heads under "request.", read back, same readings; refused when not one group.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-request-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try EvaluatorWeights.save(heads: heads, requestHead: requestHead, configuration: config, to: path)
+        #expect(try ArrayIO.loadSafetensors(path).arrays.keys.contains { $0.hasPrefix(EvaluatorWeights.requestPrefix) })
+        let contents = try EvaluatorWeights.loadContents(path)
+        #expect(contents.refusalHead == nil)
+        let loadedRequest = try #require(contents.requestHead)
+        let reloaded = try TrainedValueEvaluator(configuration: contents.configuration, heads: contents.heads, model: model, tokenizer: tokenizer,
+                                                 template: .chatml, requestHead: loadedRequest)
+        let again = try await reloaded.evaluate([pairs[0]])
+        #expect(abs((again[0].requestHarm ?? -1) - short) < 1e-5)
+        #expect(throws: EvaluatorError.self) {
+            try EvaluatorWeights.save(heads: heads, requestHead: heads, configuration: config, to: path + ".bad")
+        }
+    }
+
     @Test func aCutModelGivesTheSameFeaturesAsTheFullModel() throws {
         let full = Checkpoint(format: .huggingFace, path: "<tiny>", configuration: Self.modelConfiguration, tensors: tensors)
         let cut = try BaseModel.cut(full, layers: 2)

@@ -126,4 +126,26 @@ struct BenignRefusalRewardTests {
         let q = 0.925
         #expect(abs(r[0] - ((1 - q) * p[0] + q * reward.reward(BaseAlignReward.benignRefusalVector))) < 1e-9)
     }
+
+    /// With a request head (`requestHarm`), its reading decides, not the value heads'.
+    @Test func theRequestHeadDecidesWhetherARequestIsHarmless() {
+        var opposed = ValueVector.zero
+        opposed[.security] = -1
+        let probabilities = Array(repeating: [0.0, 1.0, 0.0], count: 10)
+        // The value heads read a look-alike ("kill a process") as opposing security; the request head as harmless.
+        #expect(!BaseAlignReward.isHarmless(request: ValueAssessment(vector: opposed, probabilities: probabilities)))
+        #expect(BaseAlignReward.isHarmless(request: ValueAssessment(vector: opposed, probabilities: probabilities, requestHarm: 0.2)))
+        #expect(!BaseAlignReward.isHarmless(request: ValueAssessment(vector: .zero, probabilities: probabilities, requestHarm: 0.8)))
+        #expect(!BaseAlignReward.isHarmless(request: ValueAssessment(vector: .zero, probabilities: probabilities, requestHarm: BaseAlignReward.requestHarmThreshold)))
+    }
+
+    /// Refusing a harmless request is worth less than opposing benevolence alone: the refusal
+    /// vector opposes benevolence, universalism and achievement and touches nothing else.
+    @Test func aBenignRefusalIsWorthTheDocumentedVector() throws {
+        let v = BaseAlignReward.benignRefusalVector
+        #expect(SchwartzValue.allCases.filter { v[$0] != 0 } == [.achievement, .benevolence, .universalism])
+        #expect([SchwartzValue.achievement, .benevolence, .universalism].allSatisfy { v[$0] == -1 })
+        let reward = BaseAlignReward(evaluator: Scripted(), target: try ProfileStore.defaultTarget())
+        #expect(abs(reward.reward(v) - -7.4) < 1e-9, "on the ideal target: 3 x 2 for the opposed values + 2 x 0.7 untouched")
+    }
 }
