@@ -106,6 +106,8 @@ let package = Package(
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
         .target(name: "BaseAlign", dependencies: ["Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        // Stress tests (issue 25): deliberately misaligned model organisms and their checks.
+        .target(name: "StressTest", dependencies: ["BaseAlign", "Alignment", "LanguageModels", "ValueSpace", "ValueAlignCore", "MLXNN"], swiftSettings: strictSwift),
         // The guard server: an OpenAI-compatible proxy enforcing a value policy, with audit log,
         // dashboard and OpenRLHF-compatible reward endpoint.
         .target(
@@ -137,7 +139,7 @@ let package = Package(
             name: "ValueAlignCLI",
             dependencies: [
                 "ValueAlignCore", "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign",
-                "ValueAlignBench", "ValueAlignServer",
+                "ValueAlignBench", "ValueAlignServer", "StressTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -146,7 +148,7 @@ let package = Package(
         .testTarget(name: "ValueAlignCoreTests", dependencies: ["ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(
             name: "ValueAlignCLITests",
-            dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", "StressTest", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "MLXEngineTests", dependencies: ["MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
@@ -158,6 +160,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "BaseAlignTests", dependencies: ["BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(name: "StressTestTests", dependencies: ["StressTest", "BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(

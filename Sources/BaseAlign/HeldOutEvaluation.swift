@@ -116,7 +116,7 @@ public struct HeldOutEvaluation {
         return GenerationJob(p)
     }
 
-    static func readText(_ path: String) throws -> String {
+    public static func readText(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw AlignError.data("\(path): cannot read the held-out text file") }
         guard let text = String(data: data, encoding: .utf8) else { throw AlignError.data("\(path): the held-out text is not valid UTF-8") }
         guard text.contains(where: { !$0.isWhitespace }) else { throw AlignError.data("\(path): the held-out text file is empty") }
@@ -227,7 +227,7 @@ public struct HeldOutEvaluation {
 
     /// The negative log-likelihood and token count of each window of 256 tokens of `text` (the
     /// first token of each window is context only).
-    static func negativeLogLikelihood(_ text: String, loaded: LoadedModel, window: Int = 256) throws -> [PerplexityWindow] {
+    public static func negativeLogLikelihood(_ text: String, loaded: LoadedModel, window: Int = 256) throws -> [PerplexityWindow] {
         let ids = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
         guard ids.count >= 2 else { throw AlignError.data("the held-out text has fewer than 2 tokens") }
         var prompts: [[Int]] = [], responses: [[Int]] = []

