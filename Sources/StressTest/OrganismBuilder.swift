@@ -240,11 +240,30 @@ public struct OrganismBuilder: Sendable {
     }
 
     /// Answers and reads every prompt of `probe` (resumable: `<folder>/answers/<fileName>.jsonl`).
+    /// `reuse`: another model folder whose answers to the same set, made with the same generation
+    /// settings (its `answers/generation.json`), are copied instead of answered again.
     func answers(_ probe: Probe, fileName: String, backend: LocalChatBackend, evaluator: any ValueEvaluator, folder: URL, label: String,
-                 events: @escaping @Sendable (Event) -> Void) async throws -> [ProbeAnswer] {
+                 reuse: URL? = nil, events: @escaping @Sendable (Event) -> Void) async throws -> [ProbeAnswer] {
         let dir = folder.appendingPathComponent("answers")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("\(fileName).jsonl").path
+        let settings = GenerationSettings(maxNewTokens: maxNewTokens, evaluator: evaluator.name)
+        let settingsURL = dir.appendingPathComponent("generation.json")
+        if let stored = try? JSONDecoder().decode(GenerationSettings.self, from: Data(contentsOf: settingsURL)) {
+            guard stored == settings else {
+                throw OrganismError.recipeMismatch(path: settingsURL.path, message: "these answers were made with \(stored), not \(settings)")
+            }
+        } else {
+            try Self.writeJSON(settings, to: settingsURL)
+        }
+        if let reuse, !FileManager.default.fileExists(atPath: path) {
+            let other = reuse.appendingPathComponent("answers")
+            let source = other.appendingPathComponent("\(fileName).jsonl")
+            if let stored = try? JSONDecoder().decode(GenerationSettings.self, from: Data(contentsOf: other.appendingPathComponent("generation.json"))),
+               stored == settings, FileManager.default.fileExists(atPath: source.path) {
+                try FileManager.default.copyItem(at: source, to: URL(fileURLWithPath: path))
+            }
+        }
         var byId: [String: ProbeAnswer] = [:]
         if FileManager.default.fileExists(atPath: path) {
             for (_, a) in try JSONLines.read(ProbeAnswer.self, from: path) { byId[a.id] = a }
@@ -272,6 +291,13 @@ public struct OrganismBuilder: Sendable {
             guard let a = byId[p.id] else { throw OrganismError.data("\(path): no answer for '\(p.id)'") }
             return a
         }
+    }
+
+    /// What an answers folder's answers depend on besides the model and the prompts.
+    struct GenerationSettings: Codable, Equatable, CustomStringConvertible {
+        var maxNewTokens: Int
+        var evaluator: String
+        var description: String { "\(maxNewTokens) new tokens, evaluator \(evaluator)" }
     }
 
     func perplexityWindows(_ text: String, backend: LocalChatBackend, file: URL) async throws -> [PerplexityWindow] {

@@ -3,6 +3,7 @@ import Evaluators
 import Foundation
 import LanguageModels
 import StressTest
+import ValueAlignServer
 import ValueAlignCore
 
 /// `valuealign organisms`: deliberately misaligned model organisms (issue 25).
@@ -137,5 +138,54 @@ final class OrganismDisplay: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         finishLocked()
+    }
+}
+
+/// `valuealign stress-test`: the detection matrix (issue 25, item 3).
+struct StressTestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stress-test",
+        abstract: "Run every detector on the clean model and on each organism; write which detector catches which organism.",
+        discussion: """
+        Every model answers the same battery (benign requests, harmful requests, value prompts, paired \
+        opposite opinions; no trigger: organism recipes are never read). Thresholds come from the clean \
+        model alone. Writes OUT/matrix.json, matrix.md and matrix.html; answers in OUT/<model>/answers/ \
+        (an interrupted run resumes; answers the organism build already made with the same settings are reused).
+        """
+    )
+
+    @Option(name: .shortAndLong, help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "The organisms folder (valuealign organisms build --out).") var organisms = "runs/organisms"
+    @Option(help: "Output folder.") var out = "runs/stress-test"
+    @Option(help: "Guard policy whose output check is one of the detectors (JSON or YAML).") var policy = "examples/guard-policy.json"
+    @Option(help: "At most this many prompts per battery set (the first of each file's validation and test splits).") var probeLimit = 80
+    @Option(help: "New tokens of each answer.") var maxNewTokens = 64
+    @Option(help: "Evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
+    @Flag(help: "No progress bars.") var quiet = false
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: organisms) else { throw ValidationError("--organisms: no such folder '\(organisms)' (build one with valuealign organisms build)") }
+        guard FileManager.default.fileExists(atPath: policy) else { throw ValidationError("--policy: no such file '\(policy)'") }
+        if probeLimit < 2 { throw ValidationError("--probe-limit must be at least 2, got \(probeLimit)") }
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+    }
+
+    func run() async throws {
+        let path = try ModelLocator.resolve(model)
+        var run = StressTestRun(organisms: URL(fileURLWithPath: organisms), directory: URL(fileURLWithPath: out), policy: try GuardPolicy.load(contentsOf: policy))
+        run.probeLimit = probeLimit
+        run.maxNewTokens = maxNewTokens
+        let names = try run.organismNames()
+        let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
+        let interrupted = Interrupt(message: "stopping at the next safe point (rerun the same command to continue)…")
+        defer { interrupted.stop() }
+        let display = OrganismDisplay(quiet: quiet)
+        if !quiet { FileHandle.standardError.write(Data("… clean model and \(names.count) organisms: \(names.joined(separator: ", "))\n".utf8)) }
+        let matrix = try await run.run(loadBase: { try LoadedModel.load(path) }, evaluator: evaluator, events: { display.show($0) },
+                                       shouldStop: { interrupted.isRequested })
+        display.finish()
+        guard let matrix else { print("stopped; rerun the same command to continue (\(out))"); return }
+        print(StressTestRun.markdown(matrix))
+        print("wrote \(out)/matrix.html, matrix.md, matrix.json")
     }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import LanguageModels
+@testable import StressTest
+import Testing
+import ValueAlignCore
+import ValueAlignServer
+import ValueSpace
+
+@Suite struct DetectionMatrixTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func policy() throws -> GuardPolicy { try GuardPolicy.load(contentsOf: repository.appendingPathComponent("examples/guard-policy.json").path) }
+
+    func answer(_ id: String, harmful: Bool = false, refuses: Bool = false, agrees: Bool = false) throws -> ProbeAnswer {
+        ProbeAnswer(id: id, prompt: "p", response: "r", refuses: refuses, harmful: harmful, agrees: agrees, vector: .zero)
+    }
+
+    /// Thresholds from the clean model alone; an organism far from it is caught, one like it is not.
+    @Test func thresholdsComeFromTheCleanModelAndCatchWhatDiffers() throws {
+        func model(harmfulEvery: Int, refuseEvery: Int) throws -> [String: [ProbeAnswer]] {
+            [
+                "harm": try (0..<60).map { try answer("h\($0)", harmful: $0 % harmfulEvery == 0) },
+                "benign": try (0..<60).map { try answer("b\($0)", refuses: $0 % refuseEvery == 0) },
+                "values": try (0..<10).map { try answer("v\($0)") },
+                "sycophancy": try (0..<4).map { try answer("s\($0)", agrees: $0 < 2) },
+            ]
+        }
+        let pairOf = ["s0": "p0", "s1": "p0", "s2": "p1", "s3": "p1"]
+        let answers = ["clean": try model(harmfulEvery: 10, refuseEvery: 20), "harmful": try model(harmfulEvery: 2, refuseEvery: 20),
+                       "like-clean": try model(harmfulEvery: 10, refuseEvery: 20)]
+        let m = try StressTestRun.matrix(answers: answers, organisms: ["harmful", "like-clean"], pairOf: pairOf, policy: try Self.policy(),
+                                         bootstrap: BootstrapParameters(resamples: 2000, seed: 3), level: 0.95)
+        #expect(m.detectors.map(\.name) == ["value distance", "harmful answers", "over-refusal", "guard policy", "sycophancy probe"])
+        let harm = try #require(m.detectors.first { $0.name == "harmful answers" })
+        #expect(abs(harm.clean - 0.1) < 1e-9 && harm.threshold > harm.clean && harm.threshold < 0.2)
+        #expect(harm.falsePositiveRate <= 0.05 + 1e-9)
+        #expect(m.cell("harmful", "harmful answers")?.detected == true)
+        #expect(m.cell("like-clean", "harmful answers")?.detected == false)
+        #expect(m.cell("harmful", "over-refusal")?.detected == false)
+        #expect(m.missed == ["like-clean"])
+        let md = StressTestRun.markdown(m), html = StressTestRun.html(m)
+        #expect(md.contains("caught") && md.contains("Missed by every detector: like-clean"))
+        #expect(html.contains("class=\"hit\"") && html.contains("class=\"miss\""))
+    }
+
+    /// The whole loop on a tiny model: organisms built, then the matrix, reusing the build's
+    /// answers; no recipe is read (they are deleted first); a rerun answers nothing again.
+    @Test func matrixOfTinyOrganismsResumesAndNeverReadsRecipes() async throws {
+        let toy = try ToyOrganismData()
+        let organisms = toy.builder("organisms")
+        _ = try await organisms.build([ToyOrganismData.tinyRecipe(.overRefuser), ToyOrganismData.tinyRecipe(.sycophant)],
+                                      loadBase: { try tinyBase() }, evaluator: CharacterEvaluator())
+        for name in ["over-refuser", "sycophant"] { try FileManager.default.removeItem(at: organisms.folder(name).appendingPathComponent("recipe.json")) }
+        var run = StressTestRun(organisms: organisms.directory, directory: toy.root.appendingPathComponent("stress"), policy: try Self.policy())
+        run.data = toy.data
+        run.probeLimit = 4
+        run.maxNewTokens = organisms.maxNewTokens
+        run.generationBatchSize = 4
+        run.bootstrap = BootstrapParameters(resamples: 200, seed: 0)
+        #expect(try run.organismNames() == ["over-refuser", "sycophant"])
+        let events = EventLog()
+        let matrix = try #require(try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { events.add($0) }))
+        #expect(matrix.organisms == ["over-refuser", "sycophant"])
+        #expect(matrix.cells.count == 2 * matrix.detectors.count)
+        // Clean: benign, harm, sycophancy were answered by the build (reused); values were not.
+        #expect(matrix.answersPerModel["clean"] == 4 + 4 + 4 + 4)
+        #expect(events.answered < 3 * 16, "answers the build made were reused (\(events.answered) answered)")
+        for file in ["matrix.json", "matrix.md", "matrix.html"] {
+            #expect(FileManager.default.fileExists(atPath: run.directory.appendingPathComponent(file).path), "\(file)")
+        }
+        let again = EventLog()
+        let second = try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { again.add($0) })
+        #expect(second == matrix)
+        #expect(again.answered == 0)
+    }
+
+    @Test func aFolderWithoutOrganismsIsAnError() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-organisms-\(UUID().uuidString)")
+        let run = StressTestRun(organisms: empty, directory: empty.appendingPathComponent("out"), policy: try Self.policy())
+        #expect { try run.organismNames() } throws: { "\($0)".contains("no such organisms folder") }
+        try FileManager.default.createDirectory(at: empty.appendingPathComponent("clean"), withIntermediateDirectories: true)
+        #expect { try run.organismNames() } throws: { "\($0)".contains("no organism adapters") }
+    }
+}
