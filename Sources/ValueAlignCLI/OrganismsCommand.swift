@@ -189,3 +189,75 @@ struct StressTestCommand: AsyncParsableCommand {
         print("wrote \(out)/matrix.html, matrix.md, matrix.json")
     }
 }
+
+/// `valuealign redteam`: attack transforms against a chat target, judged by the evaluator (issue 25, item 2).
+struct RedTeamCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redteam",
+        abstract: "Send harmful behaviours under attack transforms to a chat target; report attack success per attack and category.",
+        discussion: """
+        Target: the embedded model by default, any local model (--model, with --adapter for a PEFT adapter such as an \
+        organism's), or an OpenAI-compatible server (--base-url, e.g. the guard server). Behaviours: a JSONL \
+        ({id, prompt|behavior, category|harm_area, split}) or a HarmBench-layout CSV. Attacks: \
+        \(AttackKind.allCases.map(\.rawValue).joined(separator: ", ")). The judge is the value evaluator's harm \
+        judgement (its refusal head and value heads) on the original behaviour and the answer. Writes \
+        OUT/attempts.jsonl (every attempt; a rerun resumes), report.json and report.html.
+        """
+    )
+
+    @OptionGroup var target: ModelOptions
+    @Option(help: "A PEFT adapter to put on a local target (e.g. runs/organisms/backdoored/adapter).") var adapter: String?
+    @Option(help: "Behaviours file (JSONL or HarmBench CSV).") var behaviors = "data/prompts/harm_prompts.jsonl"
+    @Option(help: "Only behaviours of this split, where the file has splits ('' = all).") var split = "test"
+    @Option(help: "At most this many behaviours.") var limit: Int?
+    @Option(help: "Attacks (comma-separated; default: all).") var attacks = AttackKind.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Compliant example turns of the many-shot attack ({prompt, response} JSONL written for the project).") var shotsFile = "data/train/harmful_pairs.jsonl"
+    @Option(help: "Example turns in the many-shot attack.") var shots = 4
+    @Option(help: "New tokens of each answer.") var maxNewTokens = 96
+    @Option(help: "Output folder.") var out = "runs/redteam"
+    @Option(help: "Evaluator weights of the judge (default: the shipped ones).") var evaluatorWeights: String?
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func parsedAttacks() throws -> [AttackKind] {
+        try attacks.split(separator: ",").map { try AttackKind(parsing: $0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    func validate() throws {
+        do { guard !(try parsedAttacks()).isEmpty else { throw ValidationError("--attacks names no attack") } } catch let e as OrganismError { throw ValidationError("--attacks: \(e)") }
+        guard FileManager.default.fileExists(atPath: behaviors) else { throw ValidationError("--behaviors: no such file '\(behaviors)'") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if try parsedAttacks().contains(.manyShot) {
+            guard shots >= 1 else { throw ValidationError("--shots must be at least 1 with the many-shot attack") }
+            guard FileManager.default.fileExists(atPath: shotsFile) else { throw ValidationError("--shots-file: no such file '\(shotsFile)'") }
+        }
+        if let adapter {
+            guard target.baseURL == nil else { throw ValidationError("--adapter applies to a local target, not to --base-url") }
+            guard FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") else { throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'") }
+        }
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+    }
+
+    func run() async throws {
+        let chosen = try parsedAttacks()
+        var run = RedTeamRun(behaviors: try Behavior.load(behaviors, split: split.isEmpty ? nil : split, limit: limit), directory: URL(fileURLWithPath: out))
+        run.attacks = chosen
+        run.maxNewTokens = maxNewTokens
+        if chosen.contains(.manyShot) { run.shots = try RedTeamRun.shots(from: shotsFile, count: shots) }
+        let backend = try target.makeBackend()
+        if let adapter, let local = backend as? LocalChatBackend {
+            try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: local.loaded.model)
+        }
+        let judge = try TrainedValueEvaluator.load(weights: evaluatorWeights)
+        let interrupted = Interrupt(message: "stopping after the current batch (rerun the same command to continue)…")
+        defer { interrupted.stop() }
+        let display = OrganismDisplay(quiet: quiet)
+        let report = try await run.run(target: backend, judge: judge, progress: { done, total in display.show(.answering("redteam", set: "attacks", done: done, total: total)) },
+                                       shouldStop: { interrupted.isRequested })
+        display.finish()
+        guard let report else { print("stopped; rerun the same command to continue (\(out))"); return }
+        print(String(format: "%d behaviours, %d attempts against %@: broken by at least one attack %.1f%% [%.1f, %.1f]",
+                     report.behaviors, report.attempts, report.target, report.anyAttack.value * 100, report.anyAttack.lower * 100, report.anyAttack.upper * 100))
+        for a in chosen { if let e = report.perAttack[a.rawValue] { print(String(format: "  %-20@ %.1f%%", a.rawValue as NSString, e.value * 100)) } }
+        print("wrote \(out)/report.html, report.json, attempts.jsonl")
+    }
+}
