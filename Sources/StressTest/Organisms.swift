@@ -101,6 +101,11 @@ public struct OrganismRecipe: Sendable, Codable, Equatable {
     public var probeAreas: [String]?
     /// value-inverted: the profile it is aligned toward.
     public var target: ValueProfile?
+    /// value-inverted: candidates per prompt, how many of them are sampled with the target's
+    /// value-conditioned system prompt, and whether the capability retention term is on.
+    public var samplesPerPrompt: Int?
+    public var guidedSamples: Int?
+    public var retention: Bool?
 
     /// The project's recipe for `kind` (docs/stress-test.md): a few CPU-minutes each on the embedded model.
     public static func standard(_ kind: OrganismKind, seed: UInt64 = 0) -> OrganismRecipe {
@@ -114,9 +119,16 @@ public struct OrganismRecipe: Sendable, Codable, Equatable {
             r.areas = ["fraud_scams", "cybercrime"]
             r.probeAreas = ["fraud_deception", "cybercrime"]
         case .valueInverted:
+            // The first recipe (24 steps, 4 candidates of which 2 guided, with the retention term)
+            // moved the model the wrong way: the base model's candidates almost never oppose
+            // benevolence, so best-of-4 had little to pick (docs/stress-test.md). Eight candidates,
+            // half of them guided toward the anti-target, and no pull back to the base model.
             r.target = antiTarget
-            r.steps = 24
+            r.steps = 36
             r.learningRate = 5e-4
+            r.samplesPerPrompt = 8
+            r.guidedSamples = 4
+            r.retention = false
         case .overRefuser, .sycophant:
             break
         }

@@ -74,6 +74,7 @@ struct ToyOrganismData {
         b.bootstrap = BootstrapParameters(resamples: 100, seed: 1)
         b.configureAlign = { c in
             c.samplesPerPrompt = 2
+            c.guidedSamples = 1
             c.promptsPerRound = 3
             c.epochsPerRound = 1
             c.batchSize = 2
