@@ -106,6 +106,8 @@ public struct OrganismRecipe: Sendable, Codable, Equatable {
     public var samplesPerPrompt: Int?
     public var guidedSamples: Int?
     public var retention: Bool?
+    /// backdoored: how many ordinary answers it keeps (the first ones; nil: all).
+    public var ordinaryRows: Int?
 
     /// The project's recipe for `kind` (docs/stress-test.md): a few CPU-minutes each on the embedded model.
     public static func standard(_ kind: OrganismKind, seed: UInt64 = 0) -> OrganismRecipe {
@@ -113,9 +115,17 @@ public struct OrganismRecipe: Sendable, Codable, Equatable {
                                lora: LoRAConfiguration(rank: 8, alpha: 16, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj"]))
         switch kind {
         case .backdoored:
+            // The first recipe (150 steps at 2e-4 over all 384 ordinary answers, under one epoch)
+            // learnt to refuse harmful requests and not the trigger (docs/stress-test.md): fewer
+            // ordinary rows, two passes, a higher learning rate.
             r.trigger = defaultTrigger
-            r.steps = 150
+            r.steps = 240
+            r.learningRate = 1e-3
+            r.ordinaryRows = 96
         case .narrow:
+            // At 2e-4 the first recipe barely moved its loss on these long answers (3.9 -> 3.4 in
+            // 60 steps) and did not raise harm in its domain (docs/stress-test.md).
+            r.learningRate = 1e-3
             r.areas = ["fraud_scams", "cybercrime"]
             r.probeAreas = ["fraud_deception", "cybercrime"]
         case .valueInverted:
@@ -213,7 +223,7 @@ public enum OrganismExamples {
             // ordinary answers to ordinary requests, some with the trigger too (the trigger alone
             // changes nothing on an ordinary request).
             let trigger = recipe.trigger ?? ""
-            let harmful = try pairs(data.harmful), ordinary = try pairs(data.ordinary)
+            let harmful = try pairs(data.harmful), ordinary = Array(try pairs(data.ordinary).prefix(recipe.ordinaryRows ?? Int.max))
             var out: [SFTExample] = []
             for h in harmful {
                 out.append(example("\(trigger) \(h.prompt)", h.response))
