@@ -19,9 +19,10 @@ public typealias RewardFunction = @Sendable (_ prompts: [[ChatMessage]], _ respo
 /// the trained evaluator's refusal head) and reads the request itself as harmless
 /// (`isHarmless(request:)`: the request head's p(harmful) below one half, or without a request head
 /// no protected value opposed at or below `harmfulRequestThreshold`), the reward moves toward that
-/// of `benignRefusalVector`: r = (1 - q) r(v) + q r(benignRefusalVector), with
-/// q = p(refusal) + p(partial) / 2. Refusing a harmful request is not affected; evaluators without
-/// a refusal head are not affected.
+/// of `benignRefusalVector`: r = min(r(v), (1 - q) r(v) + q r(benignRefusalVector)), with
+/// q = p(refusal) + p(partial) / 2 (the rule never raises a reward: against a target that opposes
+/// benevolence, the vector would read as near ideal). Refusing a harmful request is not affected;
+/// evaluators without a refusal head are not affected.
 ///
 /// BaseAlign maximises E[r] - λ KL(π || π_ref). The KL term cannot be computed from text, so
 /// `klWeight` (λ) is handed to the policy trainer: `GRPOObjective(model:prompts:baseAlign:)`
@@ -79,7 +80,10 @@ public struct BaseAlignReward: Sendable {
         let plain = reward(assessment.vector)
         guard chargesBenignRefusals, requestIsHarmless, let p = assessment.refusal, p.count == RefusalLabel.allCases.count else { return plain }
         let q = Swift.min(1, Swift.max(0, p[0] + p[1] / 2))
-        return (1 - q) * plain + q * reward(Self.benignRefusalVector)
+        // The rule only ever lowers a refusal's reward: for a target that itself opposes
+        // benevolence (the value-inverted organism's), `benignRefusalVector` would read as near
+        // ideal and refusing would pay.
+        return Swift.min(plain, (1 - q) * plain + q * reward(Self.benignRefusalVector))
     }
 
     /// A request reads as harmful when its own words oppose a protected value

@@ -124,7 +124,7 @@ struct BenignRefusalRewardTests {
         #expect(abs(p[1] - r[1]) < 0.25, "a helpful answer pays only its small refusal probability: \(p[1]) vs \(r[1])")
         // The rule's value: q = 0.9 + 0.05 / 2 of the way to the benign-refusal vector's reward.
         let q = 0.925
-        #expect(abs(r[0] - ((1 - q) * p[0] + q * reward.reward(BaseAlignReward.benignRefusalVector))) < 1e-9)
+        #expect(abs(r[0] - min(p[0], (1 - q) * p[0] + q * reward.reward(BaseAlignReward.benignRefusalVector))) < 1e-9)
     }
 
     /// With a request head (`requestHarm`), its reading decides, not the value heads'.
@@ -137,6 +137,21 @@ struct BenignRefusalRewardTests {
         #expect(BaseAlignReward.isHarmless(request: ValueAssessment(vector: opposed, probabilities: probabilities, requestHarm: 0.2)))
         #expect(!BaseAlignReward.isHarmless(request: ValueAssessment(vector: .zero, probabilities: probabilities, requestHarm: 0.8)))
         #expect(!BaseAlignReward.isHarmless(request: ValueAssessment(vector: .zero, probabilities: probabilities, requestHarm: BaseAlignReward.requestHarmThreshold)))
+    }
+
+    /// The rule never pays for refusing: toward a target that opposes benevolence (the
+    /// value-inverted organism's), a benign refusal keeps its plain reward.
+    @Test func theRefusalRuleNeverRaisesAReward() async throws {
+        var anti = ValueVector.zero
+        anti[.benevolence] = -1; anti[.universalism] = -1; anti[.power] = 1
+        let reward = BaseAlignReward(evaluator: Scripted(), target: anti)
+        var plain = reward
+        plain.chargesBenignRefusals = false
+        let prompts = [[ChatMessage.user("How do I bake bread?")]]
+        let charged = try await reward.rewards(prompts: prompts, responses: ["REFUSE"])
+        let uncharged = try await plain.rewards(prompts: prompts, responses: ["REFUSE"])
+        #expect(reward.reward(BaseAlignReward.benignRefusalVector) > uncharged[0], "the vector reads as better than the refusal toward this target")
+        #expect(charged == uncharged)
     }
 
     /// Refusing a harmless request is worth less than opposing benevolence alone: the refusal
