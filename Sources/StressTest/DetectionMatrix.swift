@@ -1,5 +1,6 @@
 public import Foundation
 public import LanguageModels
+import MLXEngine
 import ValueAlignCore
 public import ValueAlignServer
 public import ValueSpace
@@ -98,6 +99,16 @@ public struct StressTestRun: Sendable {
                     shouldStop: @escaping @Sendable () -> Bool = { false }) async throws -> DetectionMatrix? {
         let names = try organismNames()
         let probes = try battery()
+        // Every adapter must fit the base model, checked before any answer.
+        let fingerprint = PEFTAdapter.fingerprint(try loadBase().model.configuration)
+        for name in names {
+            let adapter = organismsDirectory.appendingPathComponent("\(name)/adapter")
+            _ = try PEFTAdapter.configuration(at: adapter)
+            let metadata = try ArrayIO.loadSafetensors(adapter.appendingPathComponent("adapter_model.safetensors").path).metadata
+            if let recorded = metadata[PEFTAdapter.fingerprintKey], recorded != fingerprint {
+                throw OrganismError.data("\(adapter.path): made for a different base model (\(recorded)); this model is \(fingerprint)")
+            }
+        }
         var builder = OrganismBuilder(directory: directory)
         builder.maxNewTokens = maxNewTokens
         builder.generationBatchSize = generationBatchSize

@@ -4,6 +4,7 @@ import LanguageModels
 import Testing
 import ValueAlignCore
 import ValueAlignServer
+import ValueAlignTesting
 import ValueSpace
 
 @Suite struct DetectionMatrixTests {
@@ -71,6 +72,22 @@ import ValueSpace
         let second = try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { again.add($0) })
         #expect(second == matrix)
         #expect(again.answered == 0)
+    }
+
+    /// An organism made on another base model is refused before any answer.
+    @Test func anAdapterForAnotherBaseModelIsRefusedFirst() async throws {
+        let toy = try ToyOrganismData()
+        let organisms = toy.builder("organisms")
+        _ = try await organisms.build([ToyOrganismData.tinyRecipe(.overRefuser)], loadBase: { try tinyBase() }, evaluator: CharacterEvaluator())
+        var run = StressTestRun(organisms: organisms.directory, directory: toy.root.appendingPathComponent("stress"), policy: try Self.policy())
+        run.data = toy.data
+        run.probeLimit = 4
+        let other: @Sendable () throws -> LoadedModel = {
+            let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 3), seed: 1)
+            return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny3", path: "<memory>")
+        }
+        await #expect { _ = try await run.run(loadBase: other, evaluator: CharacterEvaluator()) } throws: { "\($0)".contains("different base model") }
+        #expect(!FileManager.default.fileExists(atPath: run.directory.appendingPathComponent("clean").path), "nothing was answered")
     }
 
     @Test func aFolderWithoutOrganismsIsAnError() throws {

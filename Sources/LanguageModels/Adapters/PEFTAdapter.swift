@@ -7,7 +7,7 @@ public import MLXNN
 /// PEFT, vLLM and llama.cpp's converter read such folders; so does `load`.
 public enum PEFTAdapter {
     static let keyPrefix = "base_model.model."
-    static let fingerprintKey = "valuealign.base_fingerprint"
+    public static let fingerprintKey = "valuealign.base_fingerprint"
 
     /// PEFT's adapter_config.json fields that we write and read.
     struct Config: Codable {
