@@ -50,4 +50,11 @@ public enum TinyModels {
                                     tensors: try randomTensors(c, seed: seed), ggufMetadata: [:])
         return try checkpoint.makeModel()
     }
+
+    /// A tiny random Llama ready to chat: the byte tokenizer (vocabulary 260) and ChatML, no
+    /// system prompt. The same seed and layers give the same model.
+    public static func chatModel(seed: UInt64 = 3, layers: Int = 2, name: String = "tiny") throws -> LoadedModel {
+        let model = try llama(llamaConfiguration(vocabulary: 260, layers: layers), seed: seed)
+        return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: name, path: "<memory>")
+    }
 }

@@ -6,10 +6,7 @@ import MLXNN
 import ValueAlignTesting
 
 /// A tiny random Llama with the byte tokenizer and ChatML (vocabulary 260).
-func tinyLoaded(seed: UInt64 = 3, layers: Int = 2) throws -> LoadedModel {
-    let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: layers), seed: seed)
-    return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny", path: "<memory>")
-}
+func tinyLoaded(seed: UInt64 = 3, layers: Int = 2) throws -> LoadedModel { try TinyModels.chatModel(seed: seed, layers: layers) }
 
 /// A fresh temporary folder, removed by the caller.
 func temporaryDirectory(_ name: String) -> URL {

@@ -8,10 +8,7 @@ import ValueAlignTesting
 import ValueSpace
 
 /// A tiny random Llama with the byte tokenizer and ChatML.
-func tinyPolicy(seed: UInt64 = 3) throws -> LoadedModel {
-    let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 2), seed: seed)
-    return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny", path: "<memory>")
-}
+func tinyPolicy(seed: UInt64 = 3) throws -> LoadedModel { try TinyModels.chatModel(seed: seed) }
 
 /// A deterministic evaluator that reads characters: benevolence and universalism rise with the
 /// share of letters in the answer, security falls with the share of digits. Random-weight models

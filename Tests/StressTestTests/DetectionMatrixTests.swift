@@ -82,10 +82,7 @@ import ValueSpace
         var run = StressTestRun(organisms: organisms.directory, directory: toy.root.appendingPathComponent("stress"), policy: try Self.policy())
         run.data = toy.data
         run.probeLimit = 4
-        let other: @Sendable () throws -> LoadedModel = {
-            let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 3), seed: 1)
-            return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny3", path: "<memory>")
-        }
+        let other: @Sendable () throws -> LoadedModel = { try TinyModels.chatModel(seed: 1, layers: 3, name: "tiny3") }
         await #expect { _ = try await run.run(loadBase: other, evaluator: CharacterEvaluator()) } throws: { "\($0)".contains("different base model") }
         #expect(!FileManager.default.fileExists(atPath: run.directory.appendingPathComponent("clean").path), "nothing was answered")
     }

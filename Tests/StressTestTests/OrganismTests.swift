@@ -10,10 +10,7 @@ import ValueAlignTesting
 import ValueSpace
 
 /// A tiny random Llama with the byte tokenizer and ChatML; the same seed gives the same base.
-func tinyBase(seed: UInt64 = 5) throws -> LoadedModel {
-    let model = try TinyModels.llama(TinyModels.llamaConfiguration(vocabulary: 260, layers: 2), seed: seed)
-    return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: "tiny", path: "<memory>")
-}
+func tinyBase(seed: UInt64 = 5) throws -> LoadedModel { try TinyModels.chatModel(seed: seed) }
 
 /// Reads an answer's characters: letters support benevolence, digits oppose security. No refusal
 /// head, so refusals are decided by the phrase list.
