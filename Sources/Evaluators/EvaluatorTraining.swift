@@ -294,25 +294,26 @@ public struct FeatureTables: Sendable {
 
     /// The request head's examples: one group, classes harmful / (unused) / harmless.
     public func requestSet(layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
-        let width = layers.count * poolings.count * labelled.hiddenSize
-        var set = HeadTrainingSet(width: width, groups: 1)
-        guard let requestTable, let requests = project?.requestTraining, !requests.isEmpty else { return set }
-        let f = try requestTable.select(rows: Array(requests.indices), layers: layers, poolings: poolings)
-        for (k, r) in requests.enumerated() {
-            try set.append(features: f[k * width..<(k + 1) * width], targets: r.harmful ? [1, 0, 0] : [0, 0, 1], weights: [1])
-        }
-        return set
+        let requests = project?.requestTraining ?? []
+        return try rowSet(requestTable, rows: Array(requests.indices), targets: requests.map { $0.harmful ? [1, 0, 0] : [0, 0, 1] },
+                          weights: requests.map { _ in [1] }, groups: 1, layers: layers, poolings: poolings)
     }
 
     /// A training set of project pairs (each a row of `projectTable`) with their targets and weights.
     func projectSet(_ examples: [(pair: ValuePair, targets: [Float], weights: [Float])], groups: Int, layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
+        let index = Dictionary(projectPairs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        return try rowSet(projectTable, rows: examples.map { index[$0.pair]! }, targets: examples.map(\.targets), weights: examples.map(\.weights),
+                          groups: groups, layers: layers, poolings: poolings)
+    }
+
+    /// A training set of `rows` of `table` with their targets and weights (empty without a table or rows).
+    func rowSet(_ table: FeatureTable?, rows: [Int], targets: [[Float]], weights: [[Float]], groups: Int, layers: [Int], poolings: [HiddenPooling]) throws -> HeadTrainingSet {
         let width = layers.count * poolings.count * labelled.hiddenSize
         var set = HeadTrainingSet(width: width, groups: groups)
-        guard let projectTable, !examples.isEmpty else { return set }
-        let index = Dictionary(projectPairs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        let f = try projectTable.select(rows: examples.map { index[$0.pair]! }, layers: layers, poolings: poolings)
-        for (k, e) in examples.enumerated() {
-            try set.append(features: f[k * width..<(k + 1) * width], targets: e.targets, weights: e.weights)
+        guard let table, !rows.isEmpty else { return set }
+        let f = try table.select(rows: rows, layers: layers, poolings: poolings)
+        for k in rows.indices {
+            try set.append(features: f[k * width..<(k + 1) * width], targets: targets[k], weights: weights[k])
         }
         return set
     }
