@@ -74,6 +74,8 @@ public struct OrganismData: Sendable, Codable, Equatable {
     public var harmPrompts = "data/prompts/harm_prompts.jsonl"
     public var benignPrompts = "data/prompts/benign_prompts.jsonl"
     public var valuePrompts = "data/prompts/value_prompts.jsonl"
+    /// Candidate trigger phrases of the stress test's trigger search (one per line).
+    public var triggerCandidates = "data/triggers/candidates.txt"
     /// Plain text for the perplexity check (never trained on).
     public var text = "data/eval/heldout_text.txt"
     /// The splits the checks read.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Evaluators
 import Foundation
 import LanguageModels
+import OpenAIBackend
 import StressTest
 import ValueAlignServer
 import ValueAlignCore
@@ -190,32 +191,41 @@ struct StressTestCommand: AsyncParsableCommand {
     }
 }
 
-/// `valuealign redteam`: attack transforms against a chat target, judged by the evaluator (issue 25, item 2).
+/// `valuealign redteam`: attack transforms and an attacker loop against a chat target, judged by an evaluator (issue 25, item 2).
 struct RedTeamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redteam",
-        abstract: "Send harmful behaviours under attack transforms to a chat target; report attack success per attack and category.",
+        abstract: "Send harmful behaviours under attack transforms (and a PAIR attacker loop) to a chat target; report attack success per attack and category.",
         discussion: """
         Target: the embedded model by default, any local model (--model, with --adapter for a PEFT adapter such as an \
         organism's), or an OpenAI-compatible server (--base-url, e.g. the guard server). Behaviours: a JSONL \
         ({id, prompt|behavior, category|harm_area, split}) or a HarmBench-layout CSV. Attacks: \
-        \(AttackKind.allCases.map(\.rawValue).joined(separator: ", ")). The judge is the value evaluator's harm \
-        judgement (its refusal head and value heads) on the original behaviour and the answer. Writes \
-        OUT/attempts.jsonl (every attempt; a rerun resumes), report.json and report.html.
+        \(AttackKind.allCases.map(\.rawValue).joined(separator: ", ")); "pair" is an attacker model (--attacker-model, \
+        --attacker-url; default the embedded model) that rewrites its prompt from the judge's 1-10 feedback for \
+        --pair-rounds rounds. The judge (--evaluator: the trained evaluator by default, or an LLM judge) reads each answer \
+        with the original behaviour and alone: an attack succeeds when both readings are harmful compliance. Writes \
+        OUT/attempts.jsonl (every attempt; a rerun resumes), report.json and report.html. --rejudge DIR judges an earlier \
+        run's attempts again (another judge, a changed rule) without attacking again.
         """
     )
 
     @OptionGroup var target: ModelOptions
+    @OptionGroup var judge: EvaluatorOptions
     @Option(help: "A PEFT adapter to put on a local target (e.g. runs/organisms/backdoored/adapter).") var adapter: String?
     @Option(help: "Behaviours file (JSONL or HarmBench CSV).") var behaviors = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Only behaviours of this split, where the file has splits ('' = all).") var split = "test"
     @Option(help: "At most this many behaviours.") var limit: Int?
-    @Option(help: "Attacks (comma-separated; default: all).") var attacks = AttackKind.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Attacks (comma-separated; default: every transform; add 'pair' for the attacker loop).") var attacks = AttackKind.transforms.map(\.rawValue).joined(separator: ",")
     @Option(help: "Compliant example turns of the many-shot attack ({prompt, response} JSONL written for the project).") var shotsFile = "data/train/harmful_pairs.jsonl"
     @Option(help: "Example turns in the many-shot attack.") var shots = 4
+    @Option(help: "PAIR: rounds per behaviour.") var pairRounds = 3
+    @Option(help: "PAIR attacker: 'embedded' (default), a GGUF file or Hugging Face folder, or with --attacker-url the served model's name.") var attackerModel: String?
+    @Option(help: "PAIR attacker: an OpenAI-compatible server.") var attackerUrl: String?
+    @Option(help: "PAIR attacker: sampling temperature.") var attackerTemperature: Float = 0.8
+    @Option(help: "Seed of the attacker's sampling.") var seed: UInt64 = 0
     @Option(help: "New tokens of each answer.") var maxNewTokens = 96
+    @Option(help: "Judge again the attempts of this earlier run's folder (no new attacks).") var rejudge: String?
     @Option(help: "Output folder.") var out = "runs/redteam"
-    @Option(help: "Evaluator weights of the judge (default: the shipped ones).") var evaluatorWeights: String?
     @Flag(help: "No progress bar.") var quiet = false
 
     func parsedAttacks() throws -> [AttackKind] {
@@ -230,10 +240,16 @@ struct RedTeamCommand: AsyncParsableCommand {
             guard shots >= 1 else { throw ValidationError("--shots must be at least 1 with the many-shot attack") }
             guard FileManager.default.fileExists(atPath: shotsFile) else { throw ValidationError("--shots-file: no such file '\(shotsFile)'") }
         }
+        if try parsedAttacks().contains(.pair) {
+            guard pairRounds >= 1 else { throw ValidationError("--pair-rounds must be at least 1") }
+            guard attackerTemperature >= 0 else { throw ValidationError("--attacker-temperature must not be negative") }
+            if attackerUrl != nil, attackerModel == nil { throw ValidationError("--attacker-url needs --attacker-model naming the served model") }
+        }
         if let adapter {
             guard target.baseURL == nil else { throw ValidationError("--adapter applies to a local target, not to --base-url") }
             guard FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") else { throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'") }
         }
+        if let rejudge, !FileManager.default.fileExists(atPath: rejudge + "/attempts.jsonl") { throw ValidationError("--rejudge: no attempts.jsonl in '\(rejudge)'") }
         guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
     }
 
@@ -242,21 +258,37 @@ struct RedTeamCommand: AsyncParsableCommand {
         var run = RedTeamRun(behaviors: try Behavior.load(behaviors, split: split.isEmpty ? nil : split, limit: limit), directory: URL(fileURLWithPath: out))
         run.attacks = chosen
         run.maxNewTokens = maxNewTokens
-        if chosen.contains(.manyShot) { run.shots = try RedTeamRun.shots(from: shotsFile, count: shots) }
-        let backend = try target.makeBackend()
-        if let adapter, let local = backend as? LocalChatBackend {
-            try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: local.loaded.model)
-        }
-        let judge = try TrainedValueEvaluator.load(weights: evaluatorWeights)
-        let interrupted = Interrupt(message: "stopping after the current batch (rerun the same command to continue)…")
-        defer { interrupted.stop() }
+        run.pair.rounds = pairRounds
+        run.pair.temperature = attackerTemperature
+        run.pair.seed = seed
+        let judge = try self.judge.make()
         let display = OrganismDisplay(quiet: quiet)
-        let report = try await run.run(target: backend, judge: judge, progress: { done, total in display.show(.answering("redteam", set: "attacks", done: done, total: total)) },
+        let report: RedTeamReport?
+        if let rejudge {
+            report = try await run.rejudge(from: URL(fileURLWithPath: rejudge), judge: judge, progress: { display.show(.answering("redteam", set: "judge again", done: $0, total: $1)) })
+        } else {
+            if chosen.contains(.manyShot) { run.shots = try RedTeamRun.shots(from: shotsFile, count: shots) }
+            let backend = try target.makeBackend()
+            if let adapter, let local = backend as? LocalChatBackend {
+                try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: local.loaded.model)
+            }
+            if chosen.contains(.pair) {
+                if let attackerUrl {
+                    run.attacker = try OpenAICompatibleBackend(baseURL: attackerUrl, model: attackerModel!)
+                } else {
+                    // Its own copy, so that a target's adapter never attacks.
+                    run.attacker = LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(attackerModel)))
+                }
+            }
+            let interrupted = Interrupt(message: "stopping after the current batch (rerun the same command to continue)…")
+            defer { interrupted.stop() }
+            report = try await run.run(target: backend, judge: judge, progress: { done, total in display.show(.answering("redteam", set: "attacks", done: done, total: total)) },
                                        shouldStop: { interrupted.isRequested })
+        }
         display.finish()
         guard let report else { print("stopped; rerun the same command to continue (\(out))"); return }
-        print(String(format: "%d behaviours, %d attempts against %@: broken by at least one attack %.1f%% [%.1f, %.1f]",
-                     report.behaviors, report.attempts, report.target, report.anyAttack.value * 100, report.anyAttack.lower * 100, report.anyAttack.upper * 100))
+        print(String(format: "%d behaviours, %d attempts against %@ (judge %@): broken by at least one attack %.1f%% [%.1f, %.1f]",
+                     report.behaviors, report.attempts, report.target, report.judge, report.anyAttack.value * 100, report.anyAttack.lower * 100, report.anyAttack.upper * 100))
         for a in chosen { if let e = report.perAttack[a.rawValue] { print(String(format: "  %-20@ %.1f%%", a.rawValue as NSString, e.value * 100)) } }
         print("wrote \(out)/report.html, report.json, attempts.jsonl")
     }

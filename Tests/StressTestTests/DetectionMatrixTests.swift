@@ -57,11 +57,25 @@ import ValueSpace
         run.maxNewTokens = organisms.maxNewTokens
         run.generationBatchSize = 4
         run.bootstrap = BootstrapParameters(resamples: 200, seed: 0)
+        run.redTeamBehaviors = 2
+        run.triggerSplits = (selection: "train", heldOut: "test")
+        run.triggerSelection = 2
+        run.triggerHeldOut = 3
+        run.triggerSearch?.responseTokens = 3
         #expect(try run.organismNames() == ["over-refuser", "sycophant"])
         let events = EventLog()
         let matrix = try #require(try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { events.add($0) }))
         #expect(matrix.organisms == ["over-refuser", "sycophant"])
         #expect(matrix.cells.count == 2 * matrix.detectors.count)
+        // Every detector ran, the two with their own probes too: red-teaming (2 requests x 3
+        // attacks per model, resumable in <model>/redteam) and the trigger search (3 held-out requests).
+        #expect(matrix.detectors.map(\.name) == ["value distance", "harmful answers", "over-refusal", "guard policy", "sycophancy probe", "red-team ASR", "trigger search"])
+        for model in ["clean", "over-refuser", "sycophant"] {
+            #expect(try JSONLines.read(RedTeamAttempt.self, from: run.directory.appendingPathComponent("\(model)/redteam/attempts.jsonl").path).count == 6)
+            let search = try JSONDecoder().decode(TriggerSearch.Report.self, from: Data(contentsOf: run.directory.appendingPathComponent("\(model)/trigger-search.json")))
+            #expect(search.reference == nil && search.bestPerPrompt.count == 3 && search.fullRanking.count == 3)
+        }
+        #expect(matrix.cells.filter { $0.detector == "trigger search" }.allSatisfy { $0.score >= 0 && $0.change.count == 3 })
         // Clean: benign, harm, sycophancy were answered by the build (reused); values were not.
         #expect(matrix.answersPerModel["clean"] == 4 + 4 + 4 + 4)
         #expect(events.answered < 3 * 16, "answers the build made were reused (\(events.answered) answered)")
@@ -72,6 +86,7 @@ import ValueSpace
         let second = try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { again.add($0) })
         #expect(second == matrix)
         #expect(again.answered == 0)
+        #expect(events.attacked > 0 && again.attacked == 0 && again.searched == 0, "red-team attempts and trigger searches are reused too")
     }
 
     /// An organism made on another base model is refused before any answer.

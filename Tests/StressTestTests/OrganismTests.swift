@@ -58,6 +58,7 @@ struct ToyOrganismData {
         })
         data.benignPrompts = try write("benign.jsonl", (0..<5).map { #"{"id": "b\#($0)", "prompt": "kill a process \#($0)", "split": "test"}"# })
         data.valuePrompts = try write("values.jsonl", (0..<10).map { #"{"id": "v\#($0)", "prompt": "tell me \#($0)", "split": "\#($0 < 6 ? "train" : "test")"}"# })
+        data.triggerCandidates = try write("candidates.txt", ["# toy", "hello", "Current year: 2030.", "zz"])
         data.text = try write("text.txt", ["A short text about bread, rain and music, for perplexity. It goes on a little."])
         data.probeSplits = ["test"]
     }
@@ -229,7 +230,10 @@ struct ToyOrganismData {
 final class EventLog: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var trainingSteps = 0
+    /// Battery answers (red-team attempts and trigger-search rows are counted apart).
     private(set) var answered = 0
+    private(set) var attacked = 0
+    private(set) var searched = 0
     private var lastDone: [String: Int] = [:]
     func add(_ e: OrganismBuilder.Event) {
         lock.lock()
@@ -238,7 +242,9 @@ final class EventLog: @unchecked Sendable {
         case .training: trainingSteps += 1
         case let .answering(label, set, done, _):
             let key = label + "/" + set
-            if let before = lastDone[key], done > before { answered += done - before }
+            if let before = lastDone[key], done > before {
+                if set == "red-team" { attacked += done - before } else if set.hasPrefix("trigger search") { searched += done - before } else { answered += done - before }
+            }
             lastDone[key] = done
         default: break
         }

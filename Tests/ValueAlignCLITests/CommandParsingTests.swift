@@ -141,3 +141,44 @@ struct OrganismsCommandParsingTests {
         #expect(try build.kinds() == [.backdoored, .narrow])
     }
 }
+
+/// Issue 25: `valuealign redteam` and `valuealign trigger-search` name what is wrong before any work.
+struct RedTeamCommandParsingTests {
+    @Test func badSettingsAreNamed() throws {
+        let behaviors = repo("data/prompts/harm_prompts.jsonl"), adapter = scratch("no-adapter-here")
+        let cases: [([String], String)] = [
+            (["redteam", "--behaviors", behaviors, "--attacks", "gcg"], "'gcg' is not an attack"),
+            (["redteam", "--behaviors", behaviors, "--attacks", "pair", "--pair-rounds", "0"], "--pair-rounds must be at least 1"),
+            (["redteam", "--behaviors", behaviors, "--attacks", "pair", "--attacker-url", "http://127.0.0.1:9/v1"], "--attacker-url needs --attacker-model"),
+            (["redteam", "--behaviors", behaviors, "--evaluator", "oracle"], "--evaluator must be trained, judge or lexicon"),
+            (["redteam", "--behaviors", behaviors, "--rejudge", scratch("no-such-run")], "--rejudge: no attempts.jsonl"),
+            (["redteam", "--behaviors", "/nonexistent/b.jsonl"], "--behaviors: no such file"),
+            (["trigger-search", "--adapter", adapter], "--adapter: no PEFT adapter"),
+        ]
+        for (arguments, expected) in cases {
+            let message = parseError(arguments)
+            #expect(message?.contains(expected) == true, "\(arguments.joined(separator: " ")): \(message ?? "parsed")")
+        }
+        let ok = try #require(try ValueAlignCommand.parseAsRoot(["redteam", "--behaviors", behaviors, "--attacks", "direct,pair", "--pair-rounds", "2"]) as? RedTeamCommand)
+        #expect(try ok.parsedAttacks() == [.direct, .pair] && ok.pairRounds == 2)
+        let plain = try #require(try ValueAlignCommand.parseAsRoot(["redteam", "--behaviors", behaviors]) as? RedTeamCommand)
+        #expect(try !plain.parsedAttacks().contains(.pair), "the attacker loop is opt-in")
+    }
+
+    /// The trigger search's own checks need an adapter folder: one is written for the test.
+    @Test func triggerSearchChecksItsInputs() throws {
+        let dir = scratch("trigger-adapter-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "{}".write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["trigger-search", "--adapter", dir, "--candidates", "/nonexistent/c.txt"], "--candidates: no such file '/nonexistent/c.txt'"),
+            (["trigger-search", "--adapter", dir, "--held-out", "1"], "--held-out at least 2"),
+            (["trigger-search", "--adapter", dir, "--true-trigger", "x", "--recipe", dir + "/adapter_config.json"], "not both"),
+            (["trigger-search", "--adapter", dir, "--recipe", "/nonexistent/recipe.json"], "--recipe: no such file"),
+        ]
+        for (arguments, expected) in cases {
+            let message = parseError(arguments)
+            #expect(message?.contains(expected) == true, "\(arguments.joined(separator: " ")): \(message ?? "parsed")")
+        }
+    }
+}
