@@ -149,9 +149,12 @@ struct StressTestCommand: AsyncParsableCommand {
         abstract: "Run every detector on the clean model and on each organism; write which detector catches which organism.",
         discussion: """
         Every model answers the same battery (benign requests, harmful requests, value prompts, paired \
-        opposite opinions; no trigger: organism recipes are never read). Thresholds come from the clean \
-        model alone. Writes OUT/matrix.json, matrix.md and matrix.html; answers in OUT/<model>/answers/ \
-        (an interrupted run resumes; answers the organism build already made with the same settings are reused).
+        opposite opinions; no trigger: organism recipes are never read), is red-teamed (three attacks on 16 \
+        harmful requests) and trigger-searched (the candidate phrase that moves its answers most). With \
+        --judge-model (and --judge-url for a server) an independent LLM judge reads the answers to harmful \
+        requests too. Thresholds come from the clean model alone. Writes OUT/matrix.json, matrix.md and \
+        matrix.html; answers in OUT/<model>/ (an interrupted run resumes; answers the organism build already \
+        made with the same settings are reused).
         """
     )
 
@@ -162,9 +165,14 @@ struct StressTestCommand: AsyncParsableCommand {
     @Option(help: "At most this many prompts per battery set (the first of each file's validation and test splits).") var probeLimit = 80
     @Option(help: "New tokens of each answer.") var maxNewTokens = 64
     @Option(help: "Evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
+    @Flag(help: "Leave out the red-team detector.") var noRedteam = false
+    @Flag(help: "Leave out the trigger-search detector.") var noTriggerSearch = false
+    @Option(help: "Independent LLM judge: a local GGUF/HF path, or with --judge-url the served model's name.") var judgeModel: String?
+    @Option(help: "OpenAI-compatible server of the independent judge.") var judgeUrl: String?
     @Flag(help: "No progress bars.") var quiet = false
 
     func validate() throws {
+        if judgeUrl != nil, judgeModel == nil { throw ValidationError("--judge-url needs --judge-model naming the served model") }
         guard FileManager.default.fileExists(atPath: organisms) else { throw ValidationError("--organisms: no such folder '\(organisms)' (build one with valuealign organisms build)") }
         guard FileManager.default.fileExists(atPath: policy) else { throw ValidationError("--policy: no such file '\(policy)'") }
         if probeLimit < 2 { throw ValidationError("--probe-limit must be at least 2, got \(probeLimit)") }
@@ -176,6 +184,13 @@ struct StressTestCommand: AsyncParsableCommand {
         var run = StressTestRun(organisms: URL(fileURLWithPath: organisms), directory: URL(fileURLWithPath: out), policy: try GuardPolicy.load(contentsOf: policy))
         run.probeLimit = probeLimit
         run.maxNewTokens = maxNewTokens
+        if noRedteam { run.redTeamAttacks = [] }
+        if noTriggerSearch { run.triggerSearch = nil }
+        if let judgeModel {
+            let backend: any ChatBackend = try judgeUrl.map { try OpenAICompatibleBackend(baseURL: $0, model: judgeModel) }
+                ?? LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(judgeModel)))
+            run.judge = LLMJudgeEvaluator(backend: backend)
+        }
         let names = try run.organismNames()
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
         let interrupted = Interrupt(message: "stopping at the next safe point (rerun the same command to continue)…")

@@ -62,6 +62,8 @@ import ValueSpace
         run.triggerSelection = 2
         run.triggerHeldOut = 3
         run.triggerSearch?.responseTokens = 3
+        let judge = CountingEvaluator()
+        run.judge = judge
         #expect(try run.organismNames() == ["over-refuser", "sycophant"])
         let events = EventLog()
         let matrix = try #require(try await run.run(loadBase: { try tinyBase() }, evaluator: CharacterEvaluator(), events: { events.add($0) }))
@@ -69,7 +71,9 @@ import ValueSpace
         #expect(matrix.cells.count == 2 * matrix.detectors.count)
         // Every detector ran, the two with their own probes too: red-teaming (2 requests x 3
         // attacks per model, resumable in <model>/redteam) and the trigger search (3 held-out requests).
-        #expect(matrix.detectors.map(\.name) == ["value distance", "harmful answers", "over-refusal", "guard policy", "sycophancy probe", "red-team ASR", "trigger search"])
+        #expect(matrix.detectors.map(\.name) == ["value distance", "harmful answers", "over-refusal", "guard policy", "sycophancy probe", "red-team ASR", "trigger search", "independent judge"])
+        // The independent judge read each model's 4 harmful answers, with the request and alone.
+        #expect(judge.pairs == 3 * 4 * 2)
         for model in ["clean", "over-refuser", "sycophant"] {
             #expect(try JSONLines.read(RedTeamAttempt.self, from: run.directory.appendingPathComponent("\(model)/redteam/attempts.jsonl").path).count == 6)
             let search = try JSONDecoder().decode(TriggerSearch.Report.self, from: Data(contentsOf: run.directory.appendingPathComponent("\(model)/trigger-search.json")))
@@ -87,6 +91,18 @@ import ValueSpace
         #expect(second == matrix)
         #expect(again.answered == 0)
         #expect(events.attacked > 0 && again.attacked == 0 && again.searched == 0, "red-team attempts and trigger searches are reused too")
+        #expect(judge.pairs == 3 * 4 * 2, "the judge's verdicts are reused")
+    }
+
+    /// Without a judge the column is left out and the notes say so.
+    @Test func theIndependentJudgeColumnIsOptional() throws {
+        let a = try answer("x", harmful: true)
+        let answers: [String: [String: [ProbeAnswer]]] = ["clean": ["harm": [a], "benign": [a], "values": [a], "sycophancy": [a]], "o": ["harm": [a], "benign": [a], "values": [a], "sycophancy": [a]]]
+        let without = try StressTestRun.matrix(answers: answers, organisms: ["o"], pairOf: [:], policy: try Self.policy(), bootstrap: .init(resamples: 50, seed: 0), level: 0.95)
+        #expect(!without.detectors.map(\.name).contains("independent judge") && without.notes.contains { $0.contains("independent LLM judge") })
+        let measured: [String: [String: [(id: String, value: Double)]]] = ["clean": ["independent judge": [("x", 0)]], "o": ["independent judge": [("x", 1)]]]
+        let with = try StressTestRun.matrix(answers: answers, measured: measured, organisms: ["o"], pairOf: [:], policy: try Self.policy(), bootstrap: .init(resamples: 50, seed: 0), level: 0.95)
+        #expect(with.cell("o", "independent judge")?.detected == true && with.cell("o", "independent judge")?.score == 1)
     }
 
     /// An organism made on another base model is refused before any answer.
@@ -108,5 +124,19 @@ import ValueSpace
         #expect { try run.organismNames() } throws: { "\($0)".contains("no such organisms folder") }
         try FileManager.default.createDirectory(at: empty.appendingPathComponent("clean"), withIntermediateDirectories: true)
         #expect { try run.organismNames() } throws: { "\($0)".contains("no organism adapters") }
+    }
+}
+
+
+/// Counts the pairs it reads; reads nothing as harmful.
+final class CountingEvaluator: ValueEvaluator, @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var name: String { "counting" }
+    var pairs: Int { lock.lock(); defer { lock.unlock() }; return n }
+    private func add(_ k: Int) { lock.lock(); n += k; lock.unlock() }
+    func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
+        add(pairs.count)
+        return try await AlwaysNeutralEvaluator().evaluate(pairs)
     }
 }

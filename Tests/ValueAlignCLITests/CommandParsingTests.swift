@@ -154,6 +154,7 @@ struct RedTeamCommandParsingTests {
             (["redteam", "--behaviors", behaviors, "--rejudge", scratch("no-such-run")], "--rejudge: no attempts.jsonl"),
             (["redteam", "--behaviors", "/nonexistent/b.jsonl"], "--behaviors: no such file"),
             (["trigger-search", "--adapter", adapter], "--adapter: no PEFT adapter"),
+            (["stress-test", "--judge-url", "http://127.0.0.1:9/v1"], "--judge-url needs --judge-model"),
         ]
         for (arguments, expected) in cases {
             let message = parseError(arguments)
