@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(name: "ValueAlignCoreTests", dependencies: ["ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(
             name: "ValueAlignCLITests",
-            dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", "StressTest", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", "StressTest", "LanguageModels", "MLXNN", "ValueAlignTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "MLXEngineTests", dependencies: ["MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),

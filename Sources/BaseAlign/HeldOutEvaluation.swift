@@ -147,7 +147,7 @@ public struct HeldOutEvaluation {
             generated += tokensHere
             // In prompt-file order, whatever order earlier (interrupted) runs wrote them in.
             var byId: [String: GenerationRecord] = [:]
-            for (_, r) in try JSONLines.read(GenerationRecord.self, from: output) { byId[r.id] = r }
+            for (_, r) in try JSONLines.readState(GenerationRecord.self, from: output) { byId[r.id] = r }
             for (id, _) in try j.loadPrompts() {
                 guard let r = byId[id] else { throw AlignError.data("\(output): no answer for prompt '\(id)' after generation") }
                 records.append((set, r))

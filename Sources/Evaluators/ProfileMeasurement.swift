@@ -74,7 +74,7 @@ public struct ProfileMeasurement {
         // Answers in prompt-file order (the output may have been written over several runs).
         let order = try GenerationJob(job).loadPrompts().map(\.id)
         var byId: [String: GenerationRecord] = [:]
-        for (_, r) in try JSONLines.read(GenerationRecord.self, from: responsesPath) { byId[r.id] = r }
+        for (_, r) in try JSONLines.readState(GenerationRecord.self, from: responsesPath) { byId[r.id] = r }
         let records = order.compactMap { byId[$0] }
         let pairs = records.map { ValuePair(prompt: $0.messages.last { $0.role == .user }?.content ?? "", response: $0.response) }
 

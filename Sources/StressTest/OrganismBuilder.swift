@@ -275,7 +275,7 @@ public struct OrganismBuilder: Sendable {
         }
         var byId: [String: ProbeAnswer] = [:]
         if FileManager.default.fileExists(atPath: path) {
-            for (_, a) in try JSONLines.read(ProbeAnswer.self, from: path) { byId[a.id] = a }
+            for (_, a) in try JSONLines.readState(ProbeAnswer.self, from: path) { byId[a.id] = a }
         }
         let missing = probe.prompts.filter { byId[$0.id] == nil }
         var done = probe.prompts.count - missing.count

@@ -93,7 +93,7 @@ extension RedTeamRun {
     /// behaviour in batches; returns every behaviour's rounds (nil when stopped).
     func runPAIR(attacker: any ChatBackend, target: any ChatBackend, judge: any ValueEvaluator, path: String,
                  progress: (Int) -> Void, shouldStop: () -> Bool) async throws -> [RedTeamAttempt]? {
-        let existing = FileManager.default.fileExists(atPath: path) ? try JSONLines.read(RedTeamAttempt.self, from: path).map(\.1) : []
+        let existing = try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1)
         var histories = Self.pairHistories(existing, rounds: pair.rounds)
         func done() -> Int { behaviors.reduce(0) { $0 + (histories[$1.id]?.roundsDone ?? 0) } }
         let answerParameters = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)

@@ -255,7 +255,7 @@ public struct RedTeamRun: Sendable {
         let path = directory.appendingPathComponent("attempts.jsonl").path
         var done: [String: RedTeamAttempt] = [:]
         if FileManager.default.fileExists(atPath: path) {
-            for (_, a) in try JSONLines.read(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
+            for (_, a) in try JSONLines.readState(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
         }
         let fixed = attacks.filter { $0 != .pair }
         let work = behaviors.flatMap { b in fixed.map { (b, $0) } }
@@ -264,7 +264,7 @@ public struct RedTeamRun: Sendable {
         let pairTotal = attacks.contains(.pair) ? behaviors.count * pair.rounds : 0
         var pairDone = 0
         if pairTotal > 0, FileManager.default.fileExists(atPath: path) {
-            pairDone = try Self.pairHistories(JSONLines.read(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds).values.reduce(0) { $0 + $1.roundsDone }
+            pairDone = try Self.pairHistories(JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds).values.reduce(0) { $0 + $1.roundsDone }
         }
         progress(work.count - missing.count + pairDone, work.count + pairTotal)
         let parameters = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
@@ -299,7 +299,7 @@ public struct RedTeamRun: Sendable {
     public func attempts() throws -> [RedTeamAttempt] {
         let path = directory.appendingPathComponent("attempts.jsonl").path
         var done: [String: RedTeamAttempt] = [:]
-        for (_, a) in try JSONLines.read(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
+        for (_, a) in try JSONLines.readState(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
         let fixed = try behaviors.flatMap { b in
             try attacks.filter { $0 != .pair }.map { a in
                 guard let found = done["\(b.id)|\(a.rawValue)"] else { throw OrganismError.data("\(path): no attempt of '\(b.id)' with \(a.rawValue)") }
@@ -307,7 +307,7 @@ public struct RedTeamRun: Sendable {
             }
         }
         guard attacks.contains(.pair) else { return fixed }
-        let histories = Self.pairHistories(try JSONLines.read(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds)
+        let histories = Self.pairHistories(try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds)
         return try fixed + behaviors.flatMap { b in
             guard let h = histories[b.id], h.finished else { throw OrganismError.data("\(path): the PAIR rounds of '\(b.id)' are not finished") }
             return h.attempts

@@ -20,19 +20,38 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Local weights of quantized checkpoints: hybrid (float32 for batches + packed for decode; default), float32, or quantized (smallest).")
     var precision = "hybrid"
 
+    @Option(help: "A PEFT LoRA adapter folder to put on the local model (e.g. runs/main/adapter from make run, or an organism's).")
+    var adapter: String?
+
     func validate() throws {
         guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized, got '\(precision)'") }
         if let chatTemplate { _ = try ChatTemplate.named(chatTemplate) }
         if baseURL != nil, model == nil { throw ValidationError("--base-url needs --model naming the served model") }
+        if let adapter {
+            guard baseURL == nil else { throw ValidationError("--adapter applies to a local model, not to --base-url (load the adapter in the server)") }
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: adapter).appendingPathComponent("adapter_config.json").path) else {
+                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'")
+            }
+        }
     }
 
-    /// The backend these options describe (loading a local model can take seconds).
+    /// The local model these options describe, with its adapter (loading can take seconds). A
+    /// wrong base model, shape or missing file in the adapter is an error naming the file.
+    func loadLocal() throws -> LoadedModel {
+        let loaded = try LoadedModel.load(try ModelLocator.resolve(model), precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate)
+        guard let adapter else { return loaded }
+        try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: loaded.model)
+        // Reports and the server name the model they ran: base and adapter.
+        return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, defaultSystemPrompt: loaded.defaultSystemPrompt,
+                           name: "\(loaded.name)+\(adapter)", path: loaded.path)
+    }
+
+    /// The backend these options describe.
     func makeBackend() throws -> any ChatBackend {
         if let baseURL {
             return try OpenAICompatibleBackend(baseURL: baseURL, model: model!, apiKeyEnvironmentVariable: apiKeyEnv)
         }
-        let path = try ModelLocator.resolve(model)
-        return LocalChatBackend(try LoadedModel.load(path, precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate))
+        return LocalChatBackend(try loadLocal())
     }
 }
 

@@ -226,7 +226,6 @@ struct RedTeamCommand: AsyncParsableCommand {
 
     @OptionGroup var target: ModelOptions
     @OptionGroup var judge: EvaluatorOptions
-    @Option(help: "A PEFT adapter to put on a local target (e.g. runs/organisms/backdoored/adapter).") var adapter: String?
     @Option(help: "Behaviours file (JSONL or HarmBench CSV).") var behaviors = "data/prompts/harm_prompts.jsonl"
     @Option(help: "Only behaviours of this split, where the file has splits ('' = all).") var split = "test"
     @Option(help: "At most this many behaviours.") var limit: Int?
@@ -260,10 +259,6 @@ struct RedTeamCommand: AsyncParsableCommand {
             guard attackerTemperature >= 0 else { throw ValidationError("--attacker-temperature must not be negative") }
             if attackerUrl != nil, attackerModel == nil { throw ValidationError("--attacker-url needs --attacker-model naming the served model") }
         }
-        if let adapter {
-            guard target.baseURL == nil else { throw ValidationError("--adapter applies to a local target, not to --base-url") }
-            guard FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") else { throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'") }
-        }
         if let rejudge, !FileManager.default.fileExists(atPath: rejudge + "/attempts.jsonl") { throw ValidationError("--rejudge: no attempts.jsonl in '\(rejudge)'") }
         guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
     }
@@ -283,10 +278,7 @@ struct RedTeamCommand: AsyncParsableCommand {
             report = try await run.rejudge(from: URL(fileURLWithPath: rejudge), judge: judge, progress: { display.show(.answering("redteam", set: "judge again", done: $0, total: $1)) })
         } else {
             if chosen.contains(.manyShot) { run.shots = try RedTeamRun.shots(from: shotsFile, count: shots) }
-            let backend = try target.makeBackend()
-            if let adapter, let local = backend as? LocalChatBackend {
-                try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: local.loaded.model)
-            }
+            let backend = try target.makeBackend()  // with --adapter when given
             if chosen.contains(.pair) {
                 if let attackerUrl {
                     run.attacker = try OpenAICompatibleBackend(baseURL: attackerUrl, model: attackerModel!)

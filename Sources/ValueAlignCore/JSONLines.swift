@@ -42,8 +42,32 @@ public enum JSONLines {
         return result
     }
 
+    /// Reads a run's own state file (written by `append`), where a last line without its newline
+    /// is a write cut short (a killed process, a power cut): that line is dropped and cut from the
+    /// file, so the run resumes and redoes only that record. Any other bad line is an error, as
+    /// in `read`; a missing file is no records.
+    public static func readState<T: Decodable>(_ type: T.Type, from path: String) throws -> [(line: Int, value: T)] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JSONLinesError(path: path, line: 0, message: "cannot read the file")
+        }
+        guard let last = data.last, last != UInt8(ascii: "\n") else { return try read(type, from: path) }
+        let complete = data.lastIndex(of: UInt8(ascii: "\n")).map { data.index(after: $0) } ?? data.startIndex
+        let tail = data[complete...]
+        if (try? JSONDecoder().decode(T.self, from: Data(tail))) != nil { return try read(type, from: path) }
+        // The torn line goes; the complete lines before it are read as usual.
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw JSONLinesError(path: path, line: 0, message: "cannot open the file to cut a torn last line")
+        }
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(complete - data.startIndex))
+        try handle.synchronize()
+        return try read(type, from: path)
+    }
+
     /// Appends one record as a line (creating the file), flushed so a killed run loses at most
-    /// the line being written.
+    /// the line being written. A file whose last line lacks its newline gets one first, so the
+    /// record never joins it.
     public static func append<T: Encodable>(_ value: T, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -58,7 +82,12 @@ public enum JSONLines {
             throw JSONLinesError(path: path, line: 0, message: "cannot open the file for writing")
         }
         defer { try? handle.close() }
-        try handle.seekToEnd()
+        let end = try handle.seekToEnd()
+        if end > 0, let reader = FileHandle(forReadingAtPath: path) {
+            defer { try? reader.close() }
+            try reader.seek(toOffset: end - 1)
+            if try reader.read(upToCount: 1) != Data([UInt8(ascii: "\n")]) { data.insert(UInt8(ascii: "\n"), at: data.startIndex) }
+        }
         try handle.write(contentsOf: data)
         try handle.synchronize()
     }

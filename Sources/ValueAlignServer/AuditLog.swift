@@ -117,7 +117,14 @@ public enum AuditExport {
     ]
 
     /// RFC 4180 CSV with a header row; vectors as ten numbers separated by spaces, reasons by "; ".
+    /// Text that users or models wrote (and anything else not made of our own numbers) is kept
+    /// from running as a spreadsheet formula: a cell starting with =, +, -, @, a tab or a carriage
+    /// return gets a leading apostrophe (OWASP's advice on CSV injection).
     public static func csv(_ records: [AuditRecord]) -> String {
+        func text(_ s: String?) -> String? {
+            guard let s, let first = s.first, "=+-@\t\r".contains(first) else { return s }
+            return "'" + s
+        }
         func field(_ s: String?) -> String {
             guard let s else { return "" }
             if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
@@ -129,9 +136,9 @@ public enum AuditExport {
         var out = csvColumns.joined(separator: ",") + "\r\n"
         for r in records {
             let row: [String?] = [
-                r.requestID, r.keyID, timestamp(r.time), r.endpoint, r.model, r.action, String(r.status), r.reasons.joined(separator: "; "),
+                text(r.requestID), text(r.keyID), timestamp(r.time), text(r.endpoint), text(r.model), text(r.action), String(r.status), text(r.reasons.joined(separator: "; ")),
                 vector(r.inputVector), vector(r.outputVector), String(r.revisionRounds), String(format: "%.3f", r.totalMilliseconds),
-                String(format: "%.3f", r.upstreamMilliseconds), String(format: "%.3f", r.evaluatorMilliseconds), r.error, r.promptText, r.responseText,
+                String(format: "%.3f", r.upstreamMilliseconds), String(format: "%.3f", r.evaluatorMilliseconds), text(r.error), text(r.promptText), text(r.responseText),
             ]
             out += row.map(field).joined(separator: ",") + "\r\n"
         }

@@ -18,6 +18,21 @@ import ValueAlignTesting
         #expect(try ModelLocator.resolve("embedded") == Self.modelPath!)
     }
 
+    /// VALUEALIGN_MODEL naming a missing file is an error naming it, never a fall-back to the
+    /// embedded model found elsewhere; set to an existing file it wins.
+    @Test func aMissingModelInTheEnvironmentIsAnError() throws {
+        let missing = "/nonexistent/model-\(UUID().uuidString).gguf"
+        #expect { try ModelLocator.resolve(nil, environment: ["VALUEALIGN_MODEL": missing]) } throws: { "\($0)".contains(missing) && "\($0)".contains("VALUEALIGN_MODEL") }
+        #expect { try ModelLocator.resolve("embedded", environment: ["VALUEALIGN_MODEL": missing]) } throws: { "\($0)".contains("VALUEALIGN_MODEL") }
+        #expect(ModelLocator.embeddedModelPath(environment: ["VALUEALIGN_MODEL": missing]) == nil)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("m-\(UUID().uuidString).gguf")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(try ModelLocator.resolve(nil, environment: ["VALUEALIGN_MODEL": file.path]) == file.path)
+        // A path given explicitly does not depend on the variable.
+        #expect(try ModelLocator.resolve(file.path, environment: ["VALUEALIGN_MODEL": missing]) == file.path)
+    }
+
     @Test func badFilesAreNamed() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

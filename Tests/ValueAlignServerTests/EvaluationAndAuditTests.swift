@@ -201,3 +201,19 @@ actor SlowCountingEvaluator: ValueEvaluator {
         return try await LexiconValueEvaluator().evaluate(pairs)
     }
 }
+
+@Suite struct AuditCSVInjectionTests {
+    /// Stored text that a spreadsheet would run as a formula gets a leading apostrophe; our own
+    /// numbers (negative vector components among them) stay as they are.
+    @Test func formulaCellsAreNeutralised() throws {
+        let r = AuditRecord(requestID: "req_1", keyID: "@team", time: Date(), endpoint: "chat", action: "block", status: 200, reasons: ["-rule"],
+                            inputVector: [Double](repeating: -0.5, count: 10), outputVector: nil, revisionRounds: 0, totalMilliseconds: 1,
+                            error: "+err", promptText: "=HYPERLINK(\"http://x\",\"y\")", responseText: "\tcmd")
+        let csv = AuditExport.csv([r])
+        let row = csv.split(separator: "\r\n")[1]
+        #expect(row.contains("'@team") && row.contains("'-rule") && row.contains("'+err") && row.contains("'\tcmd"))
+        #expect(row.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""), "quoted and neutralised: \(row)")
+        #expect(row.contains(",-0.5000 -0.5000"), "vectors are not text")
+        #expect(!row.contains(",=") && !row.contains(",+") && !row.contains(",@"))
+    }
+}

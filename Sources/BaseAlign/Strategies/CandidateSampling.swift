@@ -36,7 +36,7 @@ extension AlignTrainingRun {
         let path = directory.appendingPathComponent("candidates.jsonl").path
         var done: [String: CandidateSet] = [:]
         if FileManager.default.fileExists(atPath: path) {
-            for (_, s) in try JSONLines.read(CandidateSet.self, from: path) { done[s.id] = s }
+            for (_, s) in try JSONLines.readState(CandidateSet.self, from: path) { done[s.id] = s }
         }
         let perBatch = max(1, c.generationBatchSize / c.samplesPerPrompt)
         let generator = policy.makeGenerator()

@@ -118,7 +118,7 @@ public struct GenerationJob {
         let prompts = try loadPrompts()
         var done = Set<String>()
         if FileManager.default.fileExists(atPath: parameters.outputPath) {
-            for (_, r) in try JSONLines.read(GenerationRecord.self, from: parameters.outputPath) { done.insert(r.id) }
+            for (_, r) in try JSONLines.readState(GenerationRecord.self, from: parameters.outputPath) { done.insert(r.id) }
         }
         let todo = prompts.filter { !done.contains($0.id) }
         let skipped = prompts.count - todo.count

