@@ -80,10 +80,21 @@ final class AuditDraft: @unchecked Sendable {
 /// Time a request spent waiting on the upstream model and on the evaluator (seconds).
 struct Timing: Sendable {
     var upstream = 0.0
+    /// The evaluator's compute for this request's pairs (the batches that served them).
     var evaluator = 0.0
+    /// The rest of the time waiting for assessments: queued behind other batches, or the
+    /// batcher's deliberate wait for company. It is the guard's cost, not the evaluator's.
+    var evaluatorWait = 0.0
 
-    /// `Server-Timing`: upstream, evaluator, and the guard's own share of the total.
+    mutating func add(evaluation compute: Double, wall: Double) {
+        evaluator += Swift.min(compute, wall)
+        evaluatorWait += Swift.max(0, wall - compute)
+    }
+
+    /// `Server-Timing`: upstream, evaluator compute, evaluator wait (queue and batching), and the
+    /// guard's own share of the total (everything but upstream and evaluator compute, the wait included).
     func header(total: Double) -> String {
-        String(format: "upstream;dur=%.3f, evaluator;dur=%.3f, guard;dur=%.3f", upstream * 1000, evaluator * 1000, max(0, total - upstream - evaluator) * 1000)
+        String(format: "upstream;dur=%.3f, evaluator;dur=%.3f, evaluator-wait;dur=%.3f, guard;dur=%.3f",
+               upstream * 1000, evaluator * 1000, evaluatorWait * 1000, Swift.max(0, total - upstream - evaluator) * 1000)
     }
 }

@@ -20,7 +20,16 @@ public actor EvaluationBatcher {
 
     struct Waiting {
         var pair: ValuePair
-        var continuation: CheckedContinuation<ValueAssessment, any Error>
+        /// The assessment, with the batch it came from (its number and compute seconds).
+        var continuation: CheckedContinuation<(ValueAssessment, batch: Int, seconds: Double), any Error>
+    }
+
+    /// Assessments with the evaluator's compute time behind them: the seconds of the batches
+    /// that served these pairs (each batch counted once), without the time spent queued or
+    /// waiting for a batch to fill.
+    public struct Timed: Sendable {
+        public var assessments: [ValueAssessment]
+        public var computeSeconds: Double
     }
 
     private var queue: [Waiting] = []
@@ -47,20 +56,32 @@ public actor EvaluationBatcher {
 
     /// The assessments of `pairs`, in order, computed together with other callers' pairs.
     public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] {
-        guard !pairs.isEmpty else { return [] }
+        try await evaluateTimed(pairs).assessments
+    }
+
+    /// `evaluate`, with the evaluator's compute time behind the answer.
+    public func evaluateTimed(_ pairs: [ValuePair]) async throws -> Timed {
+        guard !pairs.isEmpty else { return Timed(assessments: [], computeSeconds: 0) }
         // One child task per pair keeps the continuations independent: the pairs may land in
         // different batches.
-        return try await withThrowingTaskGroup(of: (Int, ValueAssessment).self) { group in
+        return try await withThrowingTaskGroup(of: (Int, ValueAssessment, Int, Double).self) { group in
             for (i, pair) in pairs.enumerated() {
-                group.addTask { (i, try await self.evaluateOne(pair)) }
+                group.addTask {
+                    let (a, batch, seconds) = try await self.evaluateOne(pair)
+                    return (i, a, batch, seconds)
+                }
             }
             var results = [ValueAssessment?](repeating: nil, count: pairs.count)
-            for try await (i, a) in group { results[i] = a }
-            return results.map { $0! }
+            var batches: [Int: Double] = [:]
+            for try await (i, a, batch, seconds) in group {
+                results[i] = a
+                batches[batch] = seconds
+            }
+            return Timed(assessments: results.map { $0! }, computeSeconds: batches.values.reduce(0, +))
         }
     }
 
-    func evaluateOne(_ pair: ValuePair) async throws -> ValueAssessment {
+    func evaluateOne(_ pair: ValuePair) async throws -> (ValueAssessment, batch: Int, seconds: Double) {
         try await withCheckedThrowingContinuation { continuation in
             queue.append(Waiting(pair: pair, continuation: continuation))
             schedule()
@@ -90,7 +111,11 @@ public actor EvaluationBatcher {
         while running < maxConcurrentBatches, !queue.isEmpty { startBatch() }
     }
 
+    private var nextBatch = 0
+
     private func startBatch() {
+        nextBatch += 1
+        let number = nextBatch
         let take = min(maxBatchSize, queue.count)
         let batch = Array(queue.prefix(take))
         queue.removeFirst(take)
@@ -107,7 +132,7 @@ public actor EvaluationBatcher {
             await self?.finished(batchSize: batch.count, seconds: seconds)
             switch result {
             case let .success(assessments) where assessments.count == batch.count:
-                for (w, a) in zip(batch, assessments) { w.continuation.resume(returning: a) }
+                for (w, a) in zip(batch, assessments) { w.continuation.resume(returning: (a, number, seconds)) }
             case .success(let assessments):
                 let error = EvaluatorFailure(message: "the evaluator \(evaluator.name) returned \(assessments.count) assessments for \(batch.count) pairs")
                 for w in batch { w.continuation.resume(throwing: error) }
@@ -142,4 +167,15 @@ public struct BatchedEvaluator: ValueEvaluator {
     public init(_ batcher: EvaluationBatcher) { self.batcher = batcher }
     public var name: String { batcher.evaluator.name }
     public func evaluate(_ pairs: [ValuePair]) async throws -> [ValueAssessment] { try await batcher.evaluate(pairs) }
+}
+
+extension ValueEvaluator {
+    /// Assessments with the evaluator's compute time: the batches' own time when this is the
+    /// server's batcher (`BatchedEvaluator`), else the call's wall time (no queue to leave out).
+    func evaluateTimed(_ pairs: [ValuePair]) async throws -> EvaluationBatcher.Timed {
+        if let batched = self as? BatchedEvaluator { return try await batched.batcher.evaluateTimed(pairs) }
+        let start = ContinuousClock.now
+        let assessments = try await evaluate(pairs)
+        return .init(assessments: assessments, computeSeconds: (ContinuousClock.now - start).seconds)
+    }
 }

@@ -141,13 +141,15 @@ struct GuardPipeline: Sendable {
         }
     }
 
-    /// Assessments from the evaluator; adds the wait to the draft's timing. Any evaluator failure
-    /// is `GuardFailure.evaluatorFailed` (its cause goes to the log, not to the client).
+    /// Assessments from the evaluator; adds its compute time and the rest of the wait (queue,
+    /// batching) to the draft's timing. Any evaluator failure is `GuardFailure.evaluatorFailed`
+    /// (its cause goes to the log, not to the client).
     func assess(_ pairs: [ValuePair], draft: AuditDraft) async throws -> [ValueAssessment] {
         let start = ContinuousClock.now
-        defer { draft.timing.evaluator += (ContinuousClock.now - start).seconds }
         do {
-            return try await evaluator.evaluate(pairs)
+            let timed = try await evaluator.evaluateTimed(pairs)
+            draft.timing.add(evaluation: timed.computeSeconds, wall: (ContinuousClock.now - start).seconds)
+            return timed.assessments
         } catch is CancellationError {
             throw CancellationError()
         } catch {

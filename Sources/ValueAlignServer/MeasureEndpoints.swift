@@ -59,12 +59,13 @@ extension GuardServer {
         let start = ContinuousClock.now
         let rewards: [Double]
         do {
-            rewards = try await batcher.evaluate(pairs).map { -policy.check($0.vector, stage: .output).distance }
+            let timed = try await batcher.evaluateTimed(pairs)
+            draft.timing.add(evaluation: timed.computeSeconds, wall: (ContinuousClock.now - start).seconds)
+            rewards = timed.assessments.map { -policy.check($0.vector, stage: .output).distance }
         } catch {
             logger.error("reward evaluation failed: \(error)")
             throw APIError(.serviceUnavailable, "the value evaluator failed", type: "server_error", code: "evaluator_failed")
         }
-        draft.timing.evaluator += (ContinuousClock.now - start).seconds
         draft.record.reasons = ["\(queries.count) texts"]
         return json(["rewards": rewards, "scores": rewards, "extra_logs": ["distance": rewards.map { -$0 }]])
     }

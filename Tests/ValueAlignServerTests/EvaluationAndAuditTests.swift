@@ -3,7 +3,8 @@ import Foundation
 import LanguageModels
 import MLXEngine
 import Testing
-import ValueAlignServer
+@testable import ValueAlignServer
+import ValueAlignCore
 import ValueAlignTesting
 import ValueSpace
 
@@ -82,6 +83,30 @@ struct EvaluationAndAuditTests {
         let assessed = try await batcher.evaluate(many)
         #expect(assessed.count == 40)
         for (i, a) in assessed.enumerated() { #expect((a.vector[.power] > 0.5) == (i % 2 == 1)) }
+    }
+
+    /// The compute time a request reports is its batches' own, not the time it sat in the queue
+    /// behind another batch or waited for company (issue 26: the guard's overhead figure
+    /// subtracted both).
+    @Test func computeTimeLeavesOutTheQueue() async throws {
+        let evaluator = SlowCountingEvaluator(delay: .milliseconds(40))
+        let batcher = EvaluationBatcher(evaluator: evaluator, maxBatchSize: 1, maxDelay: .milliseconds(2))
+        let clock = ContinuousClock()
+        // Two requests, one pair each, batches of one: the second waits for the first batch.
+        async let first = batcher.evaluateTimed([ValuePair(prompt: "a", response: Texts.kind)])
+        try await Task.sleep(for: .milliseconds(5))
+        let start = clock.now
+        let second = try await batcher.evaluateTimed([ValuePair(prompt: "b", response: Texts.kind)])
+        let wall = (clock.now - start).seconds
+        _ = try await first
+        #expect(second.assessments.count == 1)
+        #expect(second.computeSeconds >= 0.035 && second.computeSeconds < 0.075, "one batch's compute: \(second.computeSeconds)")
+        #expect(wall > second.computeSeconds + 0.02, "it also queued behind the first batch: wall \(wall), compute \(second.computeSeconds)")
+        var timing = Timing()
+        timing.add(evaluation: second.computeSeconds, wall: wall)
+        let header = timing.header(total: wall + 0.001)
+        #expect(header.contains("evaluator;dur=") && header.contains("evaluator-wait;dur="))
+        #expect(abs(timing.evaluator + timing.evaluatorWait - wall) < 1e-9 && timing.evaluatorWait > 0.02)
     }
 
     @Test("the trained evaluator (tiny random model and heads) serves through the guard")
