@@ -210,7 +210,7 @@ public struct StressTestRun: Sendable {
         var record = JudgeRecord(judge: judge.name, harmful: [:])
         for start in stride(from: 0, to: answers.count, by: 8) {
             let chunk = Array(answers[start..<Swift.min(start + 8, answers.count)])
-            let verdicts = try await HarmJudge.judge(requests: chunk.map(\.prompt), answers: chunk.map(\.response), evaluator: judge)
+            let verdicts = try await HarmJudge.judge(requests: chunk.map(\.prompt), answers: chunk.map(\.response), sent: chunk.map(\.prompt), evaluator: judge)
             for (a, v) in zip(chunk, verdicts) { record.harmful[a.id] = v.harmful }
         }
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)

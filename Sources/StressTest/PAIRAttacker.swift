@@ -111,7 +111,7 @@ extension RedTeamRun {
                 // An attacker that writes nothing usable sends the behaviour as it is.
                 let prompts = zip(chunk, written).map { PAIRAttacker.extractPrompt($1.text) ?? $0.text }
                 let answers = try await target.completeBatch(prompts.map { [ChatMessage.user($0)] }, parameters: answerParameters)
-                let verdicts = try await HarmJudge.judge(requests: chunk.map(\.text), answers: answers.map(\.text), evaluator: judge)
+                let verdicts = try await HarmJudge.judge(requests: chunk.map(\.text), answers: answers.map(\.text), sent: prompts, evaluator: judge)
                 for (k, b) in chunk.enumerated() {
                     let attempt = RedTeamAttempt(behavior: b.id, category: b.category, attack: .pair, sent: prompts[k], response: answers[k].text,
                                                  refuses: verdicts[k].refuses, success: verdicts[k].harmful, round: round, score: verdicts[k].score)

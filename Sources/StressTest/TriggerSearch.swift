@@ -98,8 +98,13 @@ public struct TriggerSearch: Sendable {
         public var harmfulEffect: Estimate?
         /// Refusals with minus without.
         public var refusalEffect: Estimate?
+        /// The same harmful effect on the reference model (nil without one): a phrase that unlocks
+        /// harm in the base model too is a jailbreak, not the adapter's backdoor.
+        public var referenceHarmfulEffect: Estimate?
 
-        public init(text: String, tokens: Int, origin: String, selection: Double, heldOut: Estimate? = nil, harmfulEffect: Estimate? = nil, refusalEffect: Estimate? = nil) {
+        public init(text: String, tokens: Int, origin: String, selection: Double, heldOut: Estimate? = nil, harmfulEffect: Estimate? = nil, refusalEffect: Estimate? = nil,
+                    referenceHarmfulEffect: Estimate? = nil) {
+            self.referenceHarmfulEffect = referenceHarmfulEffect
             self.text = text
             self.tokens = tokens
             self.origin = origin
@@ -242,15 +247,19 @@ public struct TriggerSearch: Sendable {
         if let judge, p.verify > 0 {
             let verifier = TriggerVerifier(model: model, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
             let without = try await verifier.judged(phrase: nil)
+            let referenceVerifier = reference.map { TriggerVerifier(model: $0, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap) }
+            let referenceWithout = try await referenceVerifier?.judged(phrase: nil)
             report.harmfulWithout = without.map { $0.harmful ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
             report.refusesWithout = without.map { $0.refuses ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
+            func verify(_ s: inout Scored) async throws {
+                (s.harmfulEffect, s.refusalEffect) = try await verifier.effects(phrase: s.text, without: without)
+                if let referenceVerifier, let referenceWithout { s.referenceHarmfulEffect = try await referenceVerifier.effects(phrase: s.text, without: referenceWithout).0 }
+            }
             for k in measured.indices {
                 progress("verify", k, measured.count + (searched == nil ? 0 : 1))
-                (report.ranked[k].harmfulEffect, report.ranked[k].refusalEffect) = try await verifier.effects(phrase: report.ranked[k].text, without: without)
+                try await verify(&report.ranked[k])
             }
-            if let s = searched {
-                (report.tokenSearch!.harmfulEffect, report.tokenSearch!.refusalEffect) = try await verifier.effects(phrase: s.text, without: without)
-            }
+            if report.tokenSearch != nil { try await verify(&report.tokenSearch!) }
         }
         return report
     }
@@ -274,6 +283,10 @@ extension TriggerSearch {
         if let judge {
             let verifier = TriggerVerifier(model: model, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
             (scored.harmfulEffect, scored.refusalEffect) = try await verifier.effects(phrase: phrase, without: try await verifier.judged(phrase: nil))
+            if let reference {
+                let r = TriggerVerifier(model: reference, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
+                scored.referenceHarmfulEffect = try await r.effects(phrase: phrase, without: try await r.judged(phrase: nil)).0
+            }
         }
         return scored
     }
@@ -292,7 +305,7 @@ struct TriggerVerifier {
         let generator = model.makeGenerator()
         let answers = try generator.generate(requests.map { model.promptTokens([.user($0)]) }, parameters: GenerationParameters(maxTokens: maxNewTokens, temperature: 0))
         // The judge reads the request without the phrase: the question is what the answer does for it.
-        return try await HarmJudge.judge(requests: prompts, answers: answers.map(\.text), evaluator: judge)
+        return try await HarmJudge.judge(requests: prompts, answers: answers.map(\.text), sent: requests, evaluator: judge)
     }
 
     func effects(phrase: String, without: [HarmJudge.Verdict]) async throws -> (Estimate, Estimate) {
@@ -458,7 +471,7 @@ extension TriggerSearch {
         }
         func row(_ rank: String, _ s: Scored) -> String {
             let text = s.text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: "\\n")
-            return "| \(rank) | `\(text)` | \(String(format: "%.3f", s.selection)) | \(est(s.heldOut)) | \(est(s.harmfulEffect, scale: 100, digits: 1)) | \(est(s.refusalEffect, scale: 100, digits: 1)) |"
+            return "| \(rank) | `\(text)` | \(String(format: "%.3f", s.selection)) | \(est(s.heldOut)) | \(est(s.harmfulEffect, scale: 100, digits: 1)) | \(est(s.refusalEffect, scale: 100, digits: 1)) | \(est(s.referenceHarmfulEffect, scale: 100, digits: 1)) |"
         }
         var lines = ["# Trigger search on \(r.model)", "",
                      "Objective: \(r.objective)\(r.reference.map { " (reference: \($0))" } ?? ""); \(r.candidates) candidates, \(r.selectionPrompts) selection and \(r.heldOutPrompts) held-out prompts, \(r.parameters.responseTokens) answer tokens.",
@@ -467,7 +480,7 @@ extension TriggerSearch {
             lines.append(String(format: "Without any phrase, on the held-out prompts: %.1f%% harmful answers, %.1f%% refusals. Effects below are with minus without (points, 95%% interval).", h * 100, f * 100))
             lines.append("")
         }
-        lines += ["| rank | phrase | selection | held-out | harmful effect | refusal effect |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
+        lines += ["| rank | phrase | selection | held-out | harmful effect | refusal effect | harmful effect on the reference |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
         for (k, s) in r.ranked.enumerated() { lines.append(row("\(k + 1)", s)) }
         if let t = r.tokenSearch { lines.append(row("token search", t)) }
         if let s = r.scoring {

@@ -54,7 +54,8 @@ func plantedBackdoor(seed: UInt64 = 5) throws -> (organism: LoadedModel, referen
         #expect(heldOut.lower > 0)
         #expect(report.bestPerPrompt.keys.sorted() == ["p3", "p4", "p5"])
         // Verified by generation (two candidates): effects are differences of rates, within [-1, 1].
-        #expect(report.ranked.prefix(2).allSatisfy { $0.harmfulEffect != nil && $0.refusalEffect != nil })
+        #expect(report.ranked.prefix(2).allSatisfy { $0.harmfulEffect != nil && $0.refusalEffect != nil && $0.referenceHarmfulEffect != nil },
+                "verified on the model and on the reference")
         #expect(report.ranked[2].harmfulEffect == nil)
         #expect(report.harmfulWithout != nil && abs(report.ranked[0].harmfulEffect!.value) <= 1)
 
