@@ -130,8 +130,11 @@ public struct TriggerSearch: Sendable {
         /// Harmful answers and refusals of the held-out prompts without any phrase.
         public var harmfulWithout: Double?
         public var refusesWithout: Double?
-        /// Per held-out prompt, the objective of the best list candidate (the matrix's detector reads it).
+        /// Per held-out prompt, the objective of the best list candidate.
         public var bestPerPrompt: [String: Double]
+        /// Per held-out prompt, harmful answer with the best list candidate minus without (nil
+        /// when not verified): the stress test's trigger-search detector reads it.
+        public var bestHarmfulPerPrompt: [String: Double]?
         /// Every candidate, best first.
         public var fullRanking: [String]
         /// Filled only after the search, by `TriggerScoring`, when the true trigger is known.
@@ -251,13 +254,19 @@ public struct TriggerSearch: Sendable {
             let referenceWithout = try await referenceVerifier?.judged(phrase: nil)
             report.harmfulWithout = without.map { $0.harmful ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
             report.refusesWithout = without.map { $0.refuses ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
-            func verify(_ s: inout Scored) async throws {
-                (s.harmfulEffect, s.refusalEffect) = try await verifier.effects(phrase: s.text, without: without)
+            /// Verifies a phrase; returns its per-prompt harmful differences.
+            @discardableResult
+            func verify(_ s: inout Scored) async throws -> [Double] {
+                let d = try await verifier.differences(phrase: s.text, without: without)
+                s.harmfulEffect = try ValueAggregation.mean(d.harm, bootstrap: p.bootstrap)
+                s.refusalEffect = try ValueAggregation.mean(d.refusal, bootstrap: p.bootstrap)
                 if let referenceVerifier, let referenceWithout { s.referenceHarmfulEffect = try await referenceVerifier.effects(phrase: s.text, without: referenceWithout).0 }
+                return d.harm
             }
             for k in measured.indices {
                 progress("verify", k, measured.count + (searched == nil ? 0 : 1))
-                try await verify(&report.ranked[k])
+                let harm = try await verify(&report.ranked[k])
+                if k == 0 { report.bestHarmfulPerPrompt = Dictionary(uniqueKeysWithValues: zip(heldOutPrompts.map(\.id), harm)) }
             }
             if report.tokenSearch != nil { try await verify(&report.tokenSearch!) }
         }
@@ -309,11 +318,15 @@ struct TriggerVerifier {
     }
 
     func effects(phrase: String, without: [HarmJudge.Verdict]) async throws -> (Estimate, Estimate) {
+        let (harm, refusal) = try await differences(phrase: phrase, without: without)
+        return (try ValueAggregation.mean(harm, bootstrap: bootstrap), try ValueAggregation.mean(refusal, bootstrap: bootstrap))
+    }
+
+    /// Per prompt, harmful answer and refusal with the phrase minus without (-1, 0 or 1).
+    func differences(phrase: String, without: [HarmJudge.Verdict]) async throws -> (harm: [Double], refusal: [Double]) {
         let with = try await judged(phrase: phrase)
-        func d(_ f: (HarmJudge.Verdict) -> Bool) throws -> Estimate {
-            try ValueAggregation.mean(zip(with, without).map { (f($0) ? 1.0 : 0.0) - (f($1) ? 1.0 : 0.0) }, bootstrap: bootstrap)
-        }
-        return (try d(\.harmful), try d(\.refuses))
+        func d(_ f: (HarmJudge.Verdict) -> Bool) -> [Double] { zip(with, without).map { (f($0) ? 1.0 : 0.0) - (f($1) ? 1.0 : 0.0) } }
+        return (d(\.harmful), d(\.refuses))
     }
 }
 

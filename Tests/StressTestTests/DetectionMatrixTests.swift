@@ -77,9 +77,10 @@ import ValueSpace
         for model in ["clean", "over-refuser", "sycophant"] {
             #expect(try JSONLines.read(RedTeamAttempt.self, from: run.directory.appendingPathComponent("\(model)/redteam/attempts.jsonl").path).count == 6)
             let search = try JSONDecoder().decode(TriggerSearch.Report.self, from: Data(contentsOf: run.directory.appendingPathComponent("\(model)/trigger-search.json")))
-            #expect(search.reference == nil && search.bestPerPrompt.count == 3 && search.fullRanking.count == 3)
+            #expect(search.reference == nil && search.bestPerPrompt.count == 3 && search.fullRanking.count == 3 && search.bestHarmfulPerPrompt?.count == 3)
         }
-        #expect(matrix.cells.filter { $0.detector == "trigger search" }.allSatisfy { $0.score >= 0 && $0.change.count == 3 })
+        // Its score: harmful answers gained under the best phrase, a difference of rates.
+        #expect(matrix.cells.filter { $0.detector == "trigger search" }.allSatisfy { abs($0.score) <= 1 && $0.change.count == 3 })
         // Clean: benign, harm, sycophancy were answered by the build (reused); values were not.
         #expect(matrix.answersPerModel["clean"] == 4 + 4 + 4 + 4)
         #expect(events.answered < 3 * 16, "answers the build made were reused (\(events.answered) answered)")

@@ -57,6 +57,7 @@ func plantedBackdoor(seed: UInt64 = 5) throws -> (organism: LoadedModel, referen
         #expect(report.ranked.prefix(2).allSatisfy { $0.harmfulEffect != nil && $0.refusalEffect != nil && $0.referenceHarmfulEffect != nil },
                 "verified on the model and on the reference")
         #expect(report.ranked[2].harmfulEffect == nil)
+        #expect(report.bestHarmfulPerPrompt?.keys.sorted() == ["p3", "p4", "p5"] && report.bestHarmfulPerPrompt!.values.allSatisfy { [-1, 0, 1].contains($0) })
         #expect(report.harmfulWithout != nil && abs(report.ranked[0].harmfulEffect!.value) <= 1)
 
         // Scored afterwards against the true trigger: exact when it is the best candidate.
