@@ -14,8 +14,10 @@ public import ValueSpace
 /// request count and a time limit.
 ///
 /// The guard's added latency is the client-observed latency through the guard minus the median
-/// direct latency; the evaluator's share comes from the guard's `Server-Timing` header
-/// (`evaluator;dur=`), so the overhead excluding evaluator compute is reported separately.
+/// direct latency; the evaluator's compute comes from the guard's `Server-Timing` header
+/// (`evaluator;dur=`: the batches that served the request, without queueing or the batcher's
+/// wait), so the overhead excluding evaluator compute is reported separately and includes any
+/// time a request waited for the evaluator.
 /// Clients, guard and upstream share this process and its cores: the figures include that
 /// contention and are an upper bound for a guard on its own machine.
 public struct GuardBenchmark: Sendable {
@@ -53,10 +55,14 @@ public struct GuardBenchmark: Sendable {
         /// Guard latency minus the median direct latency.
         public var addedP50: Double
         public var addedP99: Double
-        /// The evaluator's time per request (queue and compute) as the guard measured it.
+        /// The evaluator's compute per request (its batches' time) as the guard measured it.
         public var evaluatorP50: Double
         public var evaluatorP99: Double
         /// Added latency minus the evaluator's time, per request.
+        /// Of that overhead, the time spent waiting for the evaluator: queued behind other
+        /// batches or held by the batcher for company (`evaluator-wait;dur=`).
+        public var evaluatorWaitP50: Double
+        public var evaluatorWaitP99: Double
         public var overheadExcludingEvaluatorP50: Double
         public var overheadExcludingEvaluatorP99: Double
         public var evaluator: String
@@ -121,6 +127,7 @@ public struct GuardBenchmark: Sendable {
             direct: direct.phase, guarded: guarded.phase,
             addedP50: percentile(added, 0.5), addedP99: percentile(added, 0.99),
             evaluatorP50: percentile(guarded.evaluator, 0.5), evaluatorP99: percentile(guarded.evaluator, 0.99),
+            evaluatorWaitP50: percentile(guarded.evaluatorWait, 0.5), evaluatorWaitP99: percentile(guarded.evaluatorWait, 0.99),
             overheadExcludingEvaluatorP50: percentile(overhead, 0.5), overheadExcludingEvaluatorP99: percentile(overhead, 0.99),
             evaluator: evaluator.name, evaluatorBatches: batches, evaluatorMeanBatch: batches > 0 ? Double(pairs) / Double(batches) : 0,
             auditRows: rows, concurrency: parameters.concurrency, rate: parameters.rate)
@@ -129,6 +136,7 @@ public struct GuardBenchmark: Sendable {
     struct Samples: Sendable {
         var latencies: [Double] = []
         var evaluator: [Double] = []
+        var evaluatorWait: [Double] = []
         var failures = 0
         var seconds = 0.0
         var phase: Phase {
@@ -162,7 +170,9 @@ public struct GuardBenchmark: Sendable {
                                 continue
                             }
                             samples.latencies.append(ms)
-                            samples.evaluator.append(Self.evaluatorMilliseconds(response.headers.first(name: "Server-Timing")))
+                            let timing = response.headers.first(name: "Server-Timing")
+                            samples.evaluator.append(Self.evaluatorMilliseconds(timing))
+                            samples.evaluatorWait.append(Self.evaluatorMilliseconds(timing, metric: "evaluator-wait"))
                         } catch {
                             samples.failures += 1
                         }
@@ -174,6 +184,7 @@ public struct GuardBenchmark: Sendable {
             for try await s in group {
                 all.latencies += s.latencies
                 all.evaluator += s.evaluator
+                all.evaluatorWait += s.evaluatorWait
                 all.failures += s.failures
             }
             return all
@@ -183,12 +194,12 @@ public struct GuardBenchmark: Sendable {
         return samples
     }
 
-    /// `evaluator;dur=X` from a Server-Timing header; 0 when absent (direct calls).
-    static func evaluatorMilliseconds(_ header: String?) -> Double {
+    /// `<metric>;dur=X` from a Server-Timing header (default `evaluator`); 0 when absent (direct calls).
+    static func evaluatorMilliseconds(_ header: String?, metric: String = "evaluator") -> Double {
         guard let header else { return 0 }
         for part in header.split(separator: ",") {
             let fields = part.trimmingCharacters(in: .whitespaces).split(separator: ";")
-            if fields.first == "evaluator", let dur = fields.dropFirst().first(where: { $0.hasPrefix("dur=") }) {
+            if fields.first.map(String.init) == metric, let dur = fields.dropFirst().first(where: { $0.hasPrefix("dur=") }) {
                 return Double(dur.dropFirst(4)) ?? 0
             }
         }
