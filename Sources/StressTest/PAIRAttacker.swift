@@ -1,7 +1,7 @@
-public import Foundation
+import Foundation
 public import LanguageModels
 import ValueAlignCore
-public import ValueSpace
+import ValueSpace
 
 /// PAIR (Prompt Automatic Iterative Refinement, Chao et al. 2023): an attacker model writes an
 /// attack prompt for a behaviour, the target answers, the judge scores the answer 1-10, and the
