@@ -85,6 +85,32 @@ struct EvaluationAndAuditTests {
         for (i, a) in assessed.enumerated() { #expect((a.vector[.power] > 0.5) == (i % 2 == 1)) }
     }
 
+    /// A lone request waits for company only while waiting has been paying: after batches of one,
+    /// the next lone request goes at once; concurrent requests still share a batch.
+    @Test func noWaitForCompanyThatNeverComes() async throws {
+        let evaluator = SlowCountingEvaluator(delay: .milliseconds(100))
+        let batcher = EvaluationBatcher(evaluator: evaluator, maxBatchSize: 8, maxDelay: .milliseconds(30))
+        let clock = ContinuousClock()
+        func waited() async throws -> Double {
+            let start = clock.now
+            let timed = try await batcher.evaluateTimed([ValuePair(prompt: "a", response: Texts.kind)])
+            return (clock.now - start).seconds - timed.computeSeconds
+        }
+        let first = try await waited()  // no history: waits up to maxDelay
+        #expect(first >= 0.02, "the first lone request waited \(first) s")
+        _ = try await waited()
+        let later = try await waited()
+        #expect(later < 0.008, "after batches of one a lone request goes at once (waited \(later) s)")
+        // Concurrent requests still form one batch (they queue while it computes).
+        let before = await batcher.batches
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 { group.addTask { _ = try await batcher.evaluate([ValuePair(prompt: "b", response: Texts.kind)]) } }
+            try await group.waitForAll()
+        }
+        let used = await batcher.batches - before
+        #expect(used <= 3, "six concurrent requests in \(used) batches")
+    }
+
     /// The compute time a request reports is its batches' own, not the time it sat in the queue
     /// behind another batch or waited for company (issue 26: the guard's overhead figure
     /// subtracted both).
