@@ -89,12 +89,12 @@ extension RedTeamRun {
         return out
     }
 
-    /// Runs the PAIR rounds not yet recorded in `path`, round by round over every unfinished
-    /// behaviour in batches; returns every behaviour's rounds (nil when stopped).
-    func runPAIR(attacker: any ChatBackend, target: any ChatBackend, judge: any ValueEvaluator, path: String,
+    /// Runs the PAIR rounds not yet recorded (`histories`, read from `path` by the caller), round
+    /// by round over every unfinished behaviour in batches, appending each to `path`; returns every
+    /// behaviour's rounds (nil when stopped).
+    func runPAIR(attacker: any ChatBackend, target: any ChatBackend, judge: any ValueEvaluator, path: String, histories recorded: [String: PAIRHistory],
                  progress: (Int) -> Void, shouldStop: () -> Bool) async throws -> [RedTeamAttempt]? {
-        let existing = try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1)
-        var histories = Self.pairHistories(existing, rounds: pair.rounds)
+        var histories = recorded
         func done() -> Int { behaviors.reduce(0) { $0 + (histories[$1.id]?.roundsDone ?? 0) } }
         let answerParameters = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
         for round in 1...pair.rounds {

@@ -283,20 +283,17 @@ public struct RedTeamRun: Sendable {
         if attacks.contains(.pair), attacker == nil { throw OrganismError.invalidConfiguration("the pair attack needs an attacker model") }
         try pair.validate()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("attempts.jsonl").path
-        var done: [String: RedTeamAttempt] = [:]
-        if FileManager.default.fileExists(atPath: path) {
-            for (_, a) in try JSONLines.readState(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
-        }
+        let path = attemptsPath
+        // The state file is read once: the fixed attacks' attempts by key, PAIR's by behaviour.
+        let recorded = try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1)
+        var done = Self.byKey(recorded)
         let fixed = attacks.filter { $0 != .pair }
         let work = behaviors.flatMap { b in fixed.map { (b, $0) } }
-        let missing = work.filter { done["\($0.0.id)|\($0.1.rawValue)"] == nil }
+        let missing = work.filter { done[Self.key($0.0.id, $0.1)] == nil }
         // PAIR's rounds count as one unit of work per behaviour and round.
         let pairTotal = attacks.contains(.pair) ? behaviors.count * pair.rounds : 0
-        var pairDone = 0
-        if pairTotal > 0, FileManager.default.fileExists(atPath: path) {
-            pairDone = try Self.pairHistories(JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds).values.reduce(0) { $0 + $1.roundsDone }
-        }
+        let histories = Self.pairHistories(recorded, rounds: pair.rounds)
+        let pairDone = pairTotal > 0 ? histories.values.reduce(0) { $0 + $1.roundsDone } : 0
         progress(work.count - missing.count + pairDone, work.count + pairTotal)
         let parameters = GenerationParameters(maxTokens: maxNewTokens, temperature: 0)
         for start in stride(from: 0, to: missing.count, by: batchSize) {
@@ -310,17 +307,17 @@ public struct RedTeamRun: Sendable {
                 let attempt = RedTeamAttempt(behavior: b.id, category: b.category, attack: attack, sent: conversations[k].last?.content ?? "",
                                              response: completions[k].text, refuses: verdicts[k].refuses, success: verdicts[k].harmful)
                 try JSONLines.append(attempt, to: path)
-                done["\(b.id)|\(attack.rawValue)"] = attempt
+                done[Self.key(b.id, attack)] = attempt
             }
             progress(work.count - missing.count + start + chunk.count + pairDone, work.count + pairTotal)
         }
         var pairAttempts: [RedTeamAttempt] = []
         if let attacker, pairTotal > 0 {
-            guard let finished = try await runPAIR(attacker: attacker, target: target, judge: judge, path: path, progress: { progress(work.count + $0, work.count + pairTotal) },
+            guard let finished = try await runPAIR(attacker: attacker, target: target, judge: judge, path: path, histories: histories, progress: { progress(work.count + $0, work.count + pairTotal) },
                                                    shouldStop: shouldStop) else { return nil }
             pairAttempts = finished
         }
-        let attempts = work.map { done["\($0.0.id)|\($0.1.rawValue)"]! } + pairAttempts
+        let attempts = work.map { done[Self.key($0.0.id, $0.1)]! } + pairAttempts
         let report = try Self.report(attempts, behaviors: behaviors, attacks: attacks, target: target.modelName, judge: judge.name, bootstrap: bootstrap)
         try OrganismBuilder.writeJSON(report, to: directory.appendingPathComponent("report.json"))
         try Self.html(report, attacks: attacks).write(to: directory.appendingPathComponent("report.html"), atomically: true, encoding: .utf8)
@@ -329,21 +326,34 @@ public struct RedTeamRun: Sendable {
 
     /// The attempts recorded in the folder for this run's behaviours and attacks (every one must be there).
     public func attempts() throws -> [RedTeamAttempt] {
-        let path = directory.appendingPathComponent("attempts.jsonl").path
-        var done: [String: RedTeamAttempt] = [:]
-        for (_, a) in try JSONLines.readState(RedTeamAttempt.self, from: path) { done["\(a.behavior)|\(a.attack.rawValue)"] = a }
+        let path = attemptsPath
+        let recorded = try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1)
+        let done = Self.byKey(recorded)
         let fixed = try behaviors.flatMap { b in
             try attacks.filter { $0 != .pair }.map { a in
-                guard let found = done["\(b.id)|\(a.rawValue)"] else { throw OrganismError.data("\(path): no attempt of '\(b.id)' with \(a.rawValue)") }
+                guard let found = done[Self.key(b.id, a)] else { throw OrganismError.data("\(path): no attempt of '\(b.id)' with \(a.rawValue)") }
                 return found
             }
         }
         guard attacks.contains(.pair) else { return fixed }
-        let histories = Self.pairHistories(try JSONLines.readState(RedTeamAttempt.self, from: path).map(\.1), rounds: pair.rounds)
+        let histories = Self.pairHistories(recorded, rounds: pair.rounds)
         return try fixed + behaviors.flatMap { b in
             guard let h = histories[b.id], h.finished else { throw OrganismError.data("\(path): the PAIR rounds of '\(b.id)' are not finished") }
             return h.attempts
         }
+    }
+
+    /// The run's state file: every attempt, one line each.
+    var attemptsPath: String { directory.appendingPathComponent("attempts.jsonl").path }
+
+    /// The key of a fixed attack's attempt (one per behaviour and attack).
+    static func key(_ behavior: String, _ attack: AttackKind) -> String { "\(behavior)|\(attack.rawValue)" }
+
+    /// Recorded attempts by key (PAIR's rounds share one key: `pairHistories` reads those).
+    static func byKey(_ attempts: [RedTeamAttempt]) -> [String: RedTeamAttempt] {
+        var out: [String: RedTeamAttempt] = [:]
+        for a in attempts { out[key(a.behavior, a.attack)] = a }
+        return out
     }
 
     static func report(_ attempts: [RedTeamAttempt], behaviors: [Behavior], attacks: [AttackKind], target: String, judge: String,
@@ -397,7 +407,7 @@ extension RedTeamRun {
         let from = source.appendingPathComponent("attempts.jsonl").path
         guard FileManager.default.fileExists(atPath: from) else { throw OrganismError.data("\(from): no attempts to judge again") }
         guard source.standardizedFileURL != directory.standardizedFileURL else { throw OrganismError.invalidConfiguration("judge again into another folder than \(source.path)") }
-        let path = directory.appendingPathComponent("attempts.jsonl").path
+        let path = attemptsPath
         guard !FileManager.default.fileExists(atPath: path) else { throw OrganismError.invalidConfiguration("\(path) exists; judge again into an empty folder") }
         let byId = Dictionary(uniqueKeysWithValues: behaviors.map { ($0.id, $0) })
         var old: [RedTeamAttempt] = []
