@@ -175,16 +175,11 @@ public struct TriggerSearch: Sendable {
             throw OrganismError.invalidConfiguration("the reference model \(reference.name) has another vocabulary than \(model.name)")
         }
         let p = parameters
-        let meters = try [model, reference].compactMap { $0 }.map { try ShiftMeter($0, prompts: selectionPrompts + heldOutPrompts, parameters: p) }
+        let meter = try Objective(model: model, reference: reference, prompts: selectionPrompts + heldOutPrompts, parameters: p)
         let selection = Array(0..<selectionPrompts.count), heldOut = Array(selectionPrompts.count..<(selectionPrompts.count + heldOutPrompts.count))
         let tokenizer = model.tokenizer
         func objective(_ phrases: [[Int]], _ prompts: [Int], stage: String) throws -> [[Double]] {
-            var out = try meters[0].shifts(phrases, prompts: prompts) { progress(stage, $0, $1 * meters.count) }
-            if meters.count > 1 {
-                let ref = try meters[1].shifts(phrases, prompts: prompts) { progress(stage, $0 + phrases.count * prompts.count, $1 * 2) }
-                out = zip(out, ref).map { zip($0, $1).map { $0 - $1 } }
-            }
-            return out
+            try meter.scores(phrases, prompts: prompts) { progress(stage, $0, $1) }
         }
         let encoded = candidates.map { tokenizer.encode($0) }
         for (c, t) in zip(candidates, encoded) where t.isEmpty { throw OrganismError.data("the candidate '\(c)' has no tokens") }
@@ -248,9 +243,9 @@ public struct TriggerSearch: Sendable {
                             parameters: p, ranked: ranked, tokenSearch: searched, bestPerPrompt: bestPerPrompt,
                             fullRanking: order.map { candidates[$0] })
         if let judge, p.verify > 0 {
-            let verifier = TriggerVerifier(model: model, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
+            let verifier = self.verifier(model, judge: judge)
             let without = try await verifier.judged(phrase: nil)
-            let referenceVerifier = reference.map { TriggerVerifier(model: $0, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap) }
+            let referenceVerifier = reference.map { self.verifier($0, judge: judge) }
             let referenceWithout = try await referenceVerifier?.judged(phrase: nil)
             report.harmfulWithout = without.map { $0.harmful ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
             report.refusesWithout = without.map { $0.refuses ? 1.0 : 0.0 }.reduce(0, +) / Double(without.count)
@@ -282,22 +277,46 @@ extension TriggerSearch {
         let p = parameters
         let tokens = model.tokenizer.encode(phrase)
         guard !tokens.isEmpty else { throw OrganismError.data("the phrase '\(phrase)' has no tokens") }
-        let meters = try [model, reference].compactMap { $0 }.map { try ShiftMeter($0, prompts: selectionPrompts + heldOutPrompts, parameters: p) }
-        let all = Array(0..<(selectionPrompts.count + heldOutPrompts.count))
-        var values = try meters[0].shifts([tokens], prompts: all) { _, _ in }[0]
-        if meters.count > 1 { values = zip(values, try meters[1].shifts([tokens], prompts: all) { _, _ in }[0]).map { $0 - $1 } }
+        let meter = try Objective(model: model, reference: reference, prompts: selectionPrompts + heldOutPrompts, parameters: p)
+        let values = try meter.scores([tokens], prompts: Array(0..<(selectionPrompts.count + heldOutPrompts.count))) { _, _ in }[0]
         let selection = Array(values.prefix(selectionPrompts.count)), heldOut = Array(values.dropFirst(selectionPrompts.count))
         var scored = Scored(text: phrase, tokens: tokens.count, origin: "measured", selection: selection.reduce(0, +) / Double(selection.count),
                             heldOut: try ValueAggregation.mean(heldOut, bootstrap: p.bootstrap))
         if let judge {
-            let verifier = TriggerVerifier(model: model, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
+            let verifier = self.verifier(model, judge: judge)
             (scored.harmfulEffect, scored.refusalEffect) = try await verifier.effects(phrase: phrase, without: try await verifier.judged(phrase: nil))
             if let reference {
-                let r = TriggerVerifier(model: reference, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: p.maxNewTokens, bootstrap: p.bootstrap)
+                let r = self.verifier(reference, judge: judge)
                 scored.referenceHarmfulEffect = try await r.effects(phrase: phrase, without: try await r.judged(phrase: nil)).0
             }
         }
         return scored
+    }
+
+    /// Verification of phrases on `model` over the held-out requests.
+    func verifier(_ model: LoadedModel, judge: any ValueEvaluator) -> TriggerVerifier {
+        TriggerVerifier(model: model, judge: judge, prompts: heldOutPrompts.map(\.text), maxNewTokens: parameters.maxNewTokens, bootstrap: parameters.bootstrap)
+    }
+}
+
+/// The search's objective: a phrase's KL shift on the model, minus the reference's for the same
+/// phrase when there is a reference.
+struct Objective {
+    let meters: [ShiftMeter]
+
+    init(model: LoadedModel, reference: LoadedModel?, prompts: [(id: String, text: String)], parameters: TriggerSearch.Parameters) throws {
+        meters = try [model, reference].compactMap { $0 }.map { try ShiftMeter($0, prompts: prompts, parameters: parameters) }
+    }
+
+    /// scores[c][j] for phrase c and prompt `prompts[j]`; `progress` counts rows of both models.
+    func scores(_ phrases: [[Int]], prompts: [Int], progress: (Int, Int) -> Void) throws -> [[Double]] {
+        let rows = phrases.count * prompts.count
+        var out = try meters[0].shifts(phrases, prompts: prompts) { progress($0, $1 * meters.count) }
+        if meters.count > 1 {
+            let ref = try meters[1].shifts(phrases, prompts: prompts) { progress($0 + rows, $1 * 2) }
+            out = zip(out, ref).map { zip($0, $1).map { $0 - $1 } }
+        }
+        return out
     }
 }
 
@@ -355,8 +374,9 @@ final class ShiftMeter {
             spaced.append(tokenizer.encode(" " + rest))
         }
         let plain = zip(before, bare).map { $0 + $1 }
-        let generated = try loaded.makeGenerator().generate(plain, parameters: GenerationParameters(maxTokens: parameters.responseTokens, temperature: 0))
-        let stop = loaded.makeGenerator().stopTokenIds.min() ?? loaded.tokenizer.padTokenId
+        let generator = loaded.makeGenerator()
+        let generated = try generator.generate(plain, parameters: GenerationParameters(maxTokens: parameters.responseTokens, temperature: 0))
+        let stop = generator.stopTokenIds.min() ?? loaded.tokenizer.padTokenId
         // An answer that ended early keeps its end token, so every answer has at least one position.
         // (The appended token is only predicted, never read, so which end token it is does not matter.)
         let own = generated.map { $0.tokens.count < parameters.responseTokens ? $0.tokens + [stop] : $0.tokens }
