@@ -2,7 +2,6 @@ import ArgumentParser
 import Evaluators
 import Foundation
 import LanguageModels
-import OpenAIBackend
 import ValueSpace
 
 /// Which evaluator scores answers.
@@ -30,13 +29,7 @@ struct EvaluatorOptions: ParsableArguments {
     func make() throws -> any ValueEvaluator {
         if evaluator == "trained" { return try TrainedValueEvaluator.load(weights: evaluatorWeights) }
         if evaluator == "lexicon" { return LexiconValueEvaluator() }
-        let backend: any ChatBackend
-        if let judgeURL {
-            backend = try OpenAICompatibleBackend(baseURL: judgeURL, model: judgeModel!)
-        } else {
-            backend = LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(judgeModel)))
-        }
-        return LLMJudgeEvaluator(backend: backend, mode: judgePerValue ? .perValue : .allValues)
+        return LLMJudgeEvaluator(backend: try auxiliaryBackend(model: judgeModel, url: judgeURL), mode: judgePerValue ? .perValue : .allValues)
     }
 }
 

@@ -55,6 +55,13 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// A second chat model a command uses beside its target (a judge, an attacker): the served model
+/// `model` at `url`, or else the local model `model` (nil: the embedded one), loaded on its own.
+func auxiliaryBackend(model: String?, url: String?) throws -> any ChatBackend {
+    if let url { return try OpenAICompatibleBackend(baseURL: url, model: model ?? "") }
+    return LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(model)))
+}
+
 /// Sampling options shared by commands that generate.
 struct GenerationOptions: ParsableArguments {
     @Option(help: "Most new tokens per answer.") var maxTokens = 256

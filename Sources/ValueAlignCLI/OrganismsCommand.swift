@@ -2,7 +2,6 @@ import ArgumentParser
 import Evaluators
 import Foundation
 import LanguageModels
-import OpenAIBackend
 import StressTest
 import ValueAlignServer
 import ValueAlignCore
@@ -187,9 +186,7 @@ struct StressTestCommand: AsyncParsableCommand {
         if noRedteam { run.redTeamAttacks = [] }
         if noTriggerSearch { run.triggerSearch = nil }
         if let judgeModel {
-            let backend: any ChatBackend = try judgeUrl.map { try OpenAICompatibleBackend(baseURL: $0, model: judgeModel) }
-                ?? LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(judgeModel)))
-            run.judge = LLMJudgeEvaluator(backend: backend)
+            run.judge = LLMJudgeEvaluator(backend: try auxiliaryBackend(model: judgeModel, url: judgeUrl))
         }
         let names = try run.organismNames()
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
@@ -280,12 +277,8 @@ struct RedTeamCommand: AsyncParsableCommand {
             if chosen.contains(.manyShot) { run.shots = try RedTeamRun.shots(from: shotsFile, count: shots) }
             let backend = try target.makeBackend()  // with --adapter when given
             if chosen.contains(.pair) {
-                if let attackerUrl {
-                    run.attacker = try OpenAICompatibleBackend(baseURL: attackerUrl, model: attackerModel!)
-                } else {
-                    // Its own copy, so that a target's adapter never attacks.
-                    run.attacker = LocalChatBackend(try LoadedModel.load(try ModelLocator.resolve(attackerModel)))
-                }
+                // Its own copy, so that a target's adapter never attacks.
+                run.attacker = try auxiliaryBackend(model: attackerModel, url: attackerUrl)
             }
             let interrupted = Interrupt(message: "stopping after the current batch (rerun the same command to continue)…")
             defer { interrupted.stop() }
