@@ -22,6 +22,11 @@ public enum JSONLines {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw JSONLinesError(path: path, line: 0, message: "cannot read the file")
         }
+        return try decode(type, data, path: path)
+    }
+
+    /// The lines of `data` (read from `path`, named in errors).
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> [(line: Int, value: T)] {
         var result: [(Int, T)] = []
         let decoder = JSONDecoder()
         var lineNumber = 0
@@ -51,10 +56,10 @@ public enum JSONLines {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw JSONLinesError(path: path, line: 0, message: "cannot read the file")
         }
-        guard let last = data.last, last != UInt8(ascii: "\n") else { return try read(type, from: path) }
+        guard let last = data.last, last != UInt8(ascii: "\n") else { return try decode(type, data, path: path) }
         let complete = data.lastIndex(of: UInt8(ascii: "\n")).map { data.index(after: $0) } ?? data.startIndex
         let tail = data[complete...]
-        if (try? JSONDecoder().decode(T.self, from: Data(tail))) != nil { return try read(type, from: path) }
+        if (try? JSONDecoder().decode(T.self, from: Data(tail))) != nil { return try decode(type, data, path: path) }
         // The torn line goes; the complete lines before it are read as usual.
         guard let handle = FileHandle(forWritingAtPath: path) else {
             throw JSONLinesError(path: path, line: 0, message: "cannot open the file to cut a torn last line")
@@ -62,7 +67,7 @@ public enum JSONLines {
         defer { try? handle.close() }
         try handle.truncate(atOffset: UInt64(complete - data.startIndex))
         try handle.synchronize()
-        return try read(type, from: path)
+        return try decode(type, Data(data[..<complete]), path: path)
     }
 
     /// Appends one record as a line (creating the file), flushed so a killed run loses at most
@@ -78,15 +83,15 @@ public enum JSONLines {
                 throw JSONLinesError(path: path, line: 0, message: "cannot create the file")
             }
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
+        guard let handle = FileHandle(forUpdatingAtPath: path) else {
             throw JSONLinesError(path: path, line: 0, message: "cannot open the file for writing")
         }
         defer { try? handle.close() }
         let end = try handle.seekToEnd()
-        if end > 0, let reader = FileHandle(forReadingAtPath: path) {
-            defer { try? reader.close() }
-            try reader.seek(toOffset: end - 1)
-            if try reader.read(upToCount: 1) != Data([UInt8(ascii: "\n")]) { data.insert(UInt8(ascii: "\n"), at: data.startIndex) }
+        if end > 0 {
+            try handle.seek(toOffset: end - 1)
+            if try handle.read(upToCount: 1) != Data([UInt8(ascii: "\n")]) { data.insert(UInt8(ascii: "\n"), at: data.startIndex) }
+            try handle.seek(toOffset: end)
         }
         try handle.write(contentsOf: data)
         try handle.synchronize()
