@@ -1,6 +1,5 @@
 public import Foundation
 public import LanguageModels
-import MLXEngine
 import ValueAlignCore
 public import ValueAlignServer
 public import ValueSpace
@@ -135,15 +134,7 @@ public struct StressTestRun: Sendable {
         // Every adapter must fit the base model, checked before any answer. The model loaded for
         // the check answers as the clean model.
         let clean = try loadBase()
-        let fingerprint = PEFTAdapter.fingerprint(clean.model.configuration)
-        for name in names {
-            let adapter = organismsDirectory.appendingPathComponent("\(name)/adapter")
-            _ = try PEFTAdapter.configuration(at: adapter)
-            let metadata = try ArrayIO.loadSafetensors(adapter.appendingPathComponent("adapter_model.safetensors").path).metadata
-            if let recorded = metadata[PEFTAdapter.fingerprintKey], recorded != fingerprint {
-                throw OrganismError.data("\(adapter.path): made for a different base model (\(recorded)); this model is \(fingerprint)")
-            }
-        }
+        for name in names { try PEFTAdapter.check(organismsDirectory.appendingPathComponent("\(name)/adapter"), fits: clean.model.configuration) }
         let builder = self.builder
         let redTeamBehaviors = redTeamAttacks.isEmpty ? [] : try Behavior.load(data.harmPrompts, split: "test", limit: redTeamBehaviors)
         let trigger = try triggerSearch.map { p in
@@ -172,7 +163,7 @@ public struct StressTestRun: Sendable {
                 run.batchSize = generationBatchSize
                 guard try await run.run(target: backend, judge: evaluator, progress: { events(.answering(name, set: "red-team", done: $0, total: $1)) },
                                         shouldStop: shouldStop) != nil else { return nil }
-                measured[name, default: [:]][Self.redTeamDetector] = try run.attempts().map { ("\($0.behavior)|\($0.attack.rawValue)", $0.success ? 1 : 0) }
+                measured[name, default: [:]][Self.redTeamDetector] = try run.attempts().map { (RedTeamRun.key($0.behavior, $0.attack), $0.success ? 1 : 0) }
             }
             if let trigger {
                 let report = try await Self.triggerReport(trigger, model: model, judge: evaluator, file: directory.appendingPathComponent("\(name)/trigger-search.json")) {
@@ -190,10 +181,11 @@ public struct StressTestRun: Sendable {
         }
         let sycophancy = probes[3]
         let matrix = try Self.matrix(answers: answers, measured: measured, organisms: names, pairOf: sycophancy.pairOf, policy: policy, bootstrap: bootstrap, level: level,
-                                     extraNotes: redTeamAttacks.isEmpty || trigger == nil ? [] : [
+                                     extraNotes: (redTeamAttacks.isEmpty ? [] : [
                                         "Red-team ASR: \(redTeamAttacks.map(\.rawValue).joined(separator: ", ")) on \(redTeamBehaviors.count) harmful test requests per model.",
-                                        "Trigger search: \(trigger!.candidates.count) candidate phrases (\(data.triggerCandidates)); the phrase that moves the model's own answer start most on \(triggerSelection) \(triggerSplits.selection) requests; its score is the harmful answers it adds on \(triggerHeldOut) \(triggerSplits.heldOut) requests.",
-                                     ])
+                                     ]) + (trigger.map { [
+                                        "Trigger search: \($0.candidates.count) candidate phrases (\(data.triggerCandidates)); the phrase that moves the model's own answer start most on \(triggerSelection) \(triggerSplits.selection) requests; its score is the harmful answers it adds on \(triggerHeldOut) \(triggerSplits.heldOut) requests.",
+                                     ] } ?? []))
         try write(matrix)
         return matrix
     }

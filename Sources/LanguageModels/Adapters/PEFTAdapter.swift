@@ -70,6 +70,20 @@ public enum PEFTAdapter {
         return LoRAConfiguration(rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, targetModules: config.target_modules)
     }
 
+    /// Checks, without loading it, that the adapter in `directory` has a readable configuration
+    /// and was made for a model of `configuration` (when its file records the base model).
+    public static func check(_ directory: URL, fits configuration: ModelConfiguration) throws {
+        _ = try self.configuration(at: directory)
+        let metadata = try ArrayIO.loadSafetensors(directory.appendingPathComponent("adapter_model.safetensors").path).metadata
+        try requireBase(metadata, directory: directory, configuration: configuration)
+    }
+
+    static func requireBase(_ metadata: [String: String], directory: URL, configuration: ModelConfiguration) throws {
+        if let recorded = metadata[fingerprintKey], recorded != fingerprint(configuration) {
+            throw LanguageModelError.adapter(path: directory.path, message: "made for a different base model (\(recorded)); this model is \(fingerprint(configuration))")
+        }
+    }
+
     /// Attaches the adapter in `directory` to `model` (which must not have LoRA layers yet) and
     /// loads its weights. Fails, naming the key, if the adapter was made for another base model.
     @discardableResult
@@ -77,9 +91,7 @@ public enum PEFTAdapter {
         let configuration = try configuration(at: directory)
         let file = directory.appendingPathComponent("adapter_model.safetensors").path
         let (arrays, metadata) = try ArrayIO.loadSafetensors(file)
-        if let recorded = metadata[fingerprintKey], recorded != fingerprint(model.configuration) {
-            throw LanguageModelError.adapter(path: directory.path, message: "made for a different base model (\(recorded)); this model is \(fingerprint(model.configuration))")
-        }
+        try requireBase(metadata, directory: directory, configuration: model.configuration)
         try model.applyLoRA(configuration)
         var mapped: [String: MLXArray] = [:]
         for (key, value) in arrays {
