@@ -25,7 +25,7 @@ SWIFT_JOBS  ?= $(shell nproc)
 
 export VALUEALIGN_MODEL ?= $(MODEL_FILE)
 
-.PHONY: run test deps build build-release bench clean
+.PHONY: run test deps llamacpp build build-release bench clean
 
 ## make run: set up what is missing, build in release mode, run the main job.
 ## The main job: measure the embedded model's values on held-out prompts, align it toward the
@@ -36,10 +36,15 @@ run: deps build-release
 	.build/release/valuealign align --steps 36 --budget 15m --out runs/main $(RUN_ARGS)
 
 ## make test: set up what is missing and run the whole test suite; the guard server's PostgreSQL
-## audit tests get a throwaway server on loopback (Debian's postgresql, installed if missing).
-test: deps
+## audit tests get a throwaway server on loopback (Debian's postgresql, installed if missing), and
+## the export tests check against llama.cpp's CPU tools (built once into .deps/llamacpp, ~5 min).
+test: deps llamacpp
 	swift build --build-tests -j $(SWIFT_JOBS)
-	scripts/with_test_postgres.sh swift test --skip-build --no-parallel
+	VALUEALIGN_LLAMACPP_BIN=$(DEPS)/llamacpp/build/bin scripts/with_test_postgres.sh swift test --skip-build --no-parallel
+
+## llama.cpp's CPU tools (the benchmark anchor and the export checks' independent engine).
+llamacpp:
+	LLAMACPP_JOBS=$(SWIFT_JOBS) bash bench/anchors/llamacpp.sh >/dev/null
 
 deps: $(OPENBLAS) $(MLX_LIB) $(MODEL_FILE)
 

@@ -80,7 +80,10 @@ open class QuantizedLinear: Module, LinearLayer, @unchecked Sendable {
 
     /// The equivalent float32 layer.
     public func dequantized() throws -> Linear {
-        let w = try Fast.dequantize(weight, scales: scales, biases: biases, groupSize: groupSize, bits: bits).asType(.float32)
+        // In float32 throughout: MLX returns the scales' dtype, and float16 scales (GGUF's d and m)
+        // would round every weight to float16 instead of giving ggml's exact d * q + m.
+        let w = try Fast.dequantize(weight, scales: try scales.asType(.float32), biases: try biases?.asType(.float32),
+                                    groupSize: groupSize, bits: bits)
         return Linear(weight: w, bias: bias)
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// A one-line progress bar on standard error with rate and ETA. On a terminal it redraws in
 /// place; otherwise (logs, CI) it prints a line at most every 10 seconds and at the end.
 final class ProgressBar {
-    let total: Int
+    var total: Int
     let label: String
     let unit: String
     private let start = Date()

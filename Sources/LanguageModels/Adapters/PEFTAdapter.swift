@@ -8,6 +8,33 @@ public import MLXNN
 public enum PEFTAdapter {
     static let keyPrefix = "base_model.model."
     public static let fingerprintKey = "valuealign.base_fingerprint"
+    /// Metadata key recording the order of the q/k projection rows the adapter was trained on:
+    /// llama GGUF files hold them permuted for interleaved rotary embeddings, Hugging Face
+    /// checkpoints do not. An adapter moves between the two by permuting its lora_B rows.
+    public static let rowLayoutKey = "valuealign.qk_row_layout"
+    static let interleavedRows = "gguf-interleaved"
+    static let huggingFaceRows = "huggingface"
+
+    /// The q/k row layout of a model with this configuration.
+    static func rowLayout(_ c: ModelConfiguration) -> String { c.ropeTraditional ? interleavedRows : huggingFaceRows }
+
+    /// lora_B of `module` moved from the `recorded` q/k row layout to the model's (unchanged for
+    /// other modules, for adapters that record no layout, or when the layouts agree).
+    static func convertRows(_ b: MLXArray, module: String, recorded: String?, configuration c: ModelConfiguration) throws -> MLXArray {
+        guard let recorded, recorded != rowLayout(c) else { return b }
+        let heads: Int
+        if module.hasSuffix("self_attn.q_proj") { heads = c.headCount } else if module.hasSuffix("self_attn.k_proj") { heads = c.kvHeadCount } else { return b }
+        let half = b.dim(0) / heads / 2
+        let r = b.dim(1)
+        switch recorded {
+        case huggingFaceRows:  // (head, pair, i) -> (head, i, pair)
+            return try b.reshaped([heads, 2, half, r]).swappedAxes(1, 2).reshaped([b.dim(0), r])
+        case interleavedRows:  // (head, i, pair) -> (head, pair, i)
+            return try b.reshaped([heads, half, 2, r]).swappedAxes(1, 2).reshaped([b.dim(0), r])
+        default:
+            throw LanguageModelError.adapter(path: module, message: "unknown \(rowLayoutKey) '\(recorded)' (known: \(interleavedRows), \(huggingFaceRows))")
+        }
+    }
 
     /// PEFT's adapter_config.json fields that we write and read.
     struct Config: Codable {
@@ -47,7 +74,8 @@ public enum PEFTAdapter {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(config).write(to: directory.appendingPathComponent("adapter_config.json"), options: .atomic)
         try ArrayIO.saveSafetensors(directory.appendingPathComponent("adapter_model.safetensors").path, arrays: arrays,
-                                    metadata: ["format": "pt", fingerprintKey: fingerprint(model.configuration)])
+                                    metadata: ["format": "pt", fingerprintKey: fingerprint(model.configuration),
+                                               rowLayoutKey: rowLayout(model.configuration)])
     }
 
     /// Reads the configuration of the adapter in `directory`.
@@ -112,6 +140,10 @@ public enum PEFTAdapter {
         }
         if let missing = expected.keys.sorted().first(where: { mapped[$0] == nil }) {
             throw LanguageModelError.adapter(path: file, message: "missing key '\(keyPrefix + missing)'")
+        }
+        for (name, value) in mapped where name.hasSuffix(".lora_B.weight") {
+            mapped[name] = try convertRows(value, module: String(name.dropLast(".lora_B.weight".count)),
+                                           recorded: metadata[rowLayoutKey], configuration: model.configuration)
         }
         try model.update(parameters: mapped.mapValues { $0.dtype == .float32 ? $0 : try $0.asType(.float32) })
         return configuration

@@ -1,0 +1,91 @@
+// Greedy continuation of a token-id prompt with llama.cpp, printed as token ids: the reference
+// that export checks compare against (reference only; the product never runs it).
+//
+//   llama-greedy MODEL.gguf N ID [ID ...]
+//
+// Prints the N greedy next-token ids on one line, space-separated (it does not stop at
+// end-of-generation tokens, so both sides always compare N tokens). Exit status 1 with a message
+// on stderr on any failure. Built by bench/anchors/llamacpp.sh against the libllama it builds.
+#include "llama.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+static void set_tokens(llama_batch_ext * batch, const llama_token * tokens, int32_t n, llama_pos pos0) {
+    llama_batch_ext_clear(batch);
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t idx = llama_batch_ext_add_token(batch, 0, tokens[i]);
+        const llama_pos pos = pos0 + i;
+        llama_batch_ext_set_pos(batch, idx, &pos);
+    }
+    llama_batch_ext_set_output_logits(batch, n - 1, true);
+}
+
+int main(int argc, char ** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL.gguf N ID [ID ...]\n", argv[0]);
+        return 1;
+    }
+    const std::string path = argv[1];
+    const int n_predict = std::atoi(argv[2]);
+    std::vector<llama_token> prompt;
+    for (int i = 3; i < argc; ++i) prompt.push_back((llama_token) std::atoi(argv[i]));
+    if (n_predict <= 0) {
+        fprintf(stderr, "N must be positive\n");
+        return 1;
+    }
+
+    llama_log_set([](enum ggml_log_level, const char *, void *) {}, nullptr);
+    llama_backend_init();
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;
+    llama_model * model = llama_model_load_from_file(path.c_str(), mp);
+    if (!model) {
+        fprintf(stderr, "cannot load %s\n", path.c_str());
+        return 1;
+    }
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= n_vocab) {
+            fprintf(stderr, "token id %d outside the vocabulary of %d\n", t, n_vocab);
+            return 1;
+        }
+    }
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = prompt.size() + n_predict;
+    cp.n_batch = prompt.size();
+    cp.n_threads = 2;
+    cp.n_threads_batch = 2;
+    llama_context * ctx = llama_init_from_model(model, cp);
+    if (!ctx) {
+        fprintf(stderr, "cannot create a context\n");
+        return 1;
+    }
+    llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
+
+    llama_batch_ext * batch = llama_batch_ext_init(ctx);
+    set_tokens(batch, prompt.data(), (int32_t) prompt.size(), 0);
+    int n_pos = 0;
+    int n_tokens = (int) prompt.size();
+    for (int i = 0; i < n_predict; ++i) {
+        if (llama_process(ctx, LLAMA_PROCESS_TYPE_DECODE, batch)) {
+            fprintf(stderr, "decode failed at step %d\n", i);
+            return 1;
+        }
+        n_pos += n_tokens;
+        llama_token next = llama_sampler_sample(smpl, ctx, -1);
+        printf(i == 0 ? "%d" : " %d", next);
+        set_tokens(batch, &next, 1, n_pos);
+        n_tokens = 1;
+    }
+    printf("\n");
+    llama_batch_ext_free(batch);
+    llama_sampler_free(smpl);
+    llama_free(ctx);
+    llama_model_free(model);
+    llama_backend_free();
+    return 0;
+}
