@@ -123,12 +123,14 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // `valuealign audit-data`: score, filter, deduplicate and decontaminate a dataset file.
+        .target(name: "DataAudit", dependencies: ["ValueAlignCore", "ValueSpace", "ValueAlignServer", "LanguageModels"], swiftSettings: strictSwift),
         .target(name: "ValueAlignTesting", dependencies: ["ValueAlignCore", "MLXEngine", "LanguageModels"], swiftSettings: strictSwift),
         // Every benchmark behind `valuealign bench ...` (the guard's load test included), in one place.
         .target(
             name: "ValueAlignBench",
             dependencies: [
-                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "ValueAlignServer",
+                "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "ValueAlignServer", "DataAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -139,13 +141,14 @@ let package = Package(
             name: "ValueAlignCLI",
             dependencies: [
                 "ValueAlignCore", "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign",
-                "ValueAlignBench", "ValueAlignServer", "StressTest",
+                "ValueAlignBench", "ValueAlignServer", "StressTest", "DataAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
         ),
         .executableTarget(name: "valuealign", dependencies: ["ValueAlignCLI"], swiftSettings: strictSwift),
         .testTarget(name: "ValueAlignCoreTests", dependencies: ["ValueAlignCore"], swiftSettings: strictSwift),
+        .testTarget(name: "DataAuditTests", dependencies: ["DataAudit", "ValueAlignServer", "ValueSpace", "Evaluators", "ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(
             name: "ValueAlignCLITests",
             dependencies: ["ValueAlignCLI", "BaseAlign", "ValueSpace", "StressTest", "LanguageModels", "MLXNN", "ValueAlignTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: each prints a table and, last, one JSON line with figures and ratios.",
-        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self, ServeBench.self]
+        subcommands: [EngineBench.self, GenerateBench.self, QuantizedBench.self, EvaluatorBench.self, TrainBench.self, ServeBench.self, AuditBench.self]
     )
 }
 
@@ -277,5 +277,40 @@ struct EngineInfoCommand: ParsableCommand {
         print("BLAS kernels: \(BLASCore.current ?? "unknown")\(ProcessInfo.processInfo.environment["VALUEALIGN_BLAS_REEXEC"] != nil ? " (chosen by valuealign: OpenBLAS does not know this CPU)" : "")")
         print("kernel ISA: \(Fast.kernelISA)")
         print("GPU available: \(Device.isAvailable(.gpu))")
+    }
+}
+
+struct AuditBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Records/s of audit-data on real records beside a full prefill of the same pairs; peak memory on synthetic files of 10k and 100k records."
+    )
+
+    @Option(help: "Base model (default: the embedded SmolLM2).") var model: String?
+    @Option(help: "Records to audit (JSONL or CSV; the first --records are used).") var data = "data/train/ordinary_pairs.jsonl"
+    @Option(help: "Guard policy.") var policy = "examples/guard-policy.json"
+    @Option(help: "Records audited per timed run.") var records = 128
+    @Option(help: "Timed repetitions (median reported).") var iterations = 3
+    @Option(parsing: .upToNextOption, help: "Synthetic file sizes for the memory figures; 0 to skip.") var memoryLines: [Int] = [10_000, 100_000]
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard records >= 1 else { throw ValidationError("--records must be at least 1") }
+        guard FileManager.default.fileExists(atPath: data) else { throw ValidationError("--data: no such file '\(data)'") }
+        guard FileManager.default.fileExists(atPath: policy) else { throw ValidationError("--policy: no such file '\(policy)'") }
+    }
+
+    func run() async throws {
+        var parameters = AuditBenchmark.Parameters(modelPath: try ModelLocator.resolve(model), dataPath: data, policyPath: policy)
+        parameters.records = records
+        parameters.iterations = iterations
+        parameters.memoryLines = memoryLines.filter { $0 > 0 }
+        let quiet = json
+        let report = try await AuditBenchmark(parameters).run { line in
+            if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        if !json { print(report.table()) }
+        print(try report.jsonLine())
     }
 }

@@ -183,3 +183,24 @@ struct RedTeamCommandParsingTests {
         }
     }
 }
+
+@Suite struct ExportAndAuditParsingTests {
+    @Test func exportRejectsWrongTypesAndMissingAdapters() throws {
+        let adapter = scratch("adapter-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: adapter + "/adapter_config.json"))
+        #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--type", "q4_k"])?.contains("--type must be one of base, f32, f16, bf16, q8_0") == true)
+        #expect(parseError(["export", "--adapter", adapter, "--out", "folder", "--type", "q8_0"])?.contains("--type applies to a .gguf output") == true)
+        #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--dtype", "float16"])?.contains("--dtype applies to a safetensors folder") == true)
+        #expect(parseError(["export", "--adapter", scratch("no-such-adapter"), "--out", "x.gguf"])?.contains("no PEFT adapter") == true)
+        #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--type", "q8_0"]) == nil)
+    }
+
+    @Test func auditDataRejectsBadArguments() {
+        let data = repo("data/train/ordinary_pairs.jsonl")
+        #expect(parseError(["audit-data", scratch("no-such.jsonl"), "--out", scratch("a")])?.contains("no such file") == true)
+        #expect(parseError(["audit-data", data, "--out", scratch("a"), "--eval-set", "nameonly"])?.contains("NAME=PATH") == true)
+        #expect(parseError(["audit-data", data, "--out", scratch("a"), "--duplicate-threshold", "1.5"])?.contains("--duplicate-threshold") == true)
+        #expect(parseError(["audit-data", data, "--out", scratch("a"), "--policy", repo("examples/guard-policy.json")]) == nil)
+    }
+}
