@@ -29,6 +29,8 @@ struct AlignCommand: AsyncParsableCommand {
     )
 
     @Option(name: .shortAndLong, help: "Model to align: 'embedded' (default), a GGUF file, a Hugging Face folder or a name in the models folder.") var model: String?
+    @Option(help: "Continue from a PEFT adapter (e.g. an earlier run's adapter/): it is merged into the model before the 'before' measurement, and the new adapter trains on top of it, so use the result with --adapter OLD --adapter NEW (or export both). Repeatable, in order.")
+    var adapter: [String] = []
     @Option(help: "Target profile: a preset name (valuealign profile list) or a JSON file.") var target = "basealign-ideal"
     @Option(help: "bon-sft (default), dpo, ipo or grpo.") var method = "bon-sft"
     @Option(help: "basealign or rm:PATH.") var reward = "basealign"
@@ -125,6 +127,11 @@ struct AlignCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        for a in adapter {
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
+                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
+            }
+        }
         for (flag, path) in [("--prompts", prompts.first ?? "")] + prompts.dropFirst().map({ ("--prompts", $0) }) + [("--eval-values", evalValues)] {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)'") }
         }
@@ -143,13 +150,21 @@ struct AlignCommand: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         let path = try ModelLocator.resolve(model)
-        let c = try configuration(modelPath: path)
+        // The adapters continued from are part of the model (and of the run's identity: a rerun
+        // with other adapters is refused as another configuration).
+        let c = try configuration(modelPath: ([path] + adapter).joined(separator: "+"))
         if restart { try? FileManager.default.removeItem(atPath: out) }
         let quiet = quiet
         func say(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
         say("… loading \(path)")
-        let policy = try LoadedModel.load(path)
+        var policy = try LoadedModel.load(path)
+        if !adapter.isEmpty {
+            say("… merging \(adapter.joined(separator: ", ")) into the model (the new adapter trains on top)")
+            try PEFTAdapter.stack(adapter.map { URL(fileURLWithPath: $0) }, into: policy.model, mergeLast: true)
+            policy = LoadedModel(model: policy.model, tokenizer: policy.tokenizer, chatTemplate: policy.chatTemplate,
+                                 defaultSystemPrompt: policy.defaultSystemPrompt, name: ([policy.name] + adapter).joined(separator: "+"), path: policy.path)
+        }
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
         var gold: TrainedValueEvaluator?
         if goldWeights != "none" {
@@ -183,6 +198,9 @@ struct AlignCommand: AsyncParsableCommand {
                          pct(report.before.harmfulRate), pct(report.after.harmfulRate), pct(report.before.overRefusalRate), pct(report.after.overRefusalRate),
                          report.perplexityRatio.map { String(format: "%.3f", $0) } ?? "-"))
             print("wall time \(DurationText.format(Date().timeIntervalSince(started))) (this process); wrote \(out)/report.html, report.md, report.json, adapter/")
+            if !adapter.isEmpty {
+                print("the new adapter sits on top of \(adapter.joined(separator: " + ")): use it as \((adapter + ["\(out)/adapter"]).map { "--adapter \($0)" }.joined(separator: " "))")
+            }
         }
     }
 

@@ -20,7 +20,8 @@ struct ExportCommand: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Base model: 'embedded' (default), a GGUF file, a Hugging Face folder, or a name in the models folder.")
     var model: String?
-    @Option(help: "The PEFT LoRA adapter folder to merge (e.g. runs/main/adapter).") var adapter: String
+    @Option(help: "The PEFT LoRA adapter folder to merge (e.g. runs/main/adapter); repeat it for adapters stacked in order (align --adapter writes such a stack).")
+    var adapter: [String] = []
     @Option(help: "Output: FILE.gguf, or a folder for safetensors.") var out: String
     @Option(help: "GGUF tensor types: \(ModelExport.GGUFType.allCases.map(\.rawValue).joined(separator: ", ")) (base keeps the base model's; 4-bit bases lose much of a LoRA update).")
     var type: String?
@@ -41,18 +42,22 @@ struct ExportCommand: ParsableCommand {
         }
         if !isGGUF, type != nil { throw ValidationError("--type applies to a .gguf output; use --dtype for a safetensors folder") }
         if isGGUF, dtype != "float32" { throw ValidationError("--dtype applies to a safetensors folder; use --type for a .gguf output") }
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: adapter).appendingPathComponent("adapter_config.json").path) else {
-            throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'")
+        guard !adapter.isEmpty else { throw ValidationError("--adapter is required") }
+        for a in adapter {
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
+                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
+            }
         }
         if noCheck, checkJson != nil { throw ValidationError("--check-json needs the check (drop --no-check)") }
     }
 
     func run() throws {
         let base = try ModelLocator.resolve(model)
-        let adapterURL = URL(fileURLWithPath: adapter)
-        let export = try ModelExport(base: base, adapter: adapterURL)
+        let adapterURLs = adapter.map { URL(fileURLWithPath: $0) }
+        let export = try ModelExport(base: base, adapters: adapterURLs)
         let err = FileHandle.standardError
-        err.write(Data("merging \(adapter) (r=\(export.adapter.rank), alpha=\(export.adapter.alpha), \(export.adaptedModules.count) layers) into \(base)\n".utf8))
+        let described = zip(adapter, export.adapters).map { "\($0.0) (r=\($0.1.rank), alpha=\($0.1.alpha))" }.joined(separator: " + ")
+        err.write(Data("merging \(described), \(export.adaptedModules.count) layers, into \(base)\n".utf8))
         let start = Date()
         let bar = ProgressBar(total: 1, label: "export", unit: "tensors", quiet: quiet)
         let progress: (Int, Int) -> Void = { done, total in
@@ -68,7 +73,7 @@ struct ExportCommand: ParsableCommand {
             err.write(Data("wrote \(out)/ (safetensors \(dtype), config.json, tokenizer files) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s\n".utf8))
         }
         guard !noCheck else { return }
-        let check = try ExportCheck.run(exported: out, base: base, adapter: adapterURL)
+        let check = try ExportCheck.run(exported: out, base: base, adapters: adapterURLs)
         print(String(format: "check on %d positions: max |logit difference| %.2e, top-1 agreement %.1f%%; greedy: %d of %d tokens agree",
                      check.positions, check.maxLogitDifference, 100 * check.top1Agreement, check.greedyAgreeing, check.greedyTokens))
         print(String(format: "  the adapter itself moves logits by up to %.2f and changes the top token at %d positions; the export keeps %.0f%% of those changes",

@@ -20,30 +20,32 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Local weights of quantized checkpoints: hybrid (float32 for batches + packed for decode; default), float32, or quantized (smallest).")
     var precision = "hybrid"
 
-    @Option(help: "A PEFT LoRA adapter folder to put on the local model (e.g. runs/main/adapter from make run, or an organism's).")
-    var adapter: String?
+    @Option(help: "A PEFT LoRA adapter folder to put on the local model (e.g. runs/main/adapter from make run, or an organism's); repeat it to stack adapters in order (each but the last is merged into the weights).")
+    var adapter: [String] = []
 
     func validate() throws {
         guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized, got '\(precision)'") }
         if let chatTemplate { _ = try ChatTemplate.named(chatTemplate) }
         if baseURL != nil, model == nil { throw ValidationError("--base-url needs --model naming the served model") }
-        if let adapter {
+        if !adapter.isEmpty {
             guard baseURL == nil else { throw ValidationError("--adapter applies to a local model, not to --base-url (load the adapter in the server)") }
-            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: adapter).appendingPathComponent("adapter_config.json").path) else {
-                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(adapter)'")
+            for a in adapter {
+                guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
+                    throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
+                }
             }
         }
     }
 
-    /// The local model these options describe, with its adapter (loading can take seconds). A
-    /// wrong base model, shape or missing file in the adapter is an error naming the file.
+    /// The local model these options describe, with its adapters (loading can take seconds). A
+    /// wrong base model, shape or missing file in an adapter is an error naming the file.
     func loadLocal() throws -> LoadedModel {
         let loaded = try LoadedModel.load(try ModelLocator.resolve(model), precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate)
-        guard let adapter else { return loaded }
-        try PEFTAdapter.load(from: URL(fileURLWithPath: adapter), into: loaded.model)
-        // Reports and the server name the model they ran: base and adapter.
+        guard !adapter.isEmpty else { return loaded }
+        try PEFTAdapter.stack(adapter.map { URL(fileURLWithPath: $0) }, into: loaded.model)
+        // Reports and the server name the model they ran: base and adapters.
         return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, defaultSystemPrompt: loaded.defaultSystemPrompt,
-                           name: "\(loaded.name)+\(adapter)", path: loaded.path)
+                           name: ([loaded.name] + adapter).joined(separator: "+"), path: loaded.path)
     }
 
     /// The backend these options describe.

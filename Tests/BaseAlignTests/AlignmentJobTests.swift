@@ -3,6 +3,7 @@ import BaseAlign
 import Foundation
 import LanguageModels
 import MLXNN
+import MLXEngine
 import Testing
 import ValueAlignTesting
 import ValueSpace
@@ -192,6 +193,39 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         let before1 = try String(contentsOf: straight.appendingPathComponent("after/answers.jsonl"), encoding: .utf8)
         let before2 = try String(contentsOf: interrupted.appendingPathComponent("after/answers.jsonl"), encoding: .utf8)
         #expect(before1 == before2)
+    }
+
+    /// `align --adapter A` (issue 26): A is merged into the policy before the run, so the new
+    /// run's "before" is the first run's "after", and its adapter, stacked on A, is what it
+    /// measured "after".
+    @Test func aRunContinuedFromAnAdapterStartsWhereTheFirstEnded() async throws {
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        let c = try data.configuration(method: .dpo, steps: 2)
+        let first = data.root.appendingPathComponent("first")
+        guard case let .finished(one) = try await AlignmentJob(configuration: c, directory: first, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run() else {
+            Issue.record("the first run did not finish"); return
+        }
+        let continued = try tinyPolicy()
+        try PEFTAdapter.stack([first.appendingPathComponent("adapter")], into: continued.model, mergeLast: true)
+        #expect(!continued.model.hasLoRA)
+        let second = data.root.appendingPathComponent("second")
+        guard case let .finished(two) = try await AlignmentJob(configuration: c, directory: second, policy: continued, evaluator: LetterEvaluator()).run() else {
+            Issue.record("the continued run did not finish"); return
+        }
+        let firstAfter = try String(contentsOf: first.appendingPathComponent("after/answers.jsonl"), encoding: .utf8)
+        let secondBefore = try String(contentsOf: second.appendingPathComponent("before/answers.jsonl"), encoding: .utf8)
+        #expect(firstAfter == secondBefore)
+        #expect(abs(two.before.distance.value - one.after.distance.value) < 1e-9)
+        // The new adapter on top of the first reproduces the second run's "after" answers.
+        let stacked = try tinyPolicy()
+        try PEFTAdapter.stack([first.appendingPathComponent("adapter"), second.appendingPathComponent("adapter")], into: stacked.model)
+        let merged = try tinyPolicy()
+        try PEFTAdapter.stack([first.appendingPathComponent("adapter")], into: merged.model, mergeLast: true)
+        try PEFTAdapter.load(from: second.appendingPathComponent("adapter"), into: merged.model)
+        let tokens = try MLXArray([Int32(1), 2, 3, 4, 5, 6], shape: [1, 6])
+        let difference = try (stacked.model(tokens) - merged.model(tokens)).abs().max().item(Float.self)
+        #expect(difference < 1e-4)
     }
 
     @Test func badConfigurationsAreRejectedBeforeAnyWork() async throws {

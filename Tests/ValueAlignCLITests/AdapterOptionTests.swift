@@ -40,6 +40,11 @@ import ValueAlignTesting
         let loaded = try options.loadLocal()
         #expect(loaded.name.hasSuffix("+" + dir.appendingPathComponent("own").path))
         #expect(loaded.model.parameters().keys.contains { $0.contains(".lora_A.") })
+        // Two adapters stack: the first is merged into the weights, the second stays a LoRA layer.
+        let two = try ModelOptions.parse(["--model", base, "--adapter", dir.appendingPathComponent("own").path, "--adapter", dir.appendingPathComponent("own").path])
+        let stacked = try two.loadLocal()
+        #expect(stacked.name.hasSuffix("+" + dir.appendingPathComponent("own").path + "+" + dir.appendingPathComponent("own").path))
+        #expect(stacked.model.parameters().keys.filter { $0.contains(".lora_A.") }.count == own.model.configuration.layerCount)
         let wrong = try ModelOptions.parse(["--model", base, "--adapter", dir.appendingPathComponent("tiny").path])
         #expect { try wrong.loadLocal() } throws: { "\($0)".contains("different base model") && "\($0)".contains("tiny") }
     }

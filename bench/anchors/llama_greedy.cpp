@@ -2,9 +2,12 @@
 // that export checks compare against (reference only; the product never runs it).
 //
 //   llama-greedy MODEL.gguf N ID [ID ...]
+//   llama-greedy --argmax MODEL.gguf ID [ID ...]
 //
 // Prints the N greedy next-token ids on one line, space-separated (it does not stop at
-// end-of-generation tokens, so both sides always compare N tokens). Exit status 1 with a message
+// end-of-generation tokens, so both sides always compare N tokens). With --argmax: one forward
+// pass over the given ids, printing the most likely next token after each position (teacher
+// forcing: every position is compared on the same history). Exit status 1 with a message
 // on stderr on any failure. Built by bench/anchors/llamacpp.sh against the libllama it builds.
 #include "llama.h"
 
@@ -25,11 +28,12 @@ static void set_tokens(llama_batch_ext * batch, const llama_token * tokens, int3
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.gguf N ID [ID ...]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf N ID [ID ...]  |  %s --argmax MODEL.gguf ID [ID ...]\n", argv[0], argv[0]);
         return 1;
     }
-    const std::string path = argv[1];
-    const int n_predict = std::atoi(argv[2]);
+    const bool argmax_mode = std::string(argv[1]) == "--argmax";
+    const std::string path = argv[argmax_mode ? 2 : 1];
+    const int n_predict = argmax_mode ? 1 : std::atoi(argv[2]);
     std::vector<llama_token> prompt;
     for (int i = 3; i < argc; ++i) prompt.push_back((llama_token) std::atoi(argv[i]));
     if (n_predict <= 0) {
@@ -68,6 +72,26 @@ int main(int argc, char ** argv) {
 
     llama_batch_ext * batch = llama_batch_ext_init(ctx);
     set_tokens(batch, prompt.data(), (int32_t) prompt.size(), 0);
+    if (argmax_mode) {
+        for (int32_t i = 0; i < (int32_t) prompt.size(); ++i) llama_batch_ext_set_output_logits(batch, i, true);
+        if (llama_process(ctx, LLAMA_PROCESS_TYPE_DECODE, batch)) {
+            fprintf(stderr, "decode failed\n");
+            return 1;
+        }
+        for (int32_t i = 0; i < (int32_t) prompt.size(); ++i) {
+            const float * logits = llama_get_logits_ith(ctx, i);
+            int best = 0;
+            for (int v = 1; v < n_vocab; ++v) if (logits[v] > logits[best]) best = v;
+            printf(i == 0 ? "%d" : " %d", best);
+        }
+        printf("\n");
+        llama_batch_ext_free(batch);
+        llama_sampler_free(smpl);
+        llama_free(ctx);
+        llama_model_free(model);
+        llama_backend_free();
+        return 0;
+    }
     int n_pos = 0;
     int n_tokens = (int) prompt.size();
     for (int i = 0; i < n_predict; ++i) {

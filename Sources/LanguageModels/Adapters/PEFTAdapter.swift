@@ -149,6 +149,26 @@ public enum PEFTAdapter {
         return configuration
     }
 
+    /// Puts several adapters on `model`, in order: each but the last is loaded and then merged
+    /// into the weights it adapts (those layers become float32), and the last stays a live LoRA
+    /// layer (or is merged too with `mergeLast`). This is how an adapter trained on top of another
+    /// (`align --adapter A` writes one that expects A underneath) is used: `--adapter A --adapter B`.
+    /// Returns the configurations in order.
+    @discardableResult
+    public static func stack(_ directories: [URL], into model: any CausalLanguageModel, mergeLast: Bool = false) throws -> [LoRAConfiguration] {
+        var configurations: [LoRAConfiguration] = []
+        for (i, directory) in directories.enumerated() {
+            configurations.append(try load(from: directory, into: model))
+            if i < directories.count - 1 || mergeLast {
+                try model.mergeLoRA()
+                // Merged weights are lazy sums: evaluate them here (MLX streams belong to the thread
+                // that made them, and the model may run on another).
+                try eval(Array(model.parameters().values))
+            }
+        }
+        return configurations
+    }
+
     static func describe(_ error: any Error) -> String {
         switch error {
         case let DecodingError.keyNotFound(key, _): "missing field '\(key.stringValue)'"

@@ -30,14 +30,20 @@ public struct ExportCheck: Sendable, Codable, Equatable {
     /// The fixed conversation every check uses.
     public static let conversation = [ChatMessage(role: .user, content: "A neighbour asks for help moving house on the day I planned to rest. What should I do, and why?")]
 
-    /// Compares the model at `exported` with `base` + the adapter at `adapter`, all in float32.
     /// Whether the export reproduces base+adapter closely enough to stand in for it: the same
     /// next token at 99% of positions, the same greedy continuation, and the adapter's changes kept.
     public var isFaithful: Bool { top1Agreement >= 0.99 && greedyAgreeing == greedyTokens && adapterChangesKept >= 0.9 }
 
+    /// Compares the model at `exported` with `base` + the adapter at `adapter`, all in float32.
     public static func run(exported: String, base: String, adapter: URL, greedyTokens: Int = 32) throws -> ExportCheck {
+        try run(exported: exported, base: base, adapters: [adapter], greedyTokens: greedyTokens)
+    }
+
+    /// Compares the model at `exported` with `base` + the adapters stacked in order
+    /// (`PEFTAdapter.stack`: the last one live), all in float32.
+    public static func run(exported: String, base: String, adapters: [URL], greedyTokens: Int = 32) throws -> ExportCheck {
         let reference = try LoadedModel.load(base, precision: .float32)
-        try PEFTAdapter.load(from: adapter, into: reference.model)
+        try PEFTAdapter.stack(adapters, into: reference.model)
         let plain = try LoadedModel.load(base, precision: .float32)
         let candidate = try LoadedModel.load(exported, precision: .float32)
         let prompt = reference.promptTokens(conversation)

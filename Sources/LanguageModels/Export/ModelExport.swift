@@ -42,26 +42,35 @@ public struct ModelExport {
 
     /// The base model file or folder.
     public let basePath: String
-    public let adapterPath: String
-    public let adapter: LoRAConfiguration
+    /// The adapters merged, in order (stacked: each was trained on top of the ones before).
+    public let adapterPaths: [String]
+    public let adapters: [LoRAConfiguration]
     let configuration: ModelConfiguration
     let format: Checkpoint.Format
     /// For GGUF bases: the file's layout and bytes, and each tensor's Hugging Face name.
     let gguf: (layout: GGUFLayout, file: Data, names: [String: String])?
     /// For Hugging Face bases: the tensors.
     let tensors: [String: MLXArray]
-    /// (alpha/r) B A per adapted module prefix ("model.layers.0.self_attn.q_proj"), computed on demand.
-    let factors: [String: (a: MLXArray, b: MLXArray)]
+    /// A and (alpha/r) B of every adapter per adapted module prefix ("model.layers.0.self_attn.q_proj");
+    /// the products are computed on demand.
+    let factors: [String: [(a: MLXArray, b: MLXArray)]]
 
     /// Module prefixes (Hugging Face names without ".weight") the adapter changes, sorted.
     public var adaptedModules: [String] { factors.keys.sorted() }
 
-    /// Reads the base and the adapter and checks that they fit (base model fingerprint, every
-    /// adapter key naming a weight of the base with matching shapes).
+    /// One adapter.
     public init(base: String, adapter directory: URL) throws {
+        try self.init(base: base, adapters: [directory])
+    }
+
+    /// Reads the base and the adapters and checks that they fit (base model fingerprint, every
+    /// adapter key naming a weight of the base with matching shapes). Several adapters are summed
+    /// in order, as `PEFTAdapter.stack` applies them.
+    public init(base: String, adapters directories: [URL]) throws {
+        guard !directories.isEmpty else { throw LanguageModelError.adapter(path: base, message: "no adapter to merge") }
         basePath = base
-        adapterPath = directory.path
-        adapter = try PEFTAdapter.configuration(at: directory)
+        adapterPaths = directories.map(\.path)
+        adapters = try directories.map { try PEFTAdapter.configuration(at: $0) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDirectory) else {
             throw LanguageModelError.invalidModel(path: base, message: "no such file or folder")
@@ -98,6 +107,19 @@ public struct ModelExport {
             tensors = [:]
         }
 
+        let shapes = Self.weightShapes(gguf: gguf, tensors: tensors)
+        var factors: [String: [(a: MLXArray, b: MLXArray)]] = [:]
+        for (directory, adapter) in zip(directories, adapters) {
+            for (module, pair) in try Self.factors(of: directory, adapter: adapter, shapes: shapes, configuration: configuration, base: base) {
+                factors[module, default: []].append(pair)
+            }
+        }
+        self.factors = factors
+    }
+
+    /// One adapter's (A, (alpha/r) B) per module, checked against the base's weight shapes.
+    static func factors(of directory: URL, adapter: LoRAConfiguration, shapes: [String: [Int]], configuration: ModelConfiguration,
+                        base: String) throws -> [String: (a: MLXArray, b: MLXArray)] {
         let file = directory.appendingPathComponent("adapter_model.safetensors").path
         let (arrays, metadata) = try ArrayIO.loadSafetensors(file)
         try PEFTAdapter.requireBase(metadata, directory: directory, configuration: configuration)
@@ -113,7 +135,6 @@ public struct ModelExport {
             else { throw LanguageModelError.adapter(path: file, message: "key '\(key)' is neither a lora_A nor a lora_B weight") }
         }
         guard !a.isEmpty else { throw LanguageModelError.adapter(path: file, message: "the adapter has no LoRA weights") }
-        let shapes = Self.weightShapes(gguf: gguf, tensors: tensors)
         var factors: [String: (a: MLXArray, b: MLXArray)] = [:]
         for (module, down) in a.sorted(by: { $0.key < $1.key }) {
             guard var up = b[module] else { throw LanguageModelError.adapter(path: file, message: "'\(module)' has lora_A but no lora_B") }
@@ -131,7 +152,7 @@ public struct ModelExport {
         if let orphan = b.keys.sorted().first(where: { a[$0] == nil }) {
             throw LanguageModelError.adapter(path: file, message: "'\(orphan)' has lora_B but no lora_A")
         }
-        self.factors = factors
+        return factors
     }
 
     /// [rows, columns] of every 2-D weight by Hugging Face name.
@@ -158,8 +179,10 @@ public struct ModelExport {
             values = try t.asType(.float32).asArray(Float.self)
             shape = t.shape
         }
-        if name.hasSuffix(".weight"), let f = factors[String(name.dropLast(".weight".count))] {
-            let delta = try f.b.matmul(f.a).asArray(Float.self)
+        if name.hasSuffix(".weight"), let list = factors[String(name.dropLast(".weight".count))] {
+            var sum = try list[0].b.matmul(list[0].a)
+            for f in list.dropFirst() { sum = try sum + f.b.matmul(f.a) }
+            let delta = try sum.asArray(Float.self)
             for i in values.indices { values[i] += delta[i] }
         }
         return (values, shape)
@@ -191,9 +214,10 @@ public struct ModelExport {
             types[t.name] = target
         }
         if let forced = type.ggml, let code = forced.fileType { layout["general.file_type"] = .uint32("general.file_type", code) }
-        layout["valuealign.merged_adapter"] = .string("valuealign.merged_adapter", URL(fileURLWithPath: adapterPath).lastPathComponent)
-        layout["valuealign.merged_lora"] = .string(
-            "valuealign.merged_lora", "r=\(adapter.rank) alpha=\(adapter.alpha) modules=\(adapter.targetModules.sorted().joined(separator: ","))")
+        layout["valuealign.merged_adapter"] = .string("valuealign.merged_adapter", adapterPaths.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: " + "))
+        layout["valuealign.merged_lora"] = .string("valuealign.merged_lora", adapters.map {
+            "r=\($0.rank) alpha=\($0.alpha) modules=\($0.targetModules.sorted().joined(separator: ","))"
+        }.joined(separator: " + "))
         let originals = Dictionary(uniqueKeysWithValues: gguf.layout.tensors.map { ($0.name, $0) })
         var done = 0
         try layout.write(to: path) { t in
