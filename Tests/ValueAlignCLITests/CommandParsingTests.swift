@@ -204,3 +204,13 @@ struct RedTeamCommandParsingTests {
         #expect(parseError(["audit-data", data, "--out", scratch("a"), "--policy", repo("examples/guard-policy.json")]) == nil)
     }
 }
+
+@Suite struct ProbeParsingTests {
+    @Test func layersParseAndBadOnesAreNamed() throws {
+        #expect(try parseLayers("1-3,8", layerCount: 30) == [1, 2, 3, 8])
+        #expect(throws: (any Error).self) { try parseLayers("0-4", layerCount: 30) }
+        #expect(throws: (any Error).self) { try parseLayers("5-x", layerCount: 30) }
+        #expect(throws: (any Error).self) { try parseLayers("31", layerCount: 30) }
+        #expect(parseError(["probe", "test", "--probes", scratch("no-such-probes.safetensors")])?.contains("--probes: no such file") == true)
+    }
+}
