@@ -43,8 +43,10 @@ public struct ValueProbes: Sendable {
         /// Per value, the layer with the best cross-validated AUROC (nil: too few positives).
         public var bestOpposedLayer: [Int?]
         public var bestSupportedLayer: [Int?]
-        /// Held-out AUROC at the chosen layer.
+        /// Held-out AUROC at the chosen layer, and its 95% bootstrap interval (1,000 resamples of
+        /// the held-out examples, seeded): with a handful of positives it is wide.
         public var chosenTestOpposed: [Double?]
+        public var chosenTestOpposedInterval: [[Double]?]
         public var chosenTestSupported: [Double?]
         public var folds: Int
         public var seconds: Double
@@ -77,6 +79,19 @@ public struct ValueProbes: Sendable {
             i = j + 1
         }
         return (rankSum - Double(pos * (pos + 1)) / 2) / Double(pos * neg)
+    }
+
+    /// Percentile bootstrap interval (95%) of the AUROC of `scores` for `positive`.
+    static func aurocInterval(_ scores: [Float], _ positive: [Bool], resamples: Int = 1000, seed: UInt64 = 27) -> [Double]? {
+        var g = SplitMix64(seed: seed)
+        var values: [Double] = []
+        for _ in 0..<resamples {
+            let rows = (0..<scores.count).map { _ in Int(g.next() % UInt64(scores.count)) }
+            if let a = auroc(rows.map { scores[$0] }, rows.map { positive[$0] }) { values.append(a) }
+        }
+        guard values.count >= resamples / 2 else { return nil }
+        values.sort()
+        return [values[Int(0.025 * Double(values.count))], values[min(values.count - 1, Int(0.975 * Double(values.count)))]]
     }
 
     /// Targets [n, 20]: opposed (label -1) then supported (+1), per value.
@@ -148,6 +163,7 @@ public struct ValueProbes: Sendable {
         let start = Date()
         let h = train.hiddenSize, pooling = train.poolings[0]
         var probes: [Layer] = [], figures: [LayerFigures] = []
+        var testScores: [Int: [Float]] = [:]
         var order = Array(0..<train.count)
         var generator = SplitMix64(seed: 0xF01D)
         generator.shuffle(&order)
@@ -155,10 +171,11 @@ public struct ValueProbes: Sendable {
         for (position, row) in order.enumerated() { foldOf[row] = position % settings.folds }
         for (index, layer) in train.layers.enumerated() {
             let x = try train.select(rows: Array(0..<train.count), layers: [layer], poolings: [pooling])
-            // Cross-validation on the training side: out-of-fold scores pooled over folds, rows
-            // assigned to folds in a seeded random order (not by position, which data order could
-            // align with labels).
-            var oof = [Float](repeating: 0, count: train.count * 20)
+            // Cross-validation on the training side: the mean over folds of each fold's AUROC
+            // (scores of different folds' probes are not on one scale, so they are not pooled),
+            // rows assigned to folds in a seeded random order (not by position, which data order
+            // could align with labels).
+            var foldOpposed: [[Double]] = Array(repeating: [], count: 10), foldSupported: [[Double]] = Array(repeating: [], count: 10)
             for fold in 0..<settings.folds {
                 let inFold = (0..<train.count).filter { foldOf[$0] == fold }
                 let outFold = (0..<train.count).filter { foldOf[$0] != fold }
@@ -166,13 +183,25 @@ public struct ValueProbes: Sendable {
                 let p = try fit(Array(xt), rows: outFold.count, hidden: h, labels: outFold.map { trainLabels[$0] }, settings: settings, seed: UInt64(fold))
                 let xv = Array(inFold.flatMap { x[$0 * h ..< ($0 + 1) * h] })
                 let s = scores(p, xv, rows: inFold.count, hidden: h)
-                for (k, row) in inFold.enumerated() { for j in 0..<20 { oof[row * 20 + j] = s[k * 20 + j] } }
+                let labels = inFold.map { trainLabels[$0] }
+                for v in 0..<10 {
+                    if let a = auroc(labels.indices.map { s[$0 * 20 + v] }, labels.map { $0[v] == -1 }) { foldOpposed[v].append(a) }
+                    if let a = auroc(labels.indices.map { s[$0 * 20 + 10 + v] }, labels.map { $0[v] == 1 }) { foldSupported[v].append(a) }
+                }
+            }
+            func cv(_ perFold: [[Double]], _ sign: Int) -> [Double?] {
+                (0..<10).map { v in
+                    let positives = trainLabels.filter { $0[v] == sign }.count
+                    guard positives >= settings.minimumPositives, !perFold[v].isEmpty else { return nil }
+                    return perFold[v].reduce(0, +) / Double(perFold[v].count)
+                }
             }
             var final = try fit(x, rows: train.count, hidden: h, labels: trainLabels, settings: settings, seed: 99)
             final.layer = layer
             probes.append(final)
             let xs = try test.select(rows: Array(0..<test.count), layers: [layer], poolings: [pooling])
             let s = scores(final, xs, rows: test.count, hidden: h)
+            testScores[layer] = s
             let accuracy: [Double?] = (0..<10).map { v in
                 guard !testLabels.isEmpty else { return nil }
                 let right = testLabels.indices.filter { (s[$0 * 20 + v] > 0) == (testLabels[$0][v] == -1) }.count
@@ -180,8 +209,7 @@ public struct ValueProbes: Sendable {
             }
             figures.append(LayerFigures(
                 layer: layer,
-                cvOpposed: aurocs(oof, labels: trainLabels, offset: 0, minimumPositives: settings.minimumPositives),
-                cvSupported: aurocs(oof, labels: trainLabels, offset: 10, minimumPositives: settings.minimumPositives),
+                cvOpposed: cv(foldOpposed, -1), cvSupported: cv(foldSupported, 1),
                 testOpposed: aurocs(s, labels: testLabels, offset: 0, minimumPositives: 1),
                 testSupported: aurocs(s, labels: testLabels, offset: 10, minimumPositives: 1),
                 testAccuracyOpposed: accuracy))
@@ -199,7 +227,13 @@ public struct ValueProbes: Sendable {
             testOpposedPositives: (0..<10).map { v in testLabels.filter { $0[v] == -1 }.count },
             testSupportedPositives: (0..<10).map { v in testLabels.filter { $0[v] == 1 }.count },
             layers: figures, bestOpposedLayer: bestOpposed, bestSupportedLayer: bestSupported,
-            chosenTestOpposed: chosen(bestOpposed, \.testOpposed), chosenTestSupported: chosen(bestSupported, \.testSupported),
+            chosenTestOpposed: chosen(bestOpposed, \.testOpposed),
+            chosenTestOpposedInterval: (0..<10).map { v in
+                bestOpposed[v].flatMap { l in testScores[l].flatMap { s in
+                    aurocInterval(testLabels.indices.map { s[$0 * 20 + v] }, testLabels.map { $0[v] == -1 })
+                } }
+            },
+            chosenTestSupported: chosen(bestSupported, \.testSupported),
             folds: settings.folds, seconds: Date().timeIntervalSince(start))
         return (ValueProbes(layers: probes), report)
     }
@@ -339,10 +373,11 @@ enum ProbeReportHTML {
         The layer per value is chosen by \(r.folds)-fold cross-validated AUROC on the training side (bold); the held-out
         AUROC is reported at every layer. Chance: AUROC 0.5. Goal (issue 27): ≥ 0.90 for opposed on security, conformity,
         benevolence and universalism at the chosen layer.</p>
-        <h2>Held-out AUROC, opposed, chosen layer</h2><table><tr><th>value</th><th>held-out positives</th><th>chosen layer</th><th>AUROC</th></tr>
+        <h2>Held-out AUROC, opposed, chosen layer</h2><table><tr><th>value</th><th>held-out positives</th><th>chosen layer</th><th>AUROC [95% bootstrap interval]</th></tr>
         """
         for (i, v) in values.enumerated() {
-            h += "<tr><td>\(v.rawValue)</td><td>\(r.testOpposedPositives[i])</td><td>\(r.bestOpposedLayer[i].map(String.init) ?? "–")</td><td>\(f(r.chosenTestOpposed[i]))</td></tr>"
+            let interval = r.chosenTestOpposedInterval[i].map { " [\(f($0[0])), \(f($0[1]))]" } ?? ""
+            h += "<tr><td>\(v.rawValue)</td><td>\(r.testOpposedPositives[i])</td><td>\(r.bestOpposedLayer[i].map(String.init) ?? "–")</td><td>\(f(r.chosenTestOpposed[i]))\(interval)</td></tr>"
         }
         h += "</table>"
         // Line plot: held-out AUROC by layer, one line per value.

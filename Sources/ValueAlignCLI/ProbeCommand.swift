@@ -64,8 +64,10 @@ struct ProbeTrain: ParsableCommand {
         bar?.update(bar?.total ?? 0, final: true)
         print("held-out AUROC of the opposed probes at the layer chosen by cross-validation (chance 0.5):")
         for (i, v) in SchwartzValue.allCases.enumerated() {
-            let auroc = report.chosenTestOpposed[i].map { String(format: "%.3f", $0) } ?? "–"
-            print("  \(v.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) layer \(report.bestOpposedLayer[i].map(String.init) ?? "–")  AUROC \(auroc)  (\(report.testOpposedPositives[i]) held-out positives)")
+            let auroc = (report.chosenTestOpposed[i].map { String(format: "%.3f", $0) } ?? "–")
+                + (report.chosenTestOpposedInterval[i].map { String(format: " [%.2f, %.2f]", $0[0], $0[1]) } ?? "")
+            let few = report.testOpposedPositives[i] < 5 ? ", too few to judge" : ""
+            print("  \(v.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) layer \(report.bestOpposedLayer[i].map(String.init) ?? "–")  AUROC \(auroc)  (\(report.testOpposedPositives[i]) held-out positives\(few))")
         }
         print("wrote \(out)/probes.safetensors, summary.json, report.html")
     }
