@@ -85,27 +85,22 @@ int main(int argc, char ** argv) {
             printf(i == 0 ? "%d" : " %d", best);
         }
         printf("\n");
-        llama_batch_ext_free(batch);
-        llama_sampler_free(smpl);
-        llama_free(ctx);
-        llama_model_free(model);
-        llama_backend_free();
-        return 0;
-    }
-    int n_pos = 0;
-    int n_tokens = (int) prompt.size();
-    for (int i = 0; i < n_predict; ++i) {
-        if (llama_process(ctx, LLAMA_PROCESS_TYPE_DECODE, batch)) {
-            fprintf(stderr, "decode failed at step %d\n", i);
-            return 1;
+    } else {
+        int n_pos = 0;
+        int n_tokens = (int) prompt.size();
+        for (int i = 0; i < n_predict; ++i) {
+            if (llama_process(ctx, LLAMA_PROCESS_TYPE_DECODE, batch)) {
+                fprintf(stderr, "decode failed at step %d\n", i);
+                return 1;
+            }
+            n_pos += n_tokens;
+            llama_token next = llama_sampler_sample(smpl, ctx, -1);
+            printf(i == 0 ? "%d" : " %d", next);
+            set_tokens(batch, &next, 1, n_pos);
+            n_tokens = 1;
         }
-        n_pos += n_tokens;
-        llama_token next = llama_sampler_sample(smpl, ctx, -1);
-        printf(i == 0 ? "%d" : " %d", next);
-        set_tokens(batch, &next, 1, n_pos);
-        n_tokens = 1;
+        printf("\n");
     }
-    printf("\n");
     llama_batch_ext_free(batch);
     llama_sampler_free(smpl);
     llama_free(ctx);
