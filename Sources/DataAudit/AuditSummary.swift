@@ -67,7 +67,9 @@ extension DataAudit {
         for d in [AuditedRecord.Decision.keep, .review, .drop] {
             let path = "\(outputDirectory)/\(d.rawValue).\(ext)"
             FileManager.default.createFile(atPath: path, contents: reader.csvHeader.map { Data(($0 + "\n").utf8) } ?? Data())
-            files[d] = FileHandle(forWritingAtPath: path)
+            let handle = FileHandle(forWritingAtPath: path)
+            _ = try handle?.seekToEnd()  // after the CSV header
+            files[d] = handle
         }
         let badPath = outputDirectory + "/bad-lines.jsonl"
         try? FileManager.default.removeItem(atPath: badPath)

@@ -187,6 +187,19 @@ func write(_ lines: [String], to path: String) throws {
         #expect(html.contains("near-duplicate of line 1") && html.contains("heldout") && html.contains("benevolence"))
     }
 
+    @Test func csvCopiesKeepTheHeaderAndRowsThatSpanLines() async throws {
+        let dir = try temporaryFolder()
+        let input = dir + "/rows.csv"
+        try write(["prompt,response,source", "\"Hi, there\",\"I can help,\nkindly.\",forum", "Loud,\"Scare him, hurt him.\",web", "Why?,,web"], to: input)
+        let audit = DataAudit(input: input, outputDirectory: dir + "/audit", policy: try policy(), evaluator: evaluator)
+        try await audit.score()
+        let summary = try audit.finish()
+        #expect(try String(contentsOfFile: dir + "/audit/keep.csv", encoding: .utf8) == "prompt,response,source\n\"Hi, there\",\"I can help,\nkindly.\",forum\n")
+        #expect(try String(contentsOfFile: dir + "/audit/drop.csv", encoding: .utf8) == "prompt,response,source\nLoud,\"Scare him, hurt him.\",web\n")
+        #expect(summary.badRecords == 1 && summary.bad.first?.line == 5)
+        #expect(summary.sources.map(\.source).sorted() == ["forum", "web"])
+    }
+
     @Test func resumesAfterAnInterruptionAndATornLineWithoutRedoingOrLosingRecords() async throws {
         let dir = try temporaryFolder()
         let input = try dataset(dir)
