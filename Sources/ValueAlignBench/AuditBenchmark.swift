@@ -168,8 +168,8 @@ public struct AuditBenchmark {
             name: "audited records/s (vs scoring prefill)", value: rate, unit: "records/s", anchorName: "prefill + logits at every position",
             anchorValue: Double(examples.count) / scoringMs * 1000, higherIsBetter: true))
         report.notes.append(String(format: "%d records, %d pairs, %d tokens (chat format) in all; the audit also checks each prompt alone (the policy's input stage) unless --no-prompt-check, and reads long responses in windows; the evaluator runs %@ of the model's %d layers, so against a prefill with last-position logits its ceiling is about %.2fx",
-                                   examples.count, encoded.count, tokens, "\(evaluator.configuration.layers.max().map { $0 + 1 } ?? 0)", evaluator.configuration.baseModel.layerCount,
-                                   Double(evaluator.configuration.baseModel.layerCount) / Double(evaluator.configuration.layers.max().map { $0 + 1 } ?? 1)))
+                                   examples.count, encoded.count, tokens, "\(evaluator.configuration.layersRun)", evaluator.configuration.baseModel.layerCount,
+                                   Double(evaluator.configuration.baseModel.layerCount) / Double(max(1, evaluator.configuration.layersRun))))
         report.notes.append("BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); medians of \(p.iterations) runs after one warm-up; audit timing includes reading, checks and writing")
         return report
     }
