@@ -9,7 +9,8 @@ struct ExportCommand: ParsableCommand {
         discussion: """
         --out ending in .gguf writes GGUF (the base must be a GGUF file) with F16 matrices by default; --type q8_0 is half \
         the size and keeps the update; --type base keeps each tensor's type, re-quantizing adapted ones with ggml's reference \
-        quantizer (at 4 bits that erases much of a LoRA update: the check says how much). \
+        quantizer (at 4 bits that erases much of a LoRA update: the check says how much); --type mixed keeps untouched \
+        tensors verbatim and writes the adapted ones in Q8_0. \
         Any other --out is a folder: model.safetensors, config.json, generation_config.json and tokenizer files (--dtype). \
         Afterwards the export is loaded back and compared with base+adapter on a fixed conversation (logits at every \
         position, 32 greedy tokens); --check-json writes the figures. Example, after `make run`:
@@ -23,7 +24,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "The PEFT LoRA adapter folder to merge (e.g. runs/main/adapter); repeat it for adapters stacked in order (align --adapter writes such a stack).")
     var adapter: [String] = []
     @Option(help: "Output: FILE.gguf, or a folder for safetensors.") var out: String
-    @Option(help: "GGUF tensor types: \(ModelExport.GGUFType.allCases.map(\.rawValue).joined(separator: ", ")) (base keeps the base model's; 4-bit bases lose much of a LoRA update).")
+    @Option(help: "GGUF tensor types: \(ModelExport.GGUFType.allCases.map(\.rawValue).joined(separator: ", ")) (base keeps the base model's, and 4-bit bases lose much of a LoRA update; mixed keeps untouched tensors and writes adapted ones in Q8_0).")
     var type: String?
     @Option(help: "Safetensors dtype: \(ModelExport.SafetensorsType.allCases.map(\.rawValue).joined(separator: ", ")).")
     var dtype = "float32"

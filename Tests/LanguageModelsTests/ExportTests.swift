@@ -155,6 +155,28 @@ enum LlamaCpp {
         try? FileManager.default.removeItem(atPath: out)
     }
 
+    /// `--type mixed`: untouched tensors verbatim, adapted ones in Q8_0; the update survives.
+    @Test func mixedGGUFKeepsUntouchedTensorsAndTheUpdate() throws {
+        let base = try #require(Embedded.path), adapter = try Self.adapter.get()
+        let out = Self.work.appendingPathComponent("merged-mixed.gguf").path
+        try ModelExport(base: base, adapter: adapter).writeGGUF(to: out, type: .mixed)
+        let (source, sourceData) = try GGUFLayout.read(base)
+        let (written, writtenData) = try GGUFLayout.read(out)
+        for (s, w) in zip(source.tensors, written.tensors) {
+            let adapted = ["attn_q", "attn_k", "attn_v", "ffn_down"].contains { s.name.contains(".\($0).") }
+            if adapted {
+                #expect(w.type == .q8_0, "\(s.name)")
+            } else {
+                #expect(w.type == s.type && source.bytes(of: s, in: sourceData) == written.bytes(of: w, in: writtenData), "\(s.name)")
+            }
+        }
+        let check = try ExportCheck.run(exported: out, base: base, adapter: adapter)
+        // Q8_0 rounding of the adapted weights may flip a near-tie, but the update survives
+        // (a 4-bit re-quantization keeps almost none of it; docs/export-and-audit.md).
+        #expect(check.greedyAgreeing == 32 && check.top1Agreement >= 0.97 && check.adapterChangesKept >= 0.8, "\(check)")
+        try? FileManager.default.removeItem(atPath: out)
+    }
+
     @Test func safetensorsFolderLoadsBackWithEqualLogitsAndTokenizer() throws {
         let base = try #require(Embedded.path), adapter = try Self.adapter.get()
         let out = Self.work.appendingPathComponent("merged-hf").path

@@ -189,7 +189,7 @@ struct RedTeamCommandParsingTests {
         let adapter = scratch("adapter-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
         try Data("{}".utf8).write(to: URL(fileURLWithPath: adapter + "/adapter_config.json"))
-        #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--type", "q4_k"])?.contains("--type must be one of base, f32, f16, bf16, q8_0") == true)
+        #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--type", "q4_k"])?.contains("--type must be one of base, mixed, f32, f16, bf16, q8_0") == true)
         #expect(parseError(["export", "--adapter", adapter, "--out", "folder", "--type", "q8_0"])?.contains("--type applies to a .gguf output") == true)
         #expect(parseError(["export", "--adapter", adapter, "--out", "x.gguf", "--dtype", "float16"])?.contains("--dtype applies to a safetensors folder") == true)
         #expect(parseError(["export", "--adapter", scratch("no-such-adapter"), "--out", "x.gguf"])?.contains("no PEFT adapter") == true)

@@ -12,13 +12,15 @@ public import MLXNN
 /// template and metadata byte for byte.
 public struct ModelExport {
     /// GGUF tensor types on export: `base` keeps each tensor's type (re-quantizing the adapted
-    /// ones with ggml's reference quantizer); the others convert every matrix.
+    /// ones with ggml's reference quantizer); `mixed` keeps untouched tensors verbatim and writes
+    /// adapted ones in Q8_0 (or their own float type), so a partial adapter survives at close to
+    /// the base's size; the others convert every matrix.
     public enum GGUFType: String, Sendable, CaseIterable {
-        case base, f32, f16, bf16, q8_0
+        case base, mixed, f32, f16, bf16, q8_0
 
         var ggml: GGMLType? {
             switch self {
-            case .base: nil
+            case .base, .mixed: nil
             case .f32: .f32
             case .f16: .f16
             case .bf16: .bf16
@@ -204,6 +206,7 @@ public struct ModelExport {
             let adapted = hf.hasSuffix(".weight") && factors[String(hf.dropLast(".weight".count))] != nil
             var target = t.type
             if t.dimensions.count >= 2, let forced = type.ggml { target = forced }
+            if type == .mixed, adapted, ![.f32, .f16, .bf16].contains(t.type) { target = .q8_0 }
             if (adapted || target != t.type) && !target.isWritable {
                 throw LanguageModelError.tensor(name: t.name, message: "is \(t.type.name), which this exporter cannot write; use --type f16, bf16, f32 or q8_0")
             }
