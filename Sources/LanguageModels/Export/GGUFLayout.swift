@@ -165,6 +165,7 @@ public struct GGUFLayout: Sendable {
         header += [UInt8](repeating: 0, count: Self.aligned(header.count, alignment) - header.count)
 
         let temporary = path + ".partial"
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
             throw LanguageModelError.invalidModel(path: path, message: "cannot create \(temporary)")
         }
