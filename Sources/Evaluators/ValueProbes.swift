@@ -376,7 +376,8 @@ enum ProbeReportHTML {
         <h2>Held-out AUROC, opposed, chosen layer</h2><table><tr><th>value</th><th>held-out positives</th><th>chosen layer</th><th>AUROC [95% bootstrap interval]</th></tr>
         """
         for (i, v) in values.enumerated() {
-            let interval = r.chosenTestOpposedInterval[i].map { " [\(f($0[0])), \(f($0[1]))]" } ?? ""
+            let interval = (r.chosenTestOpposedInterval[i].map { " [\(f($0[0])), \(f($0[1]))]" } ?? "")
+                + (r.testOpposedPositives[i] < 5 ? " <small>(too few positives to judge)</small>" : "")
             h += "<tr><td>\(v.rawValue)</td><td>\(r.testOpposedPositives[i])</td><td>\(r.bestOpposedLayer[i].map(String.init) ?? "–")</td><td>\(f(r.chosenTestOpposed[i]))\(interval)</td></tr>"
         }
         h += "</table>"
@@ -385,13 +386,13 @@ enum ProbeReportHTML {
         if let lo = layers.min(), let hi = layers.max(), hi > lo {
             let width = 760.0, height = 300.0, left = 40.0, bottom = 24.0
             func x(_ l: Int) -> Double { left + (width - left - 10) * Double(l - lo) / Double(hi - lo) }
-            func y(_ a: Double) -> Double { (height - bottom) - (height - bottom - 10) * (a - 0.4) / 0.6 }
+            func y(_ a: Double) -> Double { (height - bottom) - (height - bottom - 10) * (Swift.max(0.4, a) - 0.4) / 0.6 }
             let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-            h += "<h2>Held-out AUROC by layer (opposed)</h2><svg width=\"\(Int(width) + 160)\" height=\"\(Int(height))\" role=\"img\">"
+            h += "<h2>Held-out AUROC by layer (opposed)</h2><p><small>Values with at least 5 held-out positives; below 0.4 drawn at 0.4.</small></p><svg width=\"\(Int(width) + 160)\" height=\"\(Int(height))\" role=\"img\">"
             for a in stride(from: 0.4, through: 1.0, by: 0.1) {
                 h += "<line x1=\"\(left)\" x2=\"\(width - 10)\" y1=\"\(y(a))\" y2=\"\(y(a))\" stroke=\"#eee\"/><text x=\"4\" y=\"\(y(a) + 4)\" font-size=\"10\">\(String(format: "%.1f", a))</text>"
             }
-            for (i, v) in values.enumerated() {
+            for (i, v) in values.enumerated() where r.testOpposedPositives[i] >= 5 {
                 let points = r.layers.compactMap { l in l.testOpposed[i].map { "\(x(l.layer)),\(y($0))" } }
                 guard points.count > 1 else { continue }
                 h += "<polyline fill=\"none\" stroke=\"\(colors[i])\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>"
