@@ -87,14 +87,9 @@ extension DataAudit {
             do { record = try decoder.decode(AuditedRecord.self, from: Data(text.utf8)) } catch {
                 throw AuditError(description: "\(scoresPath):\(scoreLine): not an audit record (\(error)); use --restart")
             }
-            // The input record this score belongs to.
+            // The input record this score belongs to, as written (not parsed again).
             var raw: String?
-            while let item = try reader.next() {
-                let line: Int, text: String
-                switch item {
-                case let .example(e): (line, text) = (e.line, e.raw)
-                case let .bad(b): (line, text) = (b.line, b.raw)
-                }
+            while let (line, text) = try reader.nextText() {
                 if line == record.line { raw = text; break }
                 if line > record.line { break }
             }

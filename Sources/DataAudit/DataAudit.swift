@@ -119,13 +119,7 @@ public struct DataAudit: Sendable {
     public static func countRecords(_ path: String, csvColumns: CSVColumns = CSVColumns()) throws -> Int {
         let reader = try DatasetReader(path: path, csvColumns: csvColumns)
         var n = 0
-        if reader.isCSV {
-            while try reader.nextCSVRow() != nil { n += 1 }
-        } else {
-            while let (_, text) = try reader.lines.next() {
-                if !text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { n += 1 }
-            }
-        }
+        while try reader.nextText() != nil { n += 1 }
         return n
     }
 
@@ -138,7 +132,9 @@ public struct DataAudit: Sendable {
         let state = State(input: URL(fileURLWithPath: input).standardizedFileURL.path, inputBytes: (attributes[.size] as? NSNumber)?.intValue ?? -1,
                           inputModified: (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
                           policy: policy.name, evaluator: evaluator.name, options: options)
-        let done = try JSONLines.readState(AuditedRecord.self, from: scoresPath)
+        // Only each record's line is needed to resume (decoding whole records would hold them all).
+        struct ScoredLine: Decodable { var line: Int }
+        let done = try JSONLines.readState(ScoredLine.self, from: scoresPath)
         if !done.isEmpty {
             guard let data = FileManager.default.contents(atPath: statePath), let saved = try? JSONDecoder().decode(State.self, from: data) else {
                 throw AuditError(description: "\(scoresPath) exists without a readable \(statePath); remove the folder (or use --restart) to begin again")
@@ -226,8 +222,7 @@ public struct DataAudit: Sendable {
             record.distance = output.distance
             record.reasons = ((input?.violations ?? []) + output.violations).map(\.description)
             record.decision = action == .block ? .drop : action == .allow ? .keep : .review
-            if let rejectedText = e.rejected {
-                _ = rejectedText
+            if e.rejected != nil {
                 let rejected = assessments[next].vector
                 next += 1
                 let check = policy.check(rejected, stage: .output)

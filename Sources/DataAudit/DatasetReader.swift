@@ -91,15 +91,14 @@ public final class DatasetReader {
 
     /// The next record, nil at the end of the file.
     public func next() throws -> Item? {
-        if isCSV {
-            guard let (line, text) = try nextCSVRow() else { return nil }
-            return csvItem(line: line, text: text)
-        }
-        while let (line, text) = try lines.next() {
-            if text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
-            return Self.jsonItem(line: line, text: text, defaultSource: defaultSource)
-        }
-        return nil
+        guard let (line, text) = try nextText() else { return nil }
+        return isCSV ? csvItem(line: line, text: text) : Self.jsonItem(line: line, text: text, defaultSource: defaultSource)
+    }
+
+    /// The next record's text as it stands in the file (a non-blank JSONL line, or a CSV row
+    /// with the lines it spans) and the line it starts on, without parsing it.
+    public func nextText() throws -> (line: Int, text: String)? {
+        isCSV ? try nextCSVRow() : try lines.nextNonBlank()
     }
 
     // MARK: JSON Lines
@@ -292,6 +291,14 @@ final class LineReader {
 
     /// Start of the unread part of `buffer`.
     var position = 0
+
+    /// The next line with more than spaces, tabs or a carriage return.
+    func nextNonBlank() throws -> (Int, String)? {
+        while let (line, text) = try next() {
+            if !text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { return (line, text) }
+        }
+        return nil
+    }
 
     func next() throws -> (Int, String)? {
         while true {

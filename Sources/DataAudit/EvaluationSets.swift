@@ -33,8 +33,7 @@ extension ContaminationIndex {
                 continue
             }
             let reader = try LineReader(path: path)
-            while let (line, text) = try reader.next() {
-                if text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
+            while let (line, text) = try reader.nextNonBlank() {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                     throw DataAudit.AuditError(description: "\(path):\(line): not a JSON object (evaluation set \(name))")
                 }

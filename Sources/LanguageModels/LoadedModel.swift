@@ -55,6 +55,16 @@ public final class LoadedModel: @unchecked Sendable {
             name: URL(fileURLWithPath: path).lastPathComponent, path: path)
     }
 
+    /// This model with the PEFT adapters in `directories` stacked on it in order
+    /// (`PEFTAdapter.stack`; the weights change in place) and named after them, as reports and the
+    /// server show it ("model.gguf+runs/main/adapter").
+    public func stacking(_ directories: [String], mergeLast: Bool = false) throws -> LoadedModel {
+        guard !directories.isEmpty else { return self }
+        try PEFTAdapter.stack(directories.map { URL(fileURLWithPath: $0) }, into: model, mergeLast: mergeLast)
+        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: chatTemplate, defaultSystemPrompt: defaultSystemPrompt,
+                           name: ([name] + directories).joined(separator: "+"), path: path)
+    }
+
     /// `chat_template` of tokenizer_config.json: a string, or a list of named templates ("default").
     static func huggingFaceChatTemplate(folder: String) -> String? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("tokenizer_config.json")),

@@ -49,8 +49,7 @@ public struct AuditBenchmark {
         let subjects = ["the council", "my neighbour", "a small company", "the new teacher", "our team", "the library", "a volunteer group", "the hospital"]
         let acts = ["share the budget openly", "help families who lost their homes", "keep the old rules", "win the regional contest",
                     "protect the river from waste", "take credit for the work", "try something new each week", "ignore the complaints"]
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw DataAudit.AuditError(description: "cannot write \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else { throw DataAudit.AuditError(description: "cannot write \(path)") }
         defer { try? handle.close() }
         var chunk = ""
         for i in 0..<lines {

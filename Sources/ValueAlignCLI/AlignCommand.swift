@@ -127,11 +127,7 @@ struct AlignCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        for a in adapter {
-            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
-                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
-            }
-        }
+        try requireAdapterFolders(adapter)
         for (flag, path) in [("--prompts", prompts.first ?? "")] + prompts.dropFirst().map({ ("--prompts", $0) }) + [("--eval-values", evalValues)] {
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(flag): no such file '\(path)'") }
         }
@@ -161,9 +157,7 @@ struct AlignCommand: AsyncParsableCommand {
         var policy = try LoadedModel.load(path)
         if !adapter.isEmpty {
             say("… merging \(adapter.joined(separator: ", ")) into the model (the new adapter trains on top)")
-            try PEFTAdapter.stack(adapter.map { URL(fileURLWithPath: $0) }, into: policy.model, mergeLast: true)
-            policy = LoadedModel(model: policy.model, tokenizer: policy.tokenizer, chatTemplate: policy.chatTemplate,
-                                 defaultSystemPrompt: policy.defaultSystemPrompt, name: ([policy.name] + adapter).joined(separator: "+"), path: policy.path)
+            policy = try policy.stacking(adapter, mergeLast: true)
         }
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
         var gold: TrainedValueEvaluator?

@@ -44,11 +44,7 @@ struct ExportCommand: ParsableCommand {
         if !isGGUF, type != nil { throw ValidationError("--type applies to a .gguf output; use --dtype for a safetensors folder") }
         if isGGUF, dtype != "float32" { throw ValidationError("--dtype applies to a safetensors folder; use --type for a .gguf output") }
         guard !adapter.isEmpty else { throw ValidationError("--adapter is required") }
-        for a in adapter {
-            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
-                throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
-            }
-        }
+        try requireAdapterFolders(adapter)
         if noCheck, checkJson != nil { throw ValidationError("--check-json needs the check (drop --no-check)") }
     }
 

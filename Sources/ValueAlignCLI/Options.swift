@@ -29,23 +29,15 @@ struct ModelOptions: ParsableArguments {
         if baseURL != nil, model == nil { throw ValidationError("--base-url needs --model naming the served model") }
         if !adapter.isEmpty {
             guard baseURL == nil else { throw ValidationError("--adapter applies to a local model, not to --base-url (load the adapter in the server)") }
-            for a in adapter {
-                guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) else {
-                    throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
-                }
-            }
+            try requireAdapterFolders(adapter)
         }
     }
 
     /// The local model these options describe, with its adapters (loading can take seconds). A
     /// wrong base model, shape or missing file in an adapter is an error naming the file.
     func loadLocal() throws -> LoadedModel {
-        let loaded = try LoadedModel.load(try ModelLocator.resolve(model), precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate)
-        guard !adapter.isEmpty else { return loaded }
-        try PEFTAdapter.stack(adapter.map { URL(fileURLWithPath: $0) }, into: loaded.model)
-        // Reports and the server name the model they ran: base and adapters.
-        return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, defaultSystemPrompt: loaded.defaultSystemPrompt,
-                           name: ([loaded.name] + adapter).joined(separator: "+"), path: loaded.path)
+        try LoadedModel.load(try ModelLocator.resolve(model), precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate)
+            .stacking(adapter)
     }
 
     /// The backend these options describe.
@@ -54,6 +46,13 @@ struct ModelOptions: ParsableArguments {
             return try OpenAICompatibleBackend(baseURL: baseURL, model: model!, apiKeyEnvironmentVariable: apiKeyEnv)
         }
         return LocalChatBackend(try loadLocal())
+    }
+}
+
+/// Every `--adapter` folder must hold a PEFT adapter (its adapter_config.json).
+func requireAdapterFolders(_ folders: [String]) throws {
+    for a in folders where !FileManager.default.fileExists(atPath: URL(fileURLWithPath: a).appendingPathComponent("adapter_config.json").path) {
+        throw ValidationError("--adapter: no PEFT adapter (adapter_config.json) in '\(a)'")
     }
 }
 

@@ -24,16 +24,22 @@ public enum PEFTAdapter {
         guard let recorded, recorded != rowLayout(c) else { return b }
         let heads: Int
         if module.hasSuffix("self_attn.q_proj") { heads = c.headCount } else if module.hasSuffix("self_attn.k_proj") { heads = c.kvHeadCount } else { return b }
-        let half = b.dim(0) / heads / 2
-        let r = b.dim(1)
         switch recorded {
-        case huggingFaceRows:  // (head, pair, i) -> (head, i, pair)
-            return try b.reshaped([heads, 2, half, r]).swappedAxes(1, 2).reshaped([b.dim(0), r])
-        case interleavedRows:  // (head, i, pair) -> (head, pair, i)
-            return try b.reshaped([heads, half, 2, r]).swappedAxes(1, 2).reshaped([b.dim(0), r])
+        case huggingFaceRows: return try permuteQKRows(b, heads: heads, toHuggingFace: false)
+        case interleavedRows: return try permuteQKRows(b, heads: heads, toHuggingFace: true)
         default:
             throw LanguageModelError.adapter(path: module, message: "unknown \(rowLayoutKey) '\(recorded)' (known: \(interleavedRows), \(huggingFaceRows))")
         }
+    }
+
+    /// The rows of a q or k projection's weight, bias or lora_B (rows first) moved between
+    /// llama.cpp's order (convert_hf_to_gguf's `permute`: within each head the two rotary halves
+    /// interleaved, rows (head, i, pair)) and Hugging Face's (halves apart, rows (head, pair, i)).
+    static func permuteQKRows(_ a: MLXArray, heads: Int, toHuggingFace: Bool) throws -> MLXArray {
+        let rows = a.dim(0), rest = a.size / rows
+        let half = rows / heads / 2
+        let from = toHuggingFace ? [heads, half, 2, rest] : [heads, 2, half, rest]
+        return try a.reshaped(from).swappedAxes(1, 2).reshaped(a.shape)
     }
 
     /// PEFT's adapter_config.json fields that we write and read.
@@ -112,23 +118,31 @@ public enum PEFTAdapter {
         }
     }
 
-    /// Attaches the adapter in `directory` to `model` (which must not have LoRA layers yet) and
-    /// loads its weights. Fails, naming the key, if the adapter was made for another base model.
-    @discardableResult
-    public static func load(from directory: URL, into model: any CausalLanguageModel) throws -> LoRAConfiguration {
-        let configuration = try configuration(at: directory)
+    /// The LoRA weights of the adapter in `directory`, by model parameter name
+    /// ("model.layers.0.self_attn.q_proj.lora_A.weight"), after checking that it was made for a
+    /// model of `configuration`; with the file (for errors) and its metadata.
+    static func weights(in directory: URL, for configuration: ModelConfiguration) throws -> (file: String, weights: [String: MLXArray], metadata: [String: String]) {
         let file = directory.appendingPathComponent("adapter_model.safetensors").path
         let (arrays, metadata) = try ArrayIO.loadSafetensors(file)
-        try requireBase(metadata, directory: directory, configuration: model.configuration)
-        try model.applyLoRA(configuration)
-        var mapped: [String: MLXArray] = [:]
+        try requireBase(metadata, directory: directory, configuration: configuration)
+        var weights: [String: MLXArray] = [:]
         for (key, value) in arrays {
             guard key.hasPrefix(keyPrefix) else {
                 throw LanguageModelError.adapter(path: file, message: "key '\(key)' does not start with '\(keyPrefix)'")
             }
             // PEFT may name the adapter ("lora_A.default.weight") in memory; files usually do not.
-            mapped[String(key.dropFirst(keyPrefix.count)).replacingOccurrences(of: ".default.", with: ".")] = value
+            weights[String(key.dropFirst(keyPrefix.count)).replacingOccurrences(of: ".default.", with: ".")] = value
         }
+        return (file, weights, metadata)
+    }
+
+    /// Attaches the adapter in `directory` to `model` (which must not have LoRA layers yet) and
+    /// loads its weights. Fails, naming the key, if the adapter was made for another base model.
+    @discardableResult
+    public static func load(from directory: URL, into model: any CausalLanguageModel) throws -> LoRAConfiguration {
+        let configuration = try configuration(at: directory)
+        var (file, mapped, metadata) = try weights(in: directory, for: model.configuration)
+        try model.applyLoRA(configuration)
         let expected = model.parameters().filter { $0.key.contains(".lora_A.") || $0.key.contains(".lora_B.") }
         for (name, value) in mapped {
             guard let current = expected[name] else {

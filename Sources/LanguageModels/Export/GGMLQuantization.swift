@@ -171,3 +171,55 @@ extension Int8 {
         self = t.isFinite && abs(t) < 1e9 ? Int8(truncatingIfNeeded: Int(t)) : 0
     }
 }
+
+extension GGMLQuantization {
+    /// Decodes ggml blocks to float32 as ggml's `dequantize_row_*` does.
+    public static func decode(_ bytes: [UInt8], as type: GGMLType, name: String) throws(LanguageModelError) -> [Float] {
+        let (per, size) = type.block
+        guard bytes.count % size == 0 else { throw .tensor(name: name, message: "\(bytes.count) bytes are not whole \(type.name) blocks") }
+        let blocks = bytes.count / size
+        var out = [Float](repeating: 0, count: blocks * per)
+        func half(_ b: UnsafeBufferPointer<UInt8>, _ at: Int) -> Float {
+            Float(Float16(bitPattern: UInt16(b[at]) | UInt16(b[at + 1]) << 8))
+        }
+        var supported = true
+        bytes.withUnsafeBufferPointer { b in
+            out.withUnsafeMutableBufferPointer { x in
+                switch type {
+                case .f32:
+                    for i in 0..<blocks { x[i] = Float(bitPattern: UInt32(b[4 * i]) | UInt32(b[4 * i + 1]) << 8 | UInt32(b[4 * i + 2]) << 16 | UInt32(b[4 * i + 3]) << 24) }
+                case .f16:
+                    for i in 0..<blocks { x[i] = half(b, 2 * i) }
+                case .bf16:
+                    for i in 0..<blocks { x[i] = Float(bitPattern: (UInt32(b[2 * i]) | UInt32(b[2 * i + 1]) << 8) << 16) }
+                case .q8_0:
+                    for k in 0..<blocks {
+                        let d = half(b, k * 34)
+                        for j in 0..<32 { x[k * 32 + j] = Float(Int8(bitPattern: b[k * 34 + 2 + j])) * d }
+                    }
+                case .q4_0:
+                    for k in 0..<blocks {
+                        let d = half(b, k * 18)
+                        for j in 0..<16 {
+                            let q = b[k * 18 + 2 + j]
+                            x[k * 32 + j] = Float(Int(q & 0x0F) - 8) * d
+                            x[k * 32 + 16 + j] = Float(Int(q >> 4) - 8) * d
+                        }
+                    }
+                case .q4_1:
+                    for k in 0..<blocks {
+                        let d = half(b, k * 20), m = half(b, k * 20 + 2)
+                        for j in 0..<16 {
+                            let q = b[k * 20 + 4 + j]
+                            x[k * 32 + j] = Float(q & 0x0F) * d + m
+                            x[k * 32 + 16 + j] = Float(q >> 4) * d + m
+                        }
+                    }
+                default: supported = false
+                }
+            }
+        }
+        guard supported else { throw .tensor(name: name, message: "cannot decode \(type.name) tensors (decodable: F32, F16, BF16, Q8_0, Q4_0, Q4_1)") }
+        return out
+    }
+}

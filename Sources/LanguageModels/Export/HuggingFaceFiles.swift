@@ -30,7 +30,7 @@ enum HuggingFaceFiles {
     }
 
     /// Writes config.json, generation_config.json and the tokenizer files from GGUF metadata.
-    static func write(configuration: ModelConfiguration, metadata m: [String: GGUFValue], torchDType: String, to dir: URL, ggufTensorCount: Int) throws {
+    static func write(configuration: ModelConfiguration, metadata m: [String: GGUFValue], torchDType: String, to dir: URL) throws {
         let bos = m["tokenizer.ggml.bos_token_id"]?.int, eos = m["tokenizer.ggml.eos_token_id"]?.int
         try ModelExport.writeJSON(try config(configuration, torchDType: torchDType, bos: bos, eos: eos), to: dir.appendingPathComponent("config.json"))
 

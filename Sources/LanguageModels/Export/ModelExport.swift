@@ -49,8 +49,17 @@ public struct ModelExport {
     public let adapters: [LoRAConfiguration]
     let configuration: ModelConfiguration
     let format: Checkpoint.Format
-    /// For GGUF bases: the file's layout and bytes, and each tensor's Hugging Face name.
-    let gguf: (layout: GGUFLayout, file: Data, names: [String: String])?
+    /// A GGUF base: the file's layout and bytes, each tensor's Hugging Face name, the tensors by
+    /// Hugging Face name, and the metadata as the loader reads it.
+    struct GGUFBase {
+        var layout: GGUFLayout
+        var file: Data
+        var names: [String: String]
+        var byName: [String: GGUFLayout.Tensor]
+        var metadata: [String: GGUFValue]
+    }
+
+    let gguf: GGUFBase?
     /// For Hugging Face bases: the tensors.
     let tensors: [String: MLXArray]
     /// A and (alpha/r) B of every adapter per adapted module prefix ("model.layers.0.self_attn.q_proj");
@@ -73,39 +82,29 @@ public struct ModelExport {
         basePath = base
         adapterPaths = directories.map(\.path)
         adapters = try directories.map { try PEFTAdapter.configuration(at: $0) }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: base, isDirectory: &isDirectory) else {
-            throw LanguageModelError.invalidModel(path: base, message: "no such file or folder")
-        }
-        if isDirectory.boolValue {
-            let checkpoint = try Checkpoint.readHuggingFace(base)
-            configuration = checkpoint.configuration
-            format = .huggingFace
+        // The configuration and metadata come from the same reader the loader uses.
+        let checkpoint = try Checkpoint.read(base)
+        configuration = checkpoint.configuration
+        format = checkpoint.format
+        switch checkpoint.format {
+        case .huggingFace:
             gguf = nil
             tensors = checkpoint.tensors
             if let quantized = tensors.keys.sorted().first(where: { $0.hasSuffix(".scales") }) {
                 throw LanguageModelError.tensor(name: quantized, message: "quantized safetensors bases cannot be exported (a float base is needed to merge into)")
             }
-        } else {
+        case .gguf:
             let (layout, file) = try GGUFLayout.read(base)
-            // The configuration comes from the same reader the loader uses.
-            let metadata: [String: GGUFValue]
-            do { metadata = try ArrayIO.loadGGUF(base).metadata } catch {
-                throw LanguageModelError.invalidModel(path: base, message: "cannot read GGUF: \(error)")
-            }
-            var c = try ModelConfiguration(ggufMetadata: metadata, source: base)
-            let architecture = try ModelRegistry.architecture(named: c.architecture)
-            var names: [String: String] = [:]
+            let architecture = try ModelRegistry.architecture(named: configuration.architecture)
+            var names: [String: String] = [:], byName: [String: GGUFLayout.Tensor] = [:]
             for t in layout.tensors {
                 guard let hf = architecture.huggingFaceName(ofGGUF: t.name) else {
                     throw LanguageModelError.tensor(name: t.name, message: "unknown GGUF tensor name in \(base)")
                 }
                 names[t.name] = hf
+                byName[hf] = t
             }
-            c.tieWordEmbeddings = !names.values.contains("lm_head.weight")
-            configuration = c
-            format = .gguf
-            gguf = (layout, file, names)
+            gguf = GGUFBase(layout: layout, file: file, names: names, byName: byName, metadata: checkpoint.ggufMetadata)
             tensors = [:]
         }
 
@@ -122,19 +121,13 @@ public struct ModelExport {
     /// One adapter's (A, (alpha/r) B) per module, checked against the base's weight shapes.
     static func factors(of directory: URL, adapter: LoRAConfiguration, shapes: [String: [Int]], configuration: ModelConfiguration,
                         base: String) throws -> [String: (a: MLXArray, b: MLXArray)] {
-        let file = directory.appendingPathComponent("adapter_model.safetensors").path
-        let (arrays, metadata) = try ArrayIO.loadSafetensors(file)
-        try PEFTAdapter.requireBase(metadata, directory: directory, configuration: configuration)
+        let (file, weights, metadata) = try PEFTAdapter.weights(in: directory, for: configuration)
         let layoutNote = metadata[PEFTAdapter.rowLayoutKey]
         var a: [String: MLXArray] = [:], b: [String: MLXArray] = [:]
-        for (key, value) in arrays {
-            guard key.hasPrefix(PEFTAdapter.keyPrefix) else {
-                throw LanguageModelError.adapter(path: file, message: "key '\(key)' does not start with '\(PEFTAdapter.keyPrefix)'")
-            }
-            let name = String(key.dropFirst(PEFTAdapter.keyPrefix.count)).replacingOccurrences(of: ".default.", with: ".")
+        for (name, value) in weights {
             if name.hasSuffix(".lora_A.weight") { a[String(name.dropLast(".lora_A.weight".count))] = value }
             else if name.hasSuffix(".lora_B.weight") { b[String(name.dropLast(".lora_B.weight".count))] = value }
-            else { throw LanguageModelError.adapter(path: file, message: "key '\(key)' is neither a lora_A nor a lora_B weight") }
+            else { throw LanguageModelError.adapter(path: file, message: "key '\(PEFTAdapter.keyPrefix + name)' is neither a lora_A nor a lora_B weight") }
         }
         guard !a.isEmpty else { throw LanguageModelError.adapter(path: file, message: "the adapter has no LoRA weights") }
         var factors: [String: (a: MLXArray, b: MLXArray)] = [:]
@@ -158,22 +151,21 @@ public struct ModelExport {
     }
 
     /// [rows, columns] of every 2-D weight by Hugging Face name.
-    static func weightShapes(gguf: (layout: GGUFLayout, file: Data, names: [String: String])?, tensors: [String: MLXArray]) -> [String: [Int]] {
-        if let gguf {
-            return Dictionary(uniqueKeysWithValues: gguf.layout.tensors.compactMap { t in
-                t.dimensions.count == 2 ? (gguf.names[t.name]!, t.shape) : nil
-            })
-        }
+    static func weightShapes(gguf: GGUFBase?, tensors: [String: MLXArray]) -> [String: [Int]] {
+        if let gguf { return gguf.byName.compactMapValues { $0.dimensions.count == 2 ? $0.shape : nil } }
         return tensors.compactMapValues { $0.ndim == 2 ? $0.shape : nil }
     }
 
-    /// The float32 values of a tensor by Hugging Face name, with the adapter's update added.
+    /// The adapters' factors for the tensor with Hugging Face name `name` (nil: not adapted).
+    func updates(for name: String) -> [(a: MLXArray, b: MLXArray)]? {
+        name.hasSuffix(".weight") ? factors[String(name.dropLast(".weight".count))] : nil
+    }
+
+    /// The float32 values of a tensor by Hugging Face name, with the adapters' updates added.
     func values(_ name: String) throws -> (values: [Float], shape: [Int]) {
         var values: [Float], shape: [Int]
         if let gguf {
-            guard let t = gguf.layout.tensors.first(where: { gguf.names[$0.name] == name }) else {
-                throw LanguageModelError.tensor(name: name, message: "not in \(basePath)")
-            }
+            guard let t = gguf.byName[name] else { throw LanguageModelError.tensor(name: name, message: "not in \(basePath)") }
             values = try GGMLQuantization.decode(gguf.layout.bytes(of: t, in: gguf.file), as: t.type, name: t.name)
             shape = t.shape
         } else {
@@ -181,7 +173,7 @@ public struct ModelExport {
             values = try t.asType(.float32).asArray(Float.self)
             shape = t.shape
         }
-        if name.hasSuffix(".weight"), let list = factors[String(name.dropLast(".weight".count))] {
+        if let list = updates(for: name) {
             var sum = try list[0].b.matmul(list[0].a)
             for f in list.dropFirst() { sum = try sum + f.b.matmul(f.a) }
             let delta = try sum.asArray(Float.self)
@@ -202,8 +194,7 @@ public struct ModelExport {
         var layout = gguf.layout
         var types: [String: GGMLType] = [:]
         for (i, t) in layout.tensors.enumerated() {
-            let hf = gguf.names[t.name]!
-            let adapted = hf.hasSuffix(".weight") && factors[String(hf.dropLast(".weight".count))] != nil
+            let adapted = updates(for: gguf.names[t.name]!) != nil
             var target = t.type
             if t.dimensions.count >= 2, let forced = type.ggml { target = forced }
             if type == .mixed, adapted, ![.f32, .f16, .bf16].contains(t.type) { target = .q8_0 }
@@ -227,8 +218,7 @@ public struct ModelExport {
             defer { done += 1; progress?(done, layout.tensors.count) }
             let original = originals[t.name]!
             let hf = gguf.names[t.name]!
-            let adapted = hf.hasSuffix(".weight") && factors[String(hf.dropLast(".weight".count))] != nil
-            if !adapted && t.type == original.type { return gguf.layout.bytes(of: original, in: gguf.file) }
+            if updates(for: hf) == nil && t.type == original.type { return gguf.layout.bytes(of: original, in: gguf.file) }
             return try GGMLQuantization.encode(try values(hf).values, as: t.type)
         }
         return types
@@ -243,21 +233,20 @@ public struct ModelExport {
     public func writeHuggingFace(to folder: String, type: SafetensorsType, shardBytes: Int = 4 << 30, progress: ((Int, Int) -> Void)? = nil) throws {
         let dir = URL(fileURLWithPath: folder)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var names: [String]
-        if let gguf { names = gguf.layout.tensors.map { gguf.names[$0.name]! } } else { names = tensors.keys.sorted() }
-        names.sort()
+        let names = (gguf.map { Array($0.byName.keys) } ?? Array(tensors.keys)).sorted()
         let permuted = format == .gguf && configuration.ropeTraditional
         let bytesPer = type == .float32 ? 4 : 2
         var shards: [[String: MLXArray]] = [[:]]
         var shardSize = 0
         for (i, name) in names.enumerated() {
-            var (values, shape) = try values(name)
+            let (values, shape) = try values(name)
+            var array = try MLXArray(values, shape: shape)
             if permuted, name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") {
-                values = Self.unpermuteRows(values, rows: shape[0], heads: configuration.headCount)
+                array = try PEFTAdapter.permuteQKRows(array, heads: configuration.headCount, toHuggingFace: true)
             } else if permuted, name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") {
-                values = Self.unpermuteRows(values, rows: shape[0], heads: configuration.kvHeadCount)
+                array = try PEFTAdapter.permuteQKRows(array, heads: configuration.kvHeadCount, toHuggingFace: true)
             }
-            let array = try MLXArray(values, shape: shape).asType(type.dtype)
+            array = try array.asType(type.dtype)
             try eval([array])
             let size = values.count * bytesPer
             if shardSize > 0, shardSize + size > shardBytes {
@@ -288,85 +277,14 @@ public struct ModelExport {
             try Self.writeJSON(["metadata": ["total_size": total], "weight_map": map], to: dir.appendingPathComponent("model.safetensors.index.json"))
         }
         if let gguf {
-            try HuggingFaceFiles.write(configuration: configuration, metadata: try ArrayIO.loadGGUF(basePath).metadata,
-                                       torchDType: type.rawValue, to: dir, ggufTensorCount: gguf.layout.tensors.count)
+            try HuggingFaceFiles.write(configuration: configuration, metadata: gguf.metadata, torchDType: type.rawValue, to: dir)
         } else {
             try HuggingFaceFiles.copyTokenizerAndConfig(from: URL(fileURLWithPath: basePath), to: dir, torchDType: type.rawValue)
         }
     }
 
-    /// Undoes llama.cpp's Q/K permutation (convert_hf_to_gguf's `permute`): within each head,
-    /// GGUF rows interleave the two rotary halves; Hugging Face rows keep them apart.
-    static func unpermuteRows(_ values: [Float], rows: Int, heads: Int) -> [Float] {
-        let columns = values.count / rows
-        let half = rows / heads / 2
-        var out = values
-        for h in 0..<heads {
-            for i in 0..<half {
-                for pair in 0..<2 {
-                    let from = h * 2 * half + i * 2 + pair   // GGUF: (head, i, pair)
-                    let to = h * 2 * half + pair * half + i  // Hugging Face: (head, pair, i)
-                    for c in 0..<columns { out[to * columns + c] = values[from * columns + c] }
-                }
-            }
-        }
-        return out
-    }
-
     static func writeJSON(_ object: Any, to url: URL) throws {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try data.write(to: url, options: .atomic)
-    }
-}
-
-extension GGMLQuantization {
-    /// Decodes ggml blocks to float32 as ggml's `dequantize_row_*` does.
-    public static func decode(_ bytes: [UInt8], as type: GGMLType, name: String) throws(LanguageModelError) -> [Float] {
-        let (per, size) = type.block
-        guard bytes.count % size == 0 else { throw .tensor(name: name, message: "\(bytes.count) bytes are not whole \(type.name) blocks") }
-        let blocks = bytes.count / size
-        var out = [Float](repeating: 0, count: blocks * per)
-        func half(_ b: UnsafeBufferPointer<UInt8>, _ at: Int) -> Float {
-            Float(Float16(bitPattern: UInt16(b[at]) | UInt16(b[at + 1]) << 8))
-        }
-        var supported = true
-        bytes.withUnsafeBufferPointer { b in
-            out.withUnsafeMutableBufferPointer { x in
-                switch type {
-                case .f32:
-                    for i in 0..<blocks { x[i] = Float(bitPattern: UInt32(b[4 * i]) | UInt32(b[4 * i + 1]) << 8 | UInt32(b[4 * i + 2]) << 16 | UInt32(b[4 * i + 3]) << 24) }
-                case .f16:
-                    for i in 0..<blocks { x[i] = half(b, 2 * i) }
-                case .bf16:
-                    for i in 0..<blocks { x[i] = Float(bitPattern: (UInt32(b[2 * i]) | UInt32(b[2 * i + 1]) << 8) << 16) }
-                case .q8_0:
-                    for k in 0..<blocks {
-                        let d = half(b, k * 34)
-                        for j in 0..<32 { x[k * 32 + j] = Float(Int8(bitPattern: b[k * 34 + 2 + j])) * d }
-                    }
-                case .q4_0:
-                    for k in 0..<blocks {
-                        let d = half(b, k * 18)
-                        for j in 0..<16 {
-                            let q = b[k * 18 + 2 + j]
-                            x[k * 32 + j] = Float(Int(q & 0x0F) - 8) * d
-                            x[k * 32 + 16 + j] = Float(Int(q >> 4) - 8) * d
-                        }
-                    }
-                case .q4_1:
-                    for k in 0..<blocks {
-                        let d = half(b, k * 20), m = half(b, k * 20 + 2)
-                        for j in 0..<16 {
-                            let q = b[k * 20 + 4 + j]
-                            x[k * 32 + j] = Float(q & 0x0F) * d + m
-                            x[k * 32 + 16 + j] = Float(q >> 4) * d + m
-                        }
-                    }
-                default: supported = false
-                }
-            }
-        }
-        guard supported else { throw .tensor(name: name, message: "cannot decode \(type.name) tensors (decodable: F32, F16, BF16, Q8_0, Q4_0, Q4_1)") }
-        return out
     }
 }
