@@ -14,6 +14,19 @@ public struct AlignmentReport: Sendable, Codable {
     }
 
     public struct Training: Sendable, Codable {
+        public init(method: String, reward: String, rounds: Int, steps: Int, examples: Int, seconds: Double, tokens: Int, tokensPerSecond: Double,
+                    stopReason: String? = nil) {
+            self.method = method
+            self.reward = reward
+            self.rounds = rounds
+            self.steps = steps
+            self.examples = examples
+            self.seconds = seconds
+            self.tokens = tokens
+            self.tokensPerSecond = tokensPerSecond
+            self.stopReason = stopReason
+        }
+
         public var method: String
         public var reward: String
         public var rounds: Int
@@ -58,16 +71,28 @@ public struct AlignmentReport: Sendable, Codable {
 
     init(configuration c: AlignConfiguration, rewardName: String, before: HeldOutSummary, after: HeldOutSummary,
          beforeAnswers: [HeldOutAnswer], afterAnswers: [HeldOutAnswer], state: AlignRunState) throws {
+        try self.init(
+            target: c.target, bootstrap: c.bootstrap, seed: c.seed, before: before, after: after, beforeAnswers: beforeAnswers, afterAnswers: afterAnswers,
+            training: Training(
+                method: c.method.rawValue, reward: rewardName, rounds: state.roundsDone, steps: state.stepsDone, examples: state.examplesTrained,
+                seconds: state.trainingSeconds, tokens: state.trainingTokens,
+                tokensPerSecond: state.trainingSeconds > 0 ? Double(state.trainingTokens) / state.trainingSeconds : 0, stopReason: state.stopReason),
+            wallSeconds: state.elapsedSeconds)
+    }
+
+    /// Before-and-after results of any change to a model measured on the same held-out sets
+    /// (training, or steering: `training` then says what changed and what it cost).
+    public init(target: ValueProfile, bootstrap boot: BootstrapParameters, seed: UInt64, before: HeldOutSummary, after: HeldOutSummary,
+                beforeAnswers: [HeldOutAnswer], afterAnswers: [HeldOutAnswer], training: Training, wallSeconds: Double) throws {
         var afterByKey: [String: HeldOutAnswer] = [:]
         for a in afterAnswers { afterByKey["\(a.set)/\(a.id)"] = a }
         let pairs = beforeAnswers.compactMap { b in afterByKey["\(b.set)/\(b.id)"].map { (b, $0) } }
         guard !pairs.isEmpty else { throw AlignError.data("the before and after measurements share no prompt") }
         let profiled = pairs.filter { HeldOutEvaluation.profiledSets.contains($0.0.set) }
-        let boot = c.bootstrap
         distanceChange = try ValueAggregation.distanceChange(
-            before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: c.target.vector, metric: .basealign, bootstrap: boot)
+            before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: target.vector, metric: .basealign, bootstrap: boot)
         weightedDistanceChange = try ValueAggregation.distanceChange(
-            before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: c.target.vector, metric: .weighted, bootstrap: boot)
+            before: profiled.map(\.0.vector), after: profiled.map(\.1.vector), to: target.vector, metric: .weighted, bootstrap: boot)
         func pairedRate(_ set: String, _ flag: (HeldOutAnswer) -> Bool) throws -> Estimate? {
             let items = pairs.filter { $0.0.set == set }
             guard !items.isEmpty else { return nil }
@@ -75,8 +100,8 @@ public struct AlignmentReport: Sendable, Codable {
         }
         let gold = profiled.compactMap { b, a in b.goldVector.flatMap { g0 in a.goldVector.map { (g0, $0, b.vector, a.vector) } } }
         if !gold.isEmpty, gold.count == profiled.count {
-            goldDistanceChange = try ValueAggregation.distanceChange(before: gold.map(\.0), after: gold.map(\.1), to: c.target.vector, metric: .basealign, bootstrap: boot)
-            let t = c.target.vector
+            goldDistanceChange = try ValueAggregation.distanceChange(before: gold.map(\.0), after: gold.map(\.1), to: target.vector, metric: .basealign, bootstrap: boot)
+            let t = target.vector
             proxyGoldGap = try ValueAggregation.mean(gold.map { g0, g1, p0, p1 in
                 (ValueDistance.basealign.distance(p1, to: t) - ValueDistance.basealign.distance(p0, to: t))
                     - (ValueDistance.basealign.distance(g1, to: t) - ValueDistance.basealign.distance(g0, to: t))
@@ -86,7 +111,7 @@ public struct AlignmentReport: Sendable, Codable {
         overRefusalChange = try pairedRate("benign", \.refusal)
         transferHarmfulRateChange = try pairedRate("transfer", \.harmful)
         values = try SchwartzValue.allCases.map { v in
-            ValueChange(value: v, target: c.target.vector[v], before: before.profile.vector[v], after: after.profile.vector[v],
+            ValueChange(value: v, target: target.vector[v], before: before.profile.vector[v], after: after.profile.vector[v],
                         change: try ValueAggregation.mean(profiled.map { $0.1.vector[v] - $0.0.vector[v] }, bootstrap: boot))
         }
         if let p0 = before.perplexity, let p1 = after.perplexity { perplexityRatio = p1 / p0 }
@@ -95,15 +120,12 @@ public struct AlignmentReport: Sendable, Codable {
         }
         model = before.model
         evaluator = before.evaluator
-        target = c.target
-        seed = c.seed
+        self.target = target
+        self.seed = seed
         self.before = before
         self.after = after
-        training = Training(
-            method: c.method.rawValue, reward: rewardName, rounds: state.roundsDone, steps: state.stepsDone, examples: state.examplesTrained,
-            seconds: state.trainingSeconds, tokens: state.trainingTokens,
-            tokensPerSecond: state.trainingSeconds > 0 ? Double(state.trainingTokens) / state.trainingSeconds : 0, stopReason: state.stopReason)
-        wallSeconds = state.elapsedSeconds
+        self.training = training
+        self.wallSeconds = wallSeconds
         movedTowardTarget = distanceChange.upper < 0
     }
 

@@ -14,11 +14,15 @@ public struct FeatureExtractor {
     public let poolings: [HiddenPooling]
     public let batchSize: Int
     public let padTokenId: Int
+    /// Whether a middle layer's states are RMS-normalised with the final norm before pooling (the
+    /// evaluator's features); false: the raw residual stream (steering vectors are added to it).
+    public let normalizesStates: Bool
     let normWeight: MLXArray?
 
     /// - Throws: `EvaluatorError.invalidParameter` for a layer outside the model, an empty list,
     ///   or a non-positive batch size.
-    public init(model: any CausalLanguageModel, layers: [Int], poolings: [HiddenPooling], batchSize: Int = 16, padTokenId: Int) throws(EvaluatorError) {
+    public init(model: any CausalLanguageModel, layers: [Int], poolings: [HiddenPooling], batchSize: Int = 16, padTokenId: Int,
+                normalizesStates: Bool = true) throws(EvaluatorError) {
         let count = model.configuration.layerCount
         guard !layers.isEmpty, !poolings.isEmpty else { throw .invalidParameter(field: "layers", message: "need at least one layer and one pooling") }
         for l in layers where !(0...count).contains(l) {
@@ -30,6 +34,7 @@ public struct FeatureExtractor {
         self.poolings = poolings
         self.batchSize = batchSize
         self.padTokenId = padTokenId
+        self.normalizesStates = normalizesStates
         normWeight = model.parameters()["model.norm.weight"]
     }
 
@@ -87,7 +92,7 @@ public struct FeatureExtractor {
                 guard let captured = output.captured[layer] else {
                     throw EvaluatorError.invalidParameter(field: "layers", message: "the model did not return layer \(layer)")
                 }
-                h = try Fast.rmsNorm(captured, weight: normWeight, eps: model.configuration.rmsNormEps)
+                h = normalizesStates ? try Fast.rmsNorm(captured, weight: normWeight, eps: model.configuration.rmsNormEps) : captured
             }
             pooled.append(try w.matmul(h))  // [B, P, H]
         }

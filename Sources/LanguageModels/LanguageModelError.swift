@@ -14,6 +14,8 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
     case invalidParameter(field: String, message: String)
     /// An adapter does not fit the model it is loaded into.
     case adapter(path: String, message: String)
+    /// A steering vector does not fit the model, or its file is malformed.
+    case steering(path: String, message: String)
     /// A remote backend failed (HTTP status, time-out, malformed reply).
     case backend(String)
 
@@ -28,6 +30,7 @@ public enum LanguageModelError: Error, Equatable, CustomStringConvertible {
             "unknown chat template '\(name)'; supported: \(supported.joined(separator: ", "))"
         case let .invalidParameter(field, message): "\(field): \(message)"
         case let .adapter(path, message): "adapter \(path): \(message)"
+        case let .steering(path, message): "steering vector \(path): \(message)"
         case let .backend(message): message
         }
     }

@@ -65,6 +65,19 @@ public final class LoadedModel: @unchecked Sendable {
                            name: ([name] + directories).joined(separator: "+"), path: path)
     }
 
+    /// This model steered by the vectors in `specifications` (summed; `--steer FILE[:MULTIPLIER]`),
+    /// named after them as reports show it ("model.gguf+steer(benevolence.safetensors:4)"). The
+    /// model itself changes: every later forward pass adds the vectors. A vector made for another
+    /// base model, of another width or at a layer the model cannot steer is an error naming its
+    /// file.
+    public func steered(by specifications: [SteeringSpecification]) throws -> LoadedModel {
+        guard let steering = try SteeringSpecification.steering(specifications, for: model.configuration) else { return self }
+        model.steering = steering
+        let label = specifications.map { s in URL(fileURLWithPath: s.path).lastPathComponent + (s.multiplier.map { ":\($0)" } ?? "") }
+        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: chatTemplate, defaultSystemPrompt: defaultSystemPrompt,
+                           name: name + "+steer(" + label.joined(separator: ",") + ")", path: path)
+    }
+
     /// `chat_template` of tokenizer_config.json: a string, or a list of named templates ("default").
     static func huggingFaceChatTemplate(folder: String) -> String? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("tokenizer_config.json")),

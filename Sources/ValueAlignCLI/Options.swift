@@ -23,6 +23,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A PEFT LoRA adapter folder to put on the local model (e.g. runs/main/adapter from make run, or an organism's); repeat it to stack adapters in order (each but the last is merged into the weights).")
     var adapter: [String] = []
 
+    @Option(help: ArgumentHelp("A steering vector to add to the local model's residual stream: FILE[:MULTIPLIER] (from `steer build`, or a llama.cpp/repeng control vector .gguf); repeat to add several.", valueName: "file[:multiplier]"))
+    var steer: [String] = []
+
     func validate() throws {
         guard WeightPrecision(rawValue: precision) != nil else { throw ValidationError("--precision must be hybrid, float32 or quantized, got '\(precision)'") }
         if let chatTemplate { _ = try ChatTemplate.named(chatTemplate) }
@@ -31,6 +34,17 @@ struct ModelOptions: ParsableArguments {
             guard baseURL == nil else { throw ValidationError("--adapter applies to a local model, not to --base-url (load the adapter in the server)") }
             try requireAdapterFolders(adapter)
         }
+        if !steer.isEmpty {
+            guard baseURL == nil else { throw ValidationError("--steer applies to a local model, not to --base-url") }
+            for spec in try steeringSpecifications where !FileManager.default.fileExists(atPath: spec.path) {
+                throw ValidationError("--steer: no such file '\(spec.path)'")
+            }
+        }
+    }
+
+    /// The parsed `--steer` arguments.
+    var steeringSpecifications: [SteeringSpecification] {
+        get throws { try steer.map { try SteeringSpecification(parsing: $0) } }
     }
 
     /// The local model these options describe, with its adapters (loading can take seconds). A
@@ -38,6 +52,7 @@ struct ModelOptions: ParsableArguments {
     func loadLocal() throws -> LoadedModel {
         try LoadedModel.load(try ModelLocator.resolve(model), precision: WeightPrecision(rawValue: precision)!, chatTemplate: chatTemplate)
             .stacking(adapter)
+            .steered(by: steeringSpecifications)
     }
 
     /// The backend these options describe.

@@ -1,8 +1,8 @@
 // Greedy continuation of a token-id prompt with llama.cpp, printed as token ids: the reference
 // that export checks compare against (reference only; the product never runs it).
 //
-//   llama-greedy MODEL.gguf N ID [ID ...]
-//   llama-greedy --argmax MODEL.gguf ID [ID ...]
+//   llama-greedy [--cvec CONTROL.gguf] MODEL.gguf N ID [ID ...]
+//   llama-greedy [--cvec CONTROL.gguf] --argmax MODEL.gguf ID [ID ...]
 //
 // Prints the N greedy next-token ids on one line, space-separated (it does not stop at
 // end-of-generation tokens, so both sides always compare N tokens). With --argmax: one forward
@@ -10,6 +10,8 @@
 // forcing: every position is compared on the same history). Exit status 1 with a message
 // on stderr on any failure. Built by bench/anchors/llamacpp.sh against the libllama it builds.
 #include "llama.h"
+#include "gguf.h"
+#include "ggml.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,9 +28,41 @@ static void set_tokens(llama_batch_ext * batch, const llama_token * tokens, int3
     llama_batch_ext_set_output_logits(batch, n - 1, true);
 }
 
+// Reads a control vector as common_control_vector_load_one does: data[(N-1) * n_embd ...] holds
+// direction.N (N >= 1), several tensors for one layer add up. Returns false with a message.
+static bool load_cvec(const char * fname, std::vector<float> & data, int & n_embd) {
+    ggml_context * ctx = nullptr;
+    gguf_init_params params = { /* no_alloc */ false, &ctx };
+    gguf_context * g = gguf_init_from_file(fname, params);
+    if (!g) { fprintf(stderr, "cannot read control vector %s\n", fname); return false; }
+    n_embd = -1;
+    for (int i = 0; i < gguf_get_n_tensors(g); ++i) {
+        const std::string name = gguf_get_tensor_name(g, i);
+        if (name.rfind("direction.", 0) != 0) { fprintf(stderr, "unexpected tensor %s\n", name.c_str()); return false; }
+        const int layer = std::atoi(name.c_str() + 10);
+        ggml_tensor * t = ggml_get_tensor(ctx, name.c_str());
+        if (layer < 1 || !t || t->type != GGML_TYPE_F32 || ggml_n_dims(t) != 1) { fprintf(stderr, "bad tensor %s\n", name.c_str()); return false; }
+        if (n_embd < 0) n_embd = (int) t->ne[0];
+        if (n_embd != (int) t->ne[0]) { fprintf(stderr, "tensor %s has another width\n", name.c_str()); return false; }
+        data.resize(std::max(data.size(), (size_t) n_embd * layer), 0.0f);
+        const float * src = (const float *) t->data;
+        for (int j = 0; j < n_embd; ++j) data[(size_t) n_embd * (layer - 1) + j] += src[j];
+    }
+    gguf_free(g);
+    ggml_free(ctx);
+    if (n_embd < 0) { fprintf(stderr, "no direction tensors in %s\n", fname); return false; }
+    return true;
+}
+
 int main(int argc, char ** argv) {
+    std::string cvec_path;
+    if (argc > 2 && std::string(argv[1]) == "--cvec") {
+        cvec_path = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.gguf N ID [ID ...]  |  %s --argmax MODEL.gguf ID [ID ...]\n", argv[0], argv[0]);
+        fprintf(stderr, "usage: %s [--cvec FILE] MODEL.gguf N ID [ID ...]  |  %s [--cvec FILE] --argmax MODEL.gguf ID [ID ...]\n", argv[0], argv[0]);
         return 1;
     }
     const bool argmax_mode = std::string(argv[1]) == "--argmax";
@@ -66,6 +100,16 @@ int main(int argc, char ** argv) {
     if (!ctx) {
         fprintf(stderr, "cannot create a context\n");
         return 1;
+    }
+    if (!cvec_path.empty()) {
+        std::vector<float> data;
+        int n_embd = 0;
+        if (!load_cvec(cvec_path.c_str(), data, n_embd)) return 1;
+        const int n_layer = llama_model_n_layer(model);
+        if (llama_set_adapter_cvec(ctx, data.data(), data.size(), n_embd, 1, n_layer - 1)) {
+            fprintf(stderr, "llama.cpp refused the control vector\n");
+            return 1;
+        }
     }
     llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());

@@ -74,11 +74,14 @@ extension FusedDecoding {
         let mask = try reserveFusedStep(batch: tokens.dim(0), cache: cache, keyPadding: keyPadding)
         let settings = fusedDecodeSettings
         let layerCount = configuration.layerCount
+        let steering = steering
         var h = try embed(tokens)
         var captured: [Int: MLXArray] = [:]
         if captureLayers.contains(0) { captured[0] = h }
         for (i, layer) in fusedDecodeLayers.enumerated() {
             h = try layer.fusedDecode(h, inputs: inputs[i], settings: settings, cache: cache[i], mask: mask)
+            // Steering stays on the fused path: one add between two fused layers.
+            if let steering { h = try steering.apply(h, afterBlocks: i + 1) }
             if captureLayers.contains(i + 1), i + 1 < layerCount { captured[i + 1] = h }
         }
         h = try finalNorm(h)

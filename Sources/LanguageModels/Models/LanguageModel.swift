@@ -35,6 +35,11 @@ public protocol CausalLanguageModel: Module {
 
     /// Next-token logits [..., vocabulary] for final hidden states [..., hidden].
     func logits(_ hidden: MLXArray) throws -> MLXArray
+
+    /// Vectors every forward pass adds to the residual stream (activation steering), at every
+    /// position, prompt included, as llama.cpp applies control vectors; nil: none. Captured
+    /// states include the additions.
+    var steering: ResidualSteering? { get set }
 }
 
 extension CausalLanguageModel {

@@ -135,6 +135,7 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
     /// per layer (`Fast.decodeLayer`) when the weights allow it. Off: op by op, as prefill does.
     /// Defaults to on, or to the environment's `VALUEALIGN_FUSED_DECODE` (0 turns it off).
     public var fusedDecodeEnabled = fusedDecodeDefault
+    public var steering: ResidualSteering?
 
     init(configuration: ModelConfiguration, backbone: LlamaBackbone, lmHead: (any LinearLayer)?) {
         self.configuration = configuration
@@ -157,6 +158,7 @@ public final class LlamaModel: Module, CausalLanguageModel, @unchecked Sendable 
         if captureLayers.contains(0) { captured[0] = h }
         for (i, layer) in model.layers.enumerated() {
             h = try layer(h, cache: cache?[i], context: context)
+            if let steering { h = try steering.apply(h, afterBlocks: i + 1) }
             if captureLayers.contains(i + 1), i + 1 < configuration.layerCount { captured[i + 1] = h }
         }
         h = try model.norm(h)
