@@ -16,7 +16,10 @@ public import ValueSpace
 /// `test/after` and the align-style `test/report.*`.
 public struct SteeringSweep {
     public struct Parameters: Sendable, Codable, Equatable {
+        /// First layers of the settings tried; each setting applies the vector at `band` layers
+        /// from there (1: that layer alone), with the multiplier at every one of them.
         public var layers: [Int]
+        public var band = 1
         public var multipliers: [Float]
         /// The prompts and text of each cell (default: the value prompts' validation split).
         public var sets: EvaluationSets
@@ -73,6 +76,10 @@ public struct SteeringSweep {
         public var unsteeredRefusalShare: Double
         public var cells: [Cell]
         public var recommended: Cell?
+        /// The trivial baseline of the recommended setting: a random direction of the same length
+        /// at the same layer and multiplier (what any perturbation of the model does to the
+        /// figures: greedy answers change, and the evaluator's per-answer reading is noisy).
+        public var control: Cell?
         public var recommendation: String
         public var seconds: Double
     }
@@ -88,7 +95,8 @@ public struct SteeringSweep {
         guard !parameters.layers.isEmpty, !parameters.multipliers.isEmpty else {
             throw AlignError.invalidConfiguration(field: "layers", message: "a sweep needs at least one layer and one multiplier")
         }
-        for l in parameters.layers where vector.directions[l] == nil {
+        guard parameters.band >= 1 else { throw AlignError.invalidConfiguration(field: "band", message: "must be at least 1") }
+        for l in parameters.layers.flatMap({ Self.band($0, parameters.band) }) where vector.directions[l] == nil {
             throw AlignError.invalidConfiguration(field: "layers", message: "\(vectorPath) has no direction at layer \(l) (it has \(vector.directions.keys.sorted().map(String.init).joined(separator: ",")))")
         }
         guard parameters.multipliers.allSatisfy(\.isFinite) else { throw AlignError.invalidConfiguration(field: "multipliers", message: "must be finite") }
@@ -113,7 +121,13 @@ public struct SteeringSweep {
         return ValueDistance.weighted.distance(before, to: t) - ValueDistance.weighted.distance(after, to: t)
     }
 
-    static func cellName(layer: Int, multiplier: Float) -> String { "L\(layer)_x\(multiplier)" }
+    /// The layers of the setting that starts at `layer`.
+    static func band(_ layer: Int, _ width: Int) -> [Int] { Array(layer..<(layer + width)) }
+
+    /// "12" or "8-12".
+    static func layerLabel(_ layer: Int, _ width: Int) -> String { width == 1 ? "\(layer)" : "\(layer)-\(layer + width - 1)" }
+
+    static func cellName(layer: Int, band: Int = 1, multiplier: Float) -> String { "L\(layerLabel(layer, band))_x\(multiplier)" }
 
     struct Settings: Codable, Equatable {
         var vector: SteeringVector.Identity
@@ -142,11 +156,11 @@ public struct SteeringSweep {
         evaluation.evaluatorBatchSize = 32
         let total = 1 + p.layers.count * p.multipliers.count
         let steeringVector = vector
-        func measure(_ name: String, index: Int, layer: Int?, multiplier: Float) async throws -> (HeldOutSummary, [HeldOutAnswer]) {
+        func measure(_ name: String, index: Int, layer: Int?, multiplier: Float, vector: SteeringVector? = nil) async throws -> (HeldOutSummary, [HeldOutAnswer]) {
             let folder = directory.appendingPathComponent("cells").appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: folder.appendingPathComponent("summary.json").path),
                let done = try? HeldOutEvaluation.load(folder) { return done }
-            let steering = try layer.map { try steeringVector.applied(at: [$0]) }
+            let steering = try layer.map { try (vector ?? steeringVector).applied(at: Self.band($0, p.band)) }
             let summary = try await Self.steered(backend, by: steering, multiplier: multiplier, path: vectorPath) {
                 try await evaluation.run(label: name, backend: backend, evaluator: evaluator, directory: folder) {
                     progress(.cell(name: name, index: index, total: total, inner: $0))
@@ -159,7 +173,7 @@ public struct SteeringSweep {
         var index = 1
         for layer in p.layers {
             for m in p.multipliers {
-                let (s, answers) = try await measure(Self.cellName(layer: layer, multiplier: m), index: index, layer: layer, multiplier: m)
+                let (s, answers) = try await measure(Self.cellName(layer: layer, band: p.band, multiplier: m), index: index, layer: layer, multiplier: m)
                 cells.append(try cell(layer: layer, multiplier: m, base: (base, baseAnswers), steered: (s, answers)))
                 index += 1
             }
@@ -167,21 +181,28 @@ public struct SteeringSweep {
         let eligible = cells.filter { ($0.perplexityRatio?.value ?? 1) <= p.maxPerplexityRatio && $0.effect.value > 0 }
         let best = eligible.max { a, b in a.effect.value != b.effect.value ? a.effect.value < b.effect.value : abs(a.multiplier) > abs(b.multiplier) }
         let rule = String(format: "the largest effect among settings whose perplexity ratio is at most %.2f", p.maxPerplexityRatio)
-        let recommendation = best.map { String(format: "layer %d x%@: effect %+.3f [%+.3f, %+.3f], perplexity x%.3f, %.0f%% of prompts moved the wrong way (%@)",
-                                                 $0.layer, String($0.multiplier), $0.effect.value, $0.effect.lower, $0.effect.upper,
+        let recommendation = best.map { String(format: "layer %@ x%@: effect %+.3f [%+.3f, %+.3f], perplexity x%.3f, %.0f%% of prompts moved the wrong way (%@)",
+                                                 Self.layerLabel($0.layer, p.band), String($0.multiplier), $0.effect.value, $0.effect.lower, $0.effect.upper,
                                                  $0.perplexityRatio?.value ?? .nan, $0.wrongWayShare * 100, rule) }
             ?? "none: no setting moved the intended way within the perplexity limit (\(rule))"
+        var control: Cell?
+        if let best {
+            let name = "control_" + Self.cellName(layer: best.layer, band: p.band, multiplier: best.multiplier)
+            let (s, answers) = try await measure(name, index: total, layer: best.layer, multiplier: best.multiplier,
+                                                 vector: try randomControl(layers: Self.band(best.layer, p.band)))
+            control = try cell(layer: best.layer, multiplier: best.multiplier, base: (base, baseAnswers), steered: (s, answers))
+        }
         let report = Report(
             vector: vectorPath, vectorName: vector.name, method: vector.method, model: backend.modelName, evaluator: evaluator.name,
             effectMeaning: effectMeaning, parameters: p, unsteeredDistance: base.distance,
             unsteeredWeightedDistance: base.weightedDistance ?? base.distance, unsteeredPerplexity: base.perplexity,
             unsteeredMeanAnswerTokens: base.meanAnswerTokens, unsteeredRefusalShare: Self.refusalShare(baseAnswers),
-            cells: cells, recommended: best, recommendation: recommendation, seconds: Date().timeIntervalSince(start))
+            cells: cells, recommended: best, control: control, recommendation: recommendation, seconds: Date().timeIntervalSince(start))
         try AlignmentFiles.writeJSON(report, to: directory.appendingPathComponent("report.json"))
         try Data(Self.markdown(report).utf8).write(to: directory.appendingPathComponent("report.md"))
         try Data(Self.html(report).utf8).write(to: directory.appendingPathComponent("report.html"))
         if let best {
-            var chosen = try vector.applied(at: [best.layer])
+            var chosen = try vector.applied(at: Self.band(best.layer, p.band))
             chosen.multiplier = best.multiplier
             chosen.notes["recommended_by"] = "steer sweep (\(p.sets.split ?? "all") split): " + recommendation
             try chosen.save(to: directory.appendingPathComponent("recommended.safetensors").path)
@@ -206,6 +227,25 @@ public struct SteeringSweep {
         }
     }
 
+    /// Seeded random directions as long as the vector's at each of `layers`, applied there.
+    func randomControl(layers: [Int]) throws -> SteeringVector {
+        var control = vector
+        control.directions = [:]
+        for layer in layers {
+            var generator = SplitMix64(seed: 27 &+ UInt64(layer))
+            var d = (0..<vector.hiddenSize).map { _ -> Float in
+                let u1 = max(generator.uniform(0, 1), 1e-300), u2 = generator.uniform(0, 1)
+                return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+            }
+            let norm = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            d = d.map { $0 / norm * vector.norm(at: layer) }
+            control.directions[layer] = d
+        }
+        control.layers = layers
+        control.name = "random control"
+        return control
+    }
+
     static func refusalShare(_ answers: [HeldOutAnswer]) -> Double {
         answers.isEmpty ? 0 : Double(answers.filter(\.refusal).count) / Double(answers.count)
     }
@@ -216,7 +256,7 @@ public struct SteeringSweep {
         let pairs = steered.1.compactMap { a in byKey["\(a.set)/\(a.id)"].map { ($0, a) } }
             .filter { HeldOutEvaluation.profiledSets.contains($0.0.set) }
         guard !pairs.isEmpty, pairs.count == base.1.filter({ HeldOutEvaluation.profiledSets.contains($0.set) }).count else {
-            throw AlignError.data("the unsteered and steered answers of \(Self.cellName(layer: layer, multiplier: multiplier)) do not pair up")
+            throw AlignError.data("the unsteered and steered answers of \(Self.cellName(layer: layer, band: parameters.band, multiplier: multiplier)) do not pair up")
         }
         let boot = parameters.bootstrap
         let effects = pairs.map { effect(before: $0.0.vector, after: $0.1.vector) }
@@ -239,7 +279,7 @@ public struct SteeringSweep {
     /// measured and reported as `align` reports a training run, so that steering and training sit
     /// in one comparison table (`valuealign compare`). `gold` measures beside the evaluator.
     public static func test(
-        vector: SteeringVector, vectorPath: String, layer: Int, multiplier: Float, sets: EvaluationSets, target: ValueProfile, maxNewTokens: Int,
+        vector: SteeringVector, vectorPath: String, layers: [Int], multiplier: Float, sets: EvaluationSets, target: ValueProfile, maxNewTokens: Int,
         batchSize: Int, bootstrap: BootstrapParameters, seed: UInt64, directory: URL, backend: LocalChatBackend, evaluator: any ValueEvaluator,
         gold: (any ValueEvaluator)?, progress: @escaping @Sendable (String, HeldOutEvaluation.Stage) -> Void = { _, _ in }
     ) async throws -> AlignmentReport {
@@ -254,10 +294,10 @@ public struct SteeringSweep {
             return (summary, try HeldOutEvaluation.load(folder).1)
         }
         let before = try await measure("before", nil)
-        let after = try await measure("after", try vector.applied(at: [layer]))
+        let after = try await measure("after", try vector.applied(at: layers))
         let report = try AlignmentReport(
             target: target, bootstrap: bootstrap, seed: seed, before: before.0, after: after.0, beforeAnswers: before.1, afterAnswers: after.1,
-            training: .init(method: "steer(\(vector.name), \(vector.method), layer \(layer) x\(multiplier))", reward: "none (no training)",
+            training: .init(method: "steer(\(vector.name), \(vector.method), layer \(layerLabel(layers[0], layers.count)) x\(multiplier))", reward: "none (no training)",
                             rounds: 0, steps: 0, examples: 0, seconds: 0, tokens: 0, tokensPerSecond: 0, stopReason: nil),
             wallSeconds: Date().timeIntervalSince(start))
         try report.write(to: directory)
@@ -284,11 +324,16 @@ public struct SteeringSweep {
         """
         for c in r.cells {
             let mark = (r.recommended.map { $0.layer == c.layer && $0.multiplier == c.multiplier } ?? false) ? " **←**" : ""
-            s += "| \(c.layer) | \(c.multiplier) | \(f(c.effect))\(mark) | \(f(c.distanceChange)) | \(c.perplexityRatio.map { String(format: "%.3f", $0.value) } ?? "-") | "
+            s += "| \(layerLabel(c.layer, r.parameters.band)) | \(c.multiplier) | \(f(c.effect))\(mark) | \(f(c.distanceChange)) | \(c.perplexityRatio.map { String(format: "%.3f", $0.value) } ?? "-") | "
                 + String(format: "%.0f%% (%d/%d)", c.wrongWayShare * 100, c.wrongWay, c.answers)
                 + " | \(String(format: "%.0f%%", c.refusalShare * 100)) | \(String(format: "%.0f", c.meanAnswerTokens)) |\n"
         }
-        s += "\nEffects and changes are paired by prompt against the unsteered model; intervals are 95% percentile bootstraps. The same evaluator that judges the effect read the contrast pairs' value labels only through the pairs' authors, not through training: the vector was never optimised against it.\n"
+        if let c = r.control {
+            s += "| \(layerLabel(c.layer, r.parameters.band)) | \(c.multiplier) | \(f(c.effect)) *random direction, same length (control)* | \(f(c.distanceChange)) | \(c.perplexityRatio.map { String(format: "%.3f", $0.value) } ?? "-") | "
+                + String(format: "%.0f%% (%d/%d)", c.wrongWayShare * 100, c.wrongWay, c.answers)
+                + " | \(String(format: "%.0f%%", c.refusalShare * 100)) | \(String(format: "%.0f", c.meanAnswerTokens)) |\n"
+        }
+        s += "\nEffects and changes are paired by prompt against the unsteered model; intervals are 95% percentile bootstraps. The control row applies a seeded random direction as long as the vector at the recommended layer and multiplier: its effect and wrong-way share are what any perturbation of that size does (answers change, and per-answer readings are noisy). The evaluator that judges the effect had no part in making the vector (it comes from the contrast pairs' written stances), but it is one instrument: confirm a chosen setting on the test split with the gold evaluator (steer sweep --test).\n"
         return s
     }
 
@@ -306,7 +351,7 @@ public struct SteeringSweep {
             var h = "<h2>\(HTML.escape(title))</h2><p><small>\(HTML.escape(note))</small></p><table><tr><th>layer \\ multiplier</th>"
                 + multipliers.map { "<th>\($0)</th>" }.joined() + "</tr>"
             for l in layers {
-                h += "<tr><th>\(l)</th>"
+                h += "<tr><th>\(layerLabel(l, r.parameters.band))</th>"
                 for m in multipliers {
                     guard let c = cell(l, m) else { h += "<td>–</td>"; continue }
                     let chosen = r.recommended.map { $0.layer == l && $0.multiplier == m } ?? false
@@ -333,6 +378,10 @@ public struct SteeringSweep {
                   { String(format: "%.0f%%", $0.wrongWayShare * 100) }, { -$0.wrongWayShare }, scale: 0.5)
         h += grid("BaseAlign distance change", "Paired mean change of the masked distance to \(r.parameters.target.name) (negative: closer). Green: closer.",
                   { String(format: "%+.3f", $0.distanceChange.value) }, { -$0.distanceChange.value }, scale: max(0.05, r.cells.map { abs($0.distanceChange.value) }.max() ?? 1))
+        if let c = r.control {
+            h += String(format: "<h2>Control</h2><p>A seeded random direction of the same length at the recommended layer %@ x%@: effect %+.3f [%+.3f, %+.3f], perplexity x%.3f, %.0f%% of prompts moved the wrong way. That is the size of change any perturbation brings; the recommended setting's figures mean something only beyond it.</p>",
+                        layerLabel(c.layer, r.parameters.band), String(c.multiplier), c.effect.value, c.effect.lower, c.effect.upper, c.perplexityRatio?.value ?? .nan, c.wrongWayShare * 100)
+        }
         h += "<p><small>\(String(format: "%.0f", r.seconds)) s. report.md has every figure with its interval.</small></p></body></html>\n"
         return h
     }

@@ -19,6 +19,8 @@ public struct GenerationBenchmark {
         /// A PEFT LoRA adapter folder: the decode figures are measured again with it loaded, beside
         /// the same figures without it (the anchor of those rows).
         public var adapter: String?
+        /// A steering vector `FILE[:MULTIPLIER]`: batch-1 decode with it, alternating with none.
+        public var steer: String?
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
@@ -95,6 +97,24 @@ public struct GenerationBenchmark {
                     anchorName: "no adapter", anchorValue: without("sampling batch \(b) aggregate tok/s"), higherIsBetter: true))
             }
             report.notes.append("adapter \(adapter): LoRA r\(lora.rank) on \(lora.targetModules.joined(separator: ", "))")
+        }
+        if let steer = p.steer {
+            progress("decode batch 1 with the steering vector \(steer), alternating with none")
+            let steering = try SteeringSpecification.steering([try SteeringSpecification(parsing: steer)], for: model.configuration)
+            // Alternate without/with so that both medians see the same machine noise.
+            var plain: [Double] = [], steered: [Double] = []
+            for _ in 0..<3 {
+                model.steering = nil
+                plain.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+                model.steering = steering
+                steered.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+            }
+            model.steering = nil
+            func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+            report.figures.append(BenchmarkFigure(
+                name: "decode batch 1 tok/s, steered", value: median(steered), unit: "tok/s",
+                anchorName: "unsteered, alternating", anchorValue: median(plain), higherIsBetter: true, goal: ">= 0.97x"))
+            report.notes.append("steering \(steer): layers \(steering?.layers.map(String.init).joined(separator: ",") ?? "-"), applied inside the fused decode path")
         }
         report.figures.append(BenchmarkFigure(name: "peak memory", value: Double(Memory.stats.peak) / 1_048_576, unit: "MiB", higherIsBetter: false))
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); threads \(p.threads)")

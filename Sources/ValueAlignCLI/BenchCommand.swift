@@ -80,6 +80,9 @@ struct GenerateBench: AsyncParsableCommand {
     @Option(help: "A PEFT LoRA adapter folder: the decode figures again with it loaded, beside those without.")
     var adapter: String?
 
+    @Option(help: "A steering vector FILE[:MULTIPLIER]: batch-1 decode with it, alternating with none (goal >= 0.97x).")
+    var steer: String?
+
     @Option(help: "Threads for llama.cpp (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -108,6 +111,7 @@ struct GenerateBench: AsyncParsableCommand {
         parameters.threads = threads
         parameters.precision = WeightPrecision(rawValue: precision)!
         parameters.adapter = adapter
+        parameters.steer = steer
         let quiet = json
         let report = try GenerationBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }

@@ -42,7 +42,7 @@ struct SteerBuild: ParsableCommand {
     @Option(help: "Or a whole target profile: a preset name (basealign-ideal) or a JSON file.") var target: String?
     @Option(help: "caa (mean difference) or pca (principal direction of the differences).") var method = "caa"
     @Option(help: "Layers --steer applies, e.g. 12 or 10-14 (default: 40% of the depth).") var layers: String?
-    @Option(help: "Default multiplier stored in the file.") var multiplier: Float = 4
+    @Option(help: "Default multiplier stored in the file (`steer sweep` recommends one).") var multiplier: Float = 2
     @Option(help: "Pairs of this split only ('all' for every pair).") var split = "train"
     @Option(help: "Output file (.safetensors).") var out: String
     @Flag(help: "No progress bar.") var quiet = false
@@ -113,10 +113,11 @@ struct SteerSweep: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var evaluatorOptions: EvaluatorOptions
     @Option(help: "Layers to try, e.g. 4,8,12,16,20 or 6-18.") var layers = "4,8,12,16,20"
-    @Option(help: "Multipliers to try, comma-separated.") var multipliers = "2,4,8"
+    @Option(help: "Apply each setting at this many layers from its first (1: that layer alone).") var band = 1
+    @Option(help: "Multipliers to try, comma-separated.") var multipliers = "1,2,4"
     @Option(help: "Value prompts of the cells.") var prompts = "data/prompts/value_prompts.jsonl"
     @Option(help: "Their split (choose on validation; never on test).") var split = "validation"
-    @Option(help: "At most this many prompts per cell.") var limit = 40
+    @Option(help: "At most this many prompts per cell (default: the whole split; the first N are not a sample of the values, the file is ordered by value).") var limit: Int?
     @Option(help: "Held-out text for perplexity.") var text = "data/eval/heldout_text.txt"
     @Option(help: "Target profile (distance; the effect of a profile's vector).") var target = "basealign-ideal"
     @Option(help: "Most new tokens per answer.") var maxNewTokens = 64
@@ -132,7 +133,8 @@ struct SteerSweep: AsyncParsableCommand {
         guard modelOptions.baseURL == nil, modelOptions.steer.isEmpty else { throw ValidationError("steer sweep applies the vector itself to a local model; drop --steer and --base-url") }
         guard FileManager.default.fileExists(atPath: vector) else { throw ValidationError("no such steering vector '\(vector)'") }
         guard split != "test" else { throw ValidationError("--split test: choose settings on validation (or train); --test reads the test split once for the chosen setting") }
-        guard limit >= 1, maxNewTokens >= 1, batchSize >= 1 else { throw ValidationError("--limit, --max-new-tokens and --batch-size must be at least 1") }
+        guard (limit ?? 1) >= 1, maxNewTokens >= 1, batchSize >= 1 else { throw ValidationError("--limit, --max-new-tokens and --batch-size must be at least 1") }
+        guard band >= 1 else { throw ValidationError("--band must be at least 1") }
         guard maxPerplexityRatio >= 1 else { throw ValidationError("--max-perplexity-ratio must be at least 1") }
         _ = try parsedMultipliers
     }
@@ -156,6 +158,7 @@ struct SteerSweep: AsyncParsableCommand {
         var parameters = SteeringSweep.Parameters(
             layers: try parseSteeringLayers(layers, layerCount: c.layerCount), multipliers: try parsedMultipliers,
             sets: EvaluationSets(values: prompts, text: text, split: split, limit: limit), target: profile)
+        parameters.band = band
         parameters.maxNewTokens = maxNewTokens
         parameters.batchSize = batchSize
         parameters.maxPerplexityRatio = maxPerplexityRatio
@@ -188,7 +191,7 @@ struct SteerSweep: AsyncParsableCommand {
         let sets = EvaluationSets(values: prompts, harm: "data/prompts/harm_prompts.jsonl", benign: "data/prompts/benign_prompts.jsonl",
                                   text: "data/eval/capability_text.txt", split: "test")
         let testReport = try await SteeringSweep.test(
-            vector: steering, vectorPath: vector, layer: best.layer, multiplier: best.multiplier, sets: sets, target: profile, maxNewTokens: 128,
+            vector: steering, vectorPath: vector, layers: Array(best.layer..<(best.layer + band)), multiplier: best.multiplier, sets: sets, target: profile, maxNewTokens: 128,
             batchSize: 32, bootstrap: parameters.bootstrap, seed: seed, directory: URL(fileURLWithPath: out).appendingPathComponent("test"),
             backend: backend, evaluator: evaluator, gold: gold) { label, stage in
             if case let .generating(set, done, all) = stage {
