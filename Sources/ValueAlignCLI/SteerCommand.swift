@@ -200,9 +200,10 @@ struct SteerSweep: AsyncParsableCommand {
             }
         }
         bar?.update(bar?.total ?? 0, final: true)
-        print(String(format: "test split: BaseAlign distance %.3f -> %.3f, change %+.3f [%+.3f, %+.3f]; perplexity x%.3f",
+        let wrong = try JSONDecoder().decode(SteeringSweep.TestWrongWay.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/test/steering.json")))
+        print(String(format: "test split: BaseAlign distance %.3f -> %.3f, change %+.3f [%+.3f, %+.3f]; perplexity x%.3f; %.1f%% of prompts moved the wrong way",
                      testReport.before.distance.value, testReport.after.distance.value, testReport.distanceChange.value,
-                     testReport.distanceChange.lower, testReport.distanceChange.upper, testReport.perplexityRatio ?? .nan))
+                     testReport.distanceChange.lower, testReport.distanceChange.upper, testReport.perplexityRatio ?? .nan, wrong.share * 100))
         print("wrote \(out)/test/report.html, report.md, report.json (compare with a training run: valuealign compare RUN \(out)/test)")
     }
 }

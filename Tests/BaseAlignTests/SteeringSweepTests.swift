@@ -126,7 +126,9 @@ import ValueSpace
         #expect(report.training.method.hasPrefix("steer(benevolence, caa, layer 2 x4.0)"))
         #expect(report.training.steps == 0 && report.goldDistanceChange != nil && report.perplexityRatioEstimate != nil)
         #expect(report.before.answers["values"] == 4 && report.after.answers["harm"] == 3)
-        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.md").path))
+        #expect(try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8).contains("moved the wrong way by the steering"))
+        let wrong = try JSONDecoder().decode(SteeringSweep.TestWrongWay.self, from: Data(contentsOf: out.appendingPathComponent("steering.json")))
+        #expect(wrong.answers == 7 && wrong.wrongWay <= 7)
         #expect(loaded.model.steering == nil)
         // The steered answers differ from the unsteered ones somewhere.
         let (_, a0) = try HeldOutEvaluation.load(out.appendingPathComponent("before"))
