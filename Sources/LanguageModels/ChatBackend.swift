@@ -12,12 +12,16 @@ public struct ChatCompletion: Sendable, Codable, Equatable {
     public var finishReason: FinishReason
     public var promptTokens: Int
     public var completionTokens: Int
+    /// What an `ActivationObserver` on a local backend read from the answer's own activations
+    /// while it was generated (e.g. probe scores); nil without one, and from remote backends.
+    public var monitorReading: [Double]?
 
-    public init(text: String, finishReason: FinishReason, promptTokens: Int, completionTokens: Int) {
+    public init(text: String, finishReason: FinishReason, promptTokens: Int, completionTokens: Int, monitorReading: [Double]? = nil) {
         self.text = text
         self.finishReason = finishReason
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.monitorReading = monitorReading
     }
 }
 

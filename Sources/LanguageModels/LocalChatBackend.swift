@@ -8,7 +8,14 @@ public final class LocalChatBackend: ChatBackend, @unchecked Sendable {
     public let loaded: LoadedModel
     private let queue = DispatchQueue(label: "valuealign.local-model", qos: .userInitiated)
 
-    public init(_ loaded: LoadedModel) { self.loaded = loaded }
+    /// Reads the activations of every batch and single completion (`ChatCompletion.monitorReading`);
+    /// streams are not observed.
+    private let observer: (any ActivationObserver)?
+
+    public init(_ loaded: LoadedModel, observer: (any ActivationObserver)? = nil) {
+        self.loaded = loaded
+        self.observer = observer
+    }
 
     public var modelName: String { loaded.name }
 
@@ -33,10 +40,16 @@ public final class LocalChatBackend: ChatBackend, @unchecked Sendable {
 
     public func completeBatch(_ conversations: [[ChatMessage]], parameters: GenerationParameters) async throws -> [ChatCompletion] {
         try parameters.validate()
+        let observer = UncheckedBox(observer)
         return try await perform { loaded, flag in
             let prompts = conversations.map { loaded.promptTokens($0) }
-            let results = try loaded.makeGenerator().generate(prompts, parameters: parameters, onText: { _, _ in !flag.isCancelled })
-            return results.map { ChatCompletion(text: $0.text, finishReason: $0.finishReason, promptTokens: $0.promptTokens, completionTokens: $0.tokens.count) }
+            let generator = loaded.makeGenerator()
+            generator.observer = observer.value
+            let results = try generator.generate(prompts, parameters: parameters, onText: { _, _ in !flag.isCancelled })
+            return results.enumerated().map { i, r in
+                ChatCompletion(text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, completionTokens: r.tokens.count,
+                               monitorReading: observer.value?.reading(prompt: i))
+            }
         }
     }
 
@@ -72,4 +85,10 @@ public final class CancellationFlag: Sendable {
     public init() {}
     public func cancel() { state.store(true, ordering: .relaxed) }
     public var isCancelled: Bool { state.load(ordering: .relaxed) }
+}
+
+/// Carries a value that is only ever used on the model's serial queue across the `perform` hop.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Evaluators
 public import LanguageModels
 import MLXEngine
 
@@ -21,6 +22,8 @@ public struct GenerationBenchmark {
         public var adapter: String?
         /// A steering vector `FILE[:MULTIPLIER]`: batch-1 decode with it, alternating with none.
         public var steer: String?
+        /// A probes file: batch-1 decode with the probe monitor observing, alternating with none.
+        public var probes: String?
         public init(modelPath: String) { self.modelPath = modelPath }
     }
 
@@ -115,6 +118,23 @@ public struct GenerationBenchmark {
                 name: "decode batch 1 tok/s, steered", value: median(steered), unit: "tok/s",
                 anchorName: "unsteered, alternating", anchorValue: median(plain), higherIsBetter: true, goal: ">= 0.97x"))
             report.notes.append("steering \(steer): layers \(steering?.layers.map(String.init).joined(separator: ",") ?? "-"), applied inside the fused decode path")
+        }
+        if let probes = p.probes {
+            progress("decode batch 1 with the probe monitor \(probes), alternating with none")
+            let monitor = try ProbeMonitor.load(probes, model: model, modelPath: p.modelPath)
+            var plain: [Double] = [], watched: [Double] = []
+            for _ in 0..<5 {
+                generator.observer = nil
+                plain.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+                generator.observer = monitor
+                watched.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+            }
+            generator.observer = nil
+            func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+            report.figures.append(BenchmarkFigure(
+                name: "decode batch 1 tok/s, probe monitor", value: median(watched), unit: "tok/s",
+                anchorName: "no monitor, alternating", anchorValue: median(plain), higherIsBetter: true, goal: ">= 0.97x"))
+            report.notes.append("probe monitor \(probes): layers \(monitor.layers.sorted().map(String.init).joined(separator: ",")), \(monitor.monitoredValues.count) values read from the decode steps' own states")
         }
         report.figures.append(BenchmarkFigure(name: "peak memory", value: Double(Memory.stats.peak) / 1_048_576, unit: "MiB", higherIsBetter: false))
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); threads \(p.threads)")

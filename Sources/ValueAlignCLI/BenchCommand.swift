@@ -83,6 +83,9 @@ struct GenerateBench: AsyncParsableCommand {
     @Option(help: "A steering vector FILE[:MULTIPLIER]: batch-1 decode with it, alternating with none (goal >= 0.97x).")
     var steer: String?
 
+    @Option(help: "A probes file (valuealign probe train): batch-1 decode with the probe monitor, alternating with none (goal: <= 3% slower).")
+    var probes: String?
+
     @Option(help: "Threads for llama.cpp (match this machine's cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -112,6 +115,7 @@ struct GenerateBench: AsyncParsableCommand {
         parameters.precision = WeightPrecision(rawValue: precision)!
         parameters.adapter = adapter
         parameters.steer = steer
+        parameters.probes = probes
         let quiet = json
         let report = try GenerationBenchmark(parameters).run { line in
             if !quiet { FileHandle.standardError.write(Data("… \(line)\n".utf8)) }

@@ -46,7 +46,16 @@ struct ServeRunCommand: AsyncParsableCommand {
     @Flag(help: "Put prompt and answer text in the process log.") var logText = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
+    @Option(help: "Read the live answer's own activations as it is generated: 'probes' (needs --probes and a local model).") var monitor: String?
+    @Option(help: "Probes file from `valuealign probe train` for --monitor probes (policy rules: output.probes).") var probes: String?
+
     func validate() throws {
+        if let monitor {
+            guard monitor == "probes" else { throw ValidationError("--monitor: only 'probes' is known, got '\(monitor)'") }
+            guard probes != nil else { throw ValidationError("--monitor probes needs --probes FILE (from valuealign probe train)") }
+            guard modelOptions.baseURL == nil else { throw ValidationError("--monitor probes reads a local model's activations; it cannot with --base-url") }
+        }
+        if let probes, !FileManager.default.fileExists(atPath: probes) { throw ValidationError("--probes: no such file '\(probes)'") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
         guard upstreamTimeout > 0, batchDelayMs >= 0 else { throw ValidationError("--upstream-timeout must be > 0 and --batch-delay-ms >= 0") }
         if let retentionDays, retentionDays <= 0 { throw ValidationError("--retention-days must be > 0") }
@@ -66,7 +75,18 @@ struct ServeRunCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         let postgresURL = auditPostgresURL ?? ProcessInfo.processInfo.environment["VALUEALIGN_AUDIT_POSTGRES_URL"]
         let audit = try await openAuditStore(dataDirectory: dataDir, postgresURL: postgresURL)
-        let upstream = try modelOptions.makeBackend()
+        if !guardPolicy.output.probeThresholds.isEmpty, monitor == nil {
+            throw ValidationError("the policy has output.probes rules; run with --monitor probes --probes FILE")
+        }
+        let upstream: any ChatBackend
+        if monitor != nil, let probes {
+            let loaded = try modelOptions.loadLocal()
+            let probeMonitor = try ProbeMonitor.load(probes, model: loaded.model, modelPath: loaded.path)
+            logger.info("probe monitor: \(probeMonitor.monitoredValues.map(\.rawValue).joined(separator: ", ")) at layers \(probeMonitor.layers.sorted())")
+            upstream = LocalChatBackend(loaded, observer: probeMonitor)
+        } else {
+            upstream = try modelOptions.makeBackend()
+        }
         let evaluator = try evaluatorOptions.make()
         if access.isOpen { logger.warning("no API keys: every client request is accepted as 'anonymous'; admin endpoints are closed") }
         let server = try GuardServer(configuration: configuration, upstream: upstream, evaluator: evaluator, audit: audit, logger: logger)

@@ -13,7 +13,8 @@ extension GuardServer {
         let chat = try ChatRequest.parse(try await bodyData(request), defaultMaxTokens: configuration.defaultMaxTokens)
         if chat.stream { draft.record.endpoint = "chat.stream" }
         draft.record.promptText = chat.lastUserText
-        if chat.stream && policy.streaming.mode == .windowed { return try await streamWindowed(chat, draft: draft) }
+        // Probe rules read the finished answer's activations: such streams are buffered.
+        if chat.stream && policy.streaming.mode == .windowed && policy.output.probeThresholds.isEmpty { return try await streamWindowed(chat, draft: draft) }
         let outcome = try await pipeline.decide(chat, draft: draft)
         return chat.stream ? sseResponse(outcome, draft: draft) : completionResponse(outcome, draft: draft)
     }

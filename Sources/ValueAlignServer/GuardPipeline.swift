@@ -49,7 +49,7 @@ struct GuardPipeline: Sendable {
         let inputCheck = try await checkInput(chat, draft: draft)
         if GuardPolicy.action(input: inputCheck, output: nil) == .block { return refusal(draft) }
         let completion = try await callUpstream(chat.messages, parameters: chat.parameters, draft: draft)
-        let check = try await checkOutput(prompt: chat.lastUserText, completion.text, draft: draft)
+        let check = try await checkOutput(prompt: chat.lastUserText, completion.text, draft: draft, reading: completion.monitorReading)
         var text = completion.text
         var completionTokens = completion.completionTokens
         var action = GuardPolicy.action(input: inputCheck, output: check)
@@ -84,7 +84,7 @@ struct GuardPipeline: Sendable {
             let revised = try await callUpstream(conversation, parameters: chat.parameters, draft: draft)
             candidate = revised.text
             tokens += revised.completionTokens
-            current = try await checkOutput(prompt: chat.lastUserText, candidate, draft: draft)
+            current = try await checkOutput(prompt: chat.lastUserText, candidate, draft: draft, reading: revised.monitorReading)
             if current.action <= .flag {
                 let rounds = draft.record.revisionRounds
                 draft.record.reasons.append("revised in \(rounds) round\(rounds == 1 ? "" : "s")")
@@ -125,9 +125,20 @@ struct GuardPipeline: Sendable {
 
     /// An answer checked against the output stage (always evaluated: the audit log and the
     /// dashboard show what the traffic's values are even when nothing is enforced).
-    func checkOutput(prompt: String, _ text: String, draft: AuditDraft) async throws -> StageCheck {
+    ///
+    /// With probe rules, `reading` (the probe monitor's p(supported) - p(opposed) per value, read
+    /// from the answer's own activations) is checked too; an answer without a reading (fewer than
+    /// two tokens: nothing was read) passes the probe rules, and the reasons say so.
+    func checkOutput(prompt: String, _ text: String, draft: AuditDraft, reading: [Double]? = nil) async throws -> StageCheck {
         let assessment = try await assess([ValuePair(prompt: prompt, response: text)], draft: draft)[0]
-        let check = policy.check(assessment.vector, stage: .output)
+        var check = policy.check(assessment.vector, stage: .output)
+        if !policy.output.probeThresholds.isEmpty {
+            if let reading, let vector = try? ValueVector(reading.map { min(1, max(-1, $0)) }) {
+                check.violations += policy.checkProbes(vector)
+            } else {
+                draft.record.reasons.append("output.probes: no reading (answer too short to read)")
+            }
+        }
         draft.record.outputVector = assessment.vector.components
         note(check, draft: draft)
         return check

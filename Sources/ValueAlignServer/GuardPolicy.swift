@@ -41,6 +41,9 @@ public struct GuardPolicy: Sendable, Equatable {
     /// The checks on one side of the conversation.
     public struct Stage: Sendable, Equatable {
         public var thresholds: [SchwartzValue: Threshold]
+        /// Output only: bounds on the probe monitor's reading of the answer's own activations
+        /// (`serve --monitor probes`; p(supported) - p(opposed) per value, in [-1, 1]).
+        public var probeThresholds: [SchwartzValue: Threshold] = [:]
         /// Crossed when the text's distance to the target exceeds it.
         public var maxDistance: Double?
         public var distanceAction: Action
@@ -320,30 +323,38 @@ struct PolicyReader {
         }
     }
 
+
+    /// Bounds per value name: `{"benevolence": {"min": -0.5, "action": "block"}, ...}`.
+    func thresholds(_ t: JSON?, _ field: String, stageAction: GuardPolicy.Action, input isInput: Bool) throws(GuardConfigurationError) -> [SchwartzValue: GuardPolicy.Threshold] {
+        guard let t, t != .null else { return [:] }
+        guard case let .object(entries) = t else { throw fail(field, "expected an object keyed by value name, got \(t.typeName)") }
+        var result: [SchwartzValue: GuardPolicy.Threshold] = [:]
+        for key in entries.keys.sorted() {
+            let path = "\(field).\(key)"
+            guard let schwartz = SchwartzValue(name: key) else {
+                throw fail(path, "unknown value name; expected one of \(SchwartzValue.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let to = try object(entries[key]!, path, allowed: ["min", "max", "action"])
+            let lower = try number(to["min"], "\(path).min"), upper = try number(to["max"], "\(path).max")
+            if lower == nil && upper == nil { throw fail(path, "needs min, max or both") }
+            for (bound, name) in [(lower, "min"), (upper, "max")] {
+                if let b = bound, !(b >= -1 && b <= 1) { throw fail("\(path).\(name)", "\(b) is outside [-1, 1]") }
+            }
+            if let lower, let upper, lower > upper { throw fail(path, "min \(lower) is above max \(upper)") }
+            result[schwartz] = GuardPolicy.Threshold(
+                min: lower, max: upper, action: try action(to["action"], "\(path).action", default: stageAction, input: isInput))
+        }
+        return result
+    }
+
     func stage(_ value: JSON?, _ field: String) throws(GuardConfigurationError) -> GuardPolicy.Stage {
         guard let value, value != .null else { return GuardPolicy.Stage() }
         let isInput = field == "input"
-        let o = try object(value, field, allowed: ["action", "thresholds", "maxDistance"])
+        let o = try object(value, field, allowed: isInput ? ["action", "thresholds", "maxDistance"] : ["action", "thresholds", "maxDistance", "probes"])
         let stageAction = try action(o["action"], "\(field).action", default: .block, input: isInput)
         var stage = GuardPolicy.Stage()
-        if let t = o["thresholds"], t != .null {
-            guard case let .object(entries) = t else { throw fail("\(field).thresholds", "expected an object keyed by value name, got \(t.typeName)") }
-            for key in entries.keys.sorted() {
-                let path = "\(field).thresholds.\(key)"
-                guard let schwartz = SchwartzValue(name: key) else {
-                    throw fail(path, "unknown value name; expected one of \(SchwartzValue.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                let to = try object(entries[key]!, path, allowed: ["min", "max", "action"])
-                let lower = try number(to["min"], "\(path).min"), upper = try number(to["max"], "\(path).max")
-                if lower == nil && upper == nil { throw fail(path, "needs min, max or both") }
-                for (bound, name) in [(lower, "min"), (upper, "max")] {
-                    if let b = bound, !(b >= -1 && b <= 1) { throw fail("\(path).\(name)", "\(b) is outside [-1, 1]") }
-                }
-                if let lower, let upper, lower > upper { throw fail(path, "min \(lower) is above max \(upper)") }
-                stage.thresholds[schwartz] = GuardPolicy.Threshold(
-                    min: lower, max: upper, action: try action(to["action"], "\(path).action", default: stageAction, input: isInput))
-            }
-        }
+        stage.thresholds = try thresholds(o["thresholds"], "\(field).thresholds", stageAction: stageAction, input: isInput)
+        stage.probeThresholds = try thresholds(o["probes"], "\(field).probes", stageAction: stageAction, input: isInput)
         if let d = o["maxDistance"], d != .null {
             let path = "\(field).maxDistance"
             let limit: Double?

@@ -16,10 +16,12 @@ public struct Violation: Sendable, Equatable, Codable, CustomStringConvertible {
     public var bound: String
     public var limit: Double
     public var action: GuardPolicy.Action
+    /// "probes" when the probe monitor's reading crossed it; nil for the evaluator's.
+    public var source: String? = nil
 
-    /// "output.power 0.76 > max 0.50 (block)".
+    /// "output.power 0.76 > max 0.50 (block)", "output.probes.benevolence -0.62 < min -0.50 (block)".
     public var description: String {
-        let name = value?.rawValue ?? "distance"
+        let name = (source.map { "\($0)." } ?? "") + (value?.rawValue ?? "distance")
         let op = bound == "min" ? "<" : ">"
         return "\(stage.rawValue).\(name) \(format(observed)) \(op) \(bound) \(format(limit)) (\(action.rawValue))"
     }
@@ -67,6 +69,21 @@ extension GuardPolicy {
 }
 
 extension GuardPolicy {
+    /// The output stage's probe bounds against the probe monitor's reading of an answer.
+    public func checkProbes(_ reading: ValueVector) -> [Violation] {
+        var violations: [Violation] = []
+        for (value, threshold) in output.probeThresholds.sorted(by: { $0.key < $1.key }) {
+            let x = reading[value]
+            if let lower = threshold.min, x < lower {
+                violations.append(Violation(stage: .output, value: value, observed: x, bound: "min", limit: lower, action: threshold.action, source: "probes"))
+            }
+            if let upper = threshold.max, x > upper {
+                violations.append(Violation(stage: .output, value: value, observed: x, bound: "max", limit: upper, action: threshold.action, source: "probes"))
+            }
+        }
+        return violations
+    }
+
     /// The guard's action on a request from its two checks, before any revision: a block at the
     /// input ends the request (the output is never produced); otherwise the stricter of the
     /// input's action (allow or flag: loading rejects revise on the input) and the output's.

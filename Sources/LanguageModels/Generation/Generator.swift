@@ -1,5 +1,5 @@
 import Foundation
-import MLXEngine
+public import MLXEngine
 
 /// One generated continuation.
 public struct GeneratedSequence: Sendable, Equatable {
@@ -21,6 +21,9 @@ public final class Generator {
     public let tokenizer: any Tokenizer
     /// Ids that end a sequence; the tokenizer's EOS ids plus the chat template's end-of-turn tokens.
     public var stopTokenIds: Set<Int>
+    /// Reads the residual stream of the generated tokens from the decode steps themselves (no
+    /// extra forward pass): each step's captured states of the tokens it was fed.
+    public var observer: (any ActivationObserver)?
 
     public init(model: any CausalLanguageModel, tokenizer: any Tokenizer, extraStopTokenIds: Set<Int> = []) {
         self.model = model
@@ -72,6 +75,8 @@ public final class Generator {
         var logits = try model.logits(out.hidden.index([.all, .at(-1)]))
 
         var active = Array(prompts.indices)  // batch row -> prompt index
+        let observer = observer
+        observer?.begin(prompts: prompts.count)
         for step in 0..<parameters.maxTokens {
             let next = try sampler.sample(logits, history: active.map { states[$0].prompt + states[$0].tokens }, streams: active, step: step)
             let chosen = try next.asArray(Int32.self)
@@ -104,10 +109,31 @@ public final class Generator {
             if let kp = keyPadding {
                 keyPadding = try concatenated([kp, MLXArray.ones([kp.dim(0), 1], dtype: .bool)], axis: 1)
             }
-            logits = try model(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding).index([.all, .at(0)])
+            if let observer {
+                let out = try model.forward(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding, captureLayers: observer.layers)
+                logits = try model.logits(out.hidden).index([.all, .at(0)])
+                try observer.observe(prompts: active, states: out.captured)
+            } else {
+                logits = try model(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding).index([.all, .at(0)])
+            }
         }
         return states.map { $0.result($0.finishReason ?? .length) }
     }
+}
+
+/// Something that reads a model's activations while it generates (a probe monitor): the
+/// generator captures `layers` in every decode step and hands over the states of the tokens that
+/// step was fed, i.e. every generated token but the last (whose state no step computes). One
+/// observer serves one `generate` call at a time.
+public protocol ActivationObserver: AnyObject {
+    /// Hidden-state indices to capture (as `CausalLanguageModel.forward` numbers them).
+    var layers: Set<Int> { get }
+    /// A new generation of `prompts` sequences starts.
+    func begin(prompts: Int)
+    /// One decode step: `states[layer]` is [rows, 1, hidden], row r belonging to prompt `prompts[r]`.
+    func observe(prompts: [Int], states: [Int: MLXArray]) throws
+    /// What it read of prompt `index`'s answer (nil: nothing to report).
+    func reading(prompt index: Int) -> [Double]?
 }
 
 /// Text bookkeeping of one sequence: UTF-8 assembly, stop strings, what has been streamed.
