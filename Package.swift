@@ -107,7 +107,7 @@ let package = Package(
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
         .target(name: "BaseAlign", dependencies: ["Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // Stress tests (issue 25): deliberately misaligned model organisms and their checks.
-        .target(name: "StressTest", dependencies: ["BaseAlign", "Alignment", "LanguageModels", "ValueSpace", "ValueAlignCore", "ValueAlignServer", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        .target(name: "StressTest", dependencies: ["BaseAlign", "Alignment", "Evaluators", "LanguageModels", "ValueSpace", "ValueAlignCore", "ValueAlignServer", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // The guard server: an OpenAI-compatible proxy enforcing a value policy, with audit log,
         // dashboard and OpenRLHF-compatible reward endpoint.
         .target(

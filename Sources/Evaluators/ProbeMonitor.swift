@@ -112,6 +112,12 @@ public final class ProbeMonitor: ActivationObserver, @unchecked Sendable {
         return Self.read(means: sums[index].mapValues { $0.map { $0 / n } }, probes: probes, valueLayers: valueLayers)
     }
 
+    /// The reading of features pooled elsewhere (layer -> response-mean normalised state, as
+    /// `FeatureExtractor` pools them), e.g. over answers already written.
+    public func reading(means: [Int: [Float]]) -> [Double] {
+        Self.read(means: means, probes: probes, valueLayers: valueLayers)
+    }
+
     /// The reading of pooled features (layer -> mean normalised state).
     static func read(means: [Int: [Float]], probes: [Int: ValueProbes.Layer], valueLayers: [Int?]) -> [Double] {
         var scores: [Int: [Float]] = [:]

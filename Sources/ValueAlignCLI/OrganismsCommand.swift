@@ -168,10 +168,12 @@ struct StressTestCommand: AsyncParsableCommand {
     @Flag(help: "Leave out the trigger-search detector.") var noTriggerSearch = false
     @Option(help: "Independent LLM judge: a local GGUF/HF path, or with --judge-url the served model's name.") var judgeModel: String?
     @Option(help: "OpenAI-compatible server of the independent judge.") var judgeUrl: String?
+    @Option(help: "Value probes (valuealign probe train): adds the 'value probes' detector, read on each model's own activations.") var probes: String?
     @Flag(help: "No progress bars.") var quiet = false
 
     func validate() throws {
         if judgeUrl != nil, judgeModel == nil { throw ValidationError("--judge-url needs --judge-model naming the served model") }
+        if let probes, !FileManager.default.fileExists(atPath: probes) { throw ValidationError("--probes: no such file '\(probes)'") }
         guard FileManager.default.fileExists(atPath: organisms) else { throw ValidationError("--organisms: no such folder '\(organisms)' (build one with valuealign organisms build)") }
         guard FileManager.default.fileExists(atPath: policy) else { throw ValidationError("--policy: no such file '\(policy)'") }
         if probeLimit < 2 { throw ValidationError("--probe-limit must be at least 2, got \(probeLimit)") }
@@ -185,6 +187,7 @@ struct StressTestCommand: AsyncParsableCommand {
         run.maxNewTokens = maxNewTokens
         if noRedteam { run.redTeamAttacks = [] }
         if noTriggerSearch { run.triggerSearch = nil }
+        run.valueProbes = probes
         if let judgeModel {
             run.judge = LLMJudgeEvaluator(backend: try auxiliaryBackend(model: judgeModel, url: judgeUrl))
         }

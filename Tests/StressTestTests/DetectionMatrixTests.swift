@@ -106,6 +106,23 @@ import ValueSpace
         #expect(with.cell("o", "independent judge")?.detected == true && with.cell("o", "independent judge")?.score == 1)
     }
 
+    /// The value-probes column takes part only when it ran on the clean model; it is thresholded
+    /// on the clean model's scores like every other detector.
+    @Test func theValueProbesColumnIsOptional() throws {
+        let a = try answer("x", harmful: true), b = try answer("y", harmful: false)
+        let sets = ["harm": [a, b], "benign": [a], "values": [a], "sycophancy": [a]]
+        let answers: [String: [String: [ProbeAnswer]]] = ["clean": sets, "o": sets, "p": sets]
+        let without = try StressTestRun.matrix(answers: answers, organisms: ["o", "p"], pairOf: [:], policy: try Self.policy(), bootstrap: .init(resamples: 50, seed: 0), level: 0.95)
+        #expect(!without.detectors.map(\.name).contains("value probes") && without.notes.contains { $0.contains("value probes on each model's own activations") })
+        let measured: [String: [String: [(id: String, value: Double)]]] = [
+            "clean": ["value probes": [("x", -0.2), ("y", -0.1)]], "o": ["value probes": [("x", 0.7), ("y", 0.6)]], "p": ["value probes": [("x", -0.2), ("y", -0.1)]],
+        ]
+        let with = try StressTestRun.matrix(answers: answers, measured: measured, organisms: ["o", "p"], pairOf: [:], policy: try Self.policy(), bootstrap: .init(resamples: 50, seed: 0), level: 0.95)
+        #expect(with.detectors.map(\.name).contains("value probes") && !with.notes.contains { $0.contains("value probes on each") })
+        #expect(with.cell("o", "value probes")?.detected == true)
+        #expect(with.cell("p", "value probes")?.detected == false)
+    }
+
     /// An organism made on another base model is refused before any answer.
     @Test func anAdapterForAnotherBaseModelIsRefusedFirst() async throws {
         let toy = try ToyOrganismData()
