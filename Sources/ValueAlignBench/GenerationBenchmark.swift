@@ -104,42 +104,40 @@ public struct GenerationBenchmark {
         if let steer = p.steer {
             progress("decode batch 1 with the steering vector \(steer), alternating with none")
             let steering = try SteeringSpecification.steering([try SteeringSpecification(parsing: steer)], for: model.configuration)
-            // Alternate without/with so that both medians see the same machine noise.
-            var plain: [Double] = [], steered: [Double] = []
-            for _ in 0..<3 {
-                model.steering = nil
-                plain.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
-                model.steering = steering
-                steered.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
-            }
-            model.steering = nil
-            func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+            let rates = try alternatingDecode(generator, rounds: 3) { model.steering = $0 ? steering : nil }
             report.figures.append(BenchmarkFigure(
-                name: "decode batch 1 tok/s, steered", value: median(steered), unit: "tok/s",
-                anchorName: "unsteered, alternating", anchorValue: median(plain), higherIsBetter: true, goal: ">= 0.97x"))
+                name: "decode batch 1 tok/s, steered", value: rates.with, unit: "tok/s",
+                anchorName: "unsteered, alternating", anchorValue: rates.without, higherIsBetter: true, goal: ">= 0.97x"))
             report.notes.append("steering \(steer): layers \(steering?.layers.map(String.init).joined(separator: ",") ?? "-"), applied inside the fused decode path")
         }
         if let probes = p.probes {
             progress("decode batch 1 with the probe monitor \(probes), alternating with none")
             let monitor = try ProbeMonitor.load(probes, model: model, modelPath: p.modelPath)
-            var plain: [Double] = [], watched: [Double] = []
-            for _ in 0..<5 {
-                generator.observer = nil
-                plain.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
-                generator.observer = monitor
-                watched.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
-            }
-            generator.observer = nil
-            func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+            let rates = try alternatingDecode(generator, rounds: 5) { generator.observer = $0 ? monitor : nil }
             report.figures.append(BenchmarkFigure(
-                name: "decode batch 1 tok/s, probe monitor", value: median(watched), unit: "tok/s",
-                anchorName: "no monitor, alternating", anchorValue: median(plain), higherIsBetter: true, goal: ">= 0.97x"))
+                name: "decode batch 1 tok/s, probe monitor", value: rates.with, unit: "tok/s",
+                anchorName: "no monitor, alternating", anchorValue: rates.without, higherIsBetter: true, goal: ">= 0.97x"))
             report.notes.append("probe monitor \(probes): layers \(monitor.layers.sorted().map(String.init).joined(separator: ",")), \(monitor.monitoredValues.count) values read from the decode steps' own states")
         }
         report.figures.append(BenchmarkFigure(name: "peak memory", value: Double(Memory.stats.peak) / 1_048_576, unit: "MiB", higherIsBetter: false))
         report.notes.append("model \(URL(fileURLWithPath: p.modelPath).lastPathComponent), weights \(p.precision.rawValue); BLAS kernels \(BLASCore.current ?? "?"); kernel ISA \(Fast.kernelISA); threads \(p.threads)")
         if p.anchors, anchors == nil { report.notes.append("llama.cpp anchor unavailable: run bash bench/anchors/llamacpp.sh") }
         return report
+    }
+
+    /// Batch-1 decode rates with something switched on (`set(true)`) and off, alternating `rounds`
+    /// times so that both medians see the same machine noise; left switched off.
+    func alternatingDecode(_ generator: Generator, rounds: Int, set: (Bool) -> Void) throws -> (with: Double, without: Double) {
+        var on: [Double] = [], off: [Double] = []
+        defer { set(false) }
+        for _ in 0..<rounds {
+            set(false)
+            off.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+            set(true)
+            on.append(try decodeRate(generator, batch: 1, promptLength: 16, temperature: 0))
+        }
+        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+        return (median(on), median(off))
     }
 
     /// New tokens per second for `batch` sequences generating `newTokens` each (the clock covers
