@@ -271,9 +271,14 @@ int mlxb_array_read(mlxb_array a, mlxb_dtype dtype, void* dst, size_t count) {
     }
     auto dt = to_mlx(dtype);
     mx::array x = a->value.dtype() == dt ? a->value : mx::astype(a->value, dt);
-    // A contiguous row-major copy; `flatten` of a contiguous array is free.
-    x = mx::contiguous(x);
-    x.eval();
+    // Evaluated and row-contiguous already (the common case: a result the caller just computed):
+    // copy straight out. Otherwise make a row-major copy first. Building a `contiguous` node for
+    // every read cost a trip through the stream's scheduler (~60 us) even when nothing was to do.
+    if (!x.is_available()) x.eval();
+    if (!x.flags().row_contiguous) {
+      x = mx::contiguous(x);
+      x.eval();
+    }
     if (!x.flags().row_contiguous) throw std::runtime_error("array_read: array is not row-contiguous");
     if (count > 0) std::memcpy(dst, x.data<char>(), count * dt.size());
   });
