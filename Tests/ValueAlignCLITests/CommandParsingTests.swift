@@ -214,3 +214,28 @@ struct RedTeamCommandParsingTests {
         #expect(parseError(["probe", "test", "--probes", scratch("no-such-probes.safetensors")])?.contains("--probes: no such file") == true)
     }
 }
+
+@Suite struct SteerParsingTests {
+    @Test func steeringOptionsAreCheckedBeforeAnyModelLoads() throws {
+        let pairs = repo("data/steering/contrast_pairs.jsonl")
+        #expect(parseError(["steer", "build", "--contrast", pairs, "--out", scratch("v.safetensors")])?.contains("exactly one of --value and --target") == true)
+        #expect(parseError(["steer", "build", "--value", "kindness", "--out", scratch("v.safetensors")])?.contains("'kindness' is not one of") == true)
+        #expect(parseError(["steer", "build", "--value", "power", "--method", "ica", "--out", scratch("v.safetensors")])?.contains("--method") == true)
+        #expect(parseError(["steer", "build", "--value", "power", "--out", scratch("v.gguf")])?.contains("steer export") == true)
+        #expect(parseError(["steer", "build", "--value", "power", "--contrast", pairs, "--out", scratch("v.safetensors")]) == nil)
+        #expect(parseError(["steer", "sweep", pairs, "--split", "test", "--out", scratch("s")])?.contains("choose settings on validation") == true)
+        #expect(parseError(["steer", "sweep", pairs, "--multipliers", "1,x", "--out", scratch("s")])?.contains("--multipliers") == true)
+        #expect(parseError(["steer", "sweep", scratch("none.safetensors"), "--out", scratch("s")])?.contains("no such steering vector") == true)
+        #expect(parseError(["chat", "--steer", scratch("none.safetensors:2")])?.contains("--steer: no such file") == true)
+        #expect(parseError(["chat", "--steer", pairs, "--base-url", "http://127.0.0.1:1/v1", "--model", "m"])?.contains("local model") == true)
+        #expect(try parseSteeringLayers("10-12", layerCount: 30) == [10, 11, 12])
+        #expect(throws: (any Error).self) { try parseSteeringLayers("30", layerCount: 30) }
+    }
+
+    @Test func serveMonitorNeedsProbesAndALocalModel() throws {
+        #expect(parseError(["serve", "--monitor", "probes"])?.contains("--probes FILE") == true)
+        #expect(parseError(["serve", "--monitor", "logits", "--probes", "x"])?.contains("only 'probes'") == true)
+        #expect(parseError(["serve", "--monitor", "probes", "--probes", scratch("none.safetensors")])?.contains("--probes: no such file") == true)
+        #expect(parseError(["stress-test", "--probes", scratch("none.safetensors"), "--organisms", repo("data")])?.contains("--probes: no such file") == true)
+    }
+}
