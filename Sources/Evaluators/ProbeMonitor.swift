@@ -84,8 +84,8 @@ public final class ProbeMonitor: ActivationObserver, @unchecked Sendable {
     private func flush() throws {
         guard let (prompts, states) = pending else { return }
         pending = nil
-        for (layer, _) in probes {
-            guard let s = states[layer] else { throw EvaluatorError.invalidParameter(field: "states", message: "layer \(layer) was not captured") }
+        for layer in probes.keys {
+            let s = states[layer]!  // checked in `observe`
             let rows = try (s.dtype == .float32 ? s : s.asType(.float32)).asArray(Float.self)
             guard rows.count == prompts.count * hidden else {
                 throw EvaluatorError.invalidParameter(field: "states", message: "layer \(layer) has \(rows.count) values for \(prompts.count) rows of \(hidden)")
@@ -105,8 +105,8 @@ public final class ProbeMonitor: ActivationObserver, @unchecked Sendable {
 
     /// p(supported) - p(opposed) per value from the running means (0 for values not monitored);
     /// nil before any token was read.
-    public func reading(prompt index: Int) -> [Double]? {
-        do { try flush() } catch { return nil }
+    public func reading(prompt index: Int) throws -> [Double]? {
+        try flush()
         guard index < counts.count, counts[index] > 0 else { return nil }
         let n = Float(counts[index])
         return Self.read(means: sums[index].mapValues { $0.map { $0 / n } }, probes: probes, valueLayers: valueLayers)

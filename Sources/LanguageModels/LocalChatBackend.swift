@@ -40,15 +40,15 @@ public final class LocalChatBackend: ChatBackend, @unchecked Sendable {
 
     public func completeBatch(_ conversations: [[ChatMessage]], parameters: GenerationParameters) async throws -> [ChatCompletion] {
         try parameters.validate()
-        let observer = UncheckedBox(observer)
-        return try await perform { loaded, flag in
+        return try await perform { [self] loaded, flag in
             let prompts = conversations.map { loaded.promptTokens($0) }
             let generator = loaded.makeGenerator()
-            generator.observer = observer.value
+            // The observer is only ever used here, on the model's serial queue.
+            generator.observer = observer
             let results = try generator.generate(prompts, parameters: parameters, onText: { _, _ in !flag.isCancelled })
-            return results.enumerated().map { i, r in
+            return try results.enumerated().map { i, r in
                 ChatCompletion(text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, completionTokens: r.tokens.count,
-                               monitorReading: observer.value?.reading(prompt: i))
+                               monitorReading: try observer?.reading(prompt: i))
             }
         }
     }
@@ -85,10 +85,4 @@ public final class CancellationFlag: Sendable {
     public init() {}
     public func cancel() { state.store(true, ordering: .relaxed) }
     public var isCancelled: Bool { state.load(ordering: .relaxed) }
-}
-
-/// Carries a value that is only ever used on the model's serial queue across the `perform` hop.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -55,7 +55,7 @@ import ValueSpace
             }
             let expected = ProbeMonitor.read(means: means, probes: [1: probes(hidden: c.hiddenSize, layers: [1]).layers[0],
                                                                     2: probes(hidden: c.hiddenSize, layers: [2]).layers[0]], valueLayers: layersPerValue)
-            let got = try #require(monitor.reading(prompt: i))
+            let got = try #require(try monitor.reading(prompt: i))
             #expect(got.count == 10 && got[SchwartzValue.power.index] == 0)
             #expect(zip(got, expected).allSatisfy { abs($0 - $1) < 1e-4 }, "\(got) vs \(expected)")
             #expect(got.contains { abs($0) > 1e-3 })

@@ -109,13 +109,9 @@ public final class Generator {
             if let kp = keyPadding {
                 keyPadding = try concatenated([kp, MLXArray.ones([kp.dim(0), 1], dtype: .bool)], axis: 1)
             }
-            if let observer {
-                let out = try model.forward(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding, captureLayers: observer.layers)
-                logits = try model.logits(out.hidden).index([.all, .at(0)])
-                try observer.observe(prompts: active, states: out.captured)
-            } else {
-                logits = try model(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding).index([.all, .at(0)])
-            }
+            let out = try model.forward(nextTokens.reshaped(-1, 1), cache: cache, keyPadding: keyPadding, captureLayers: observer?.layers ?? [])
+            logits = try model.logits(out.hidden).index([.all, .at(0)])
+            try observer?.observe(prompts: active, states: out.captured)
         }
         return states.map { $0.result($0.finishReason ?? .length) }
     }
@@ -133,7 +129,7 @@ public protocol ActivationObserver: AnyObject {
     /// One decode step: `states[layer]` is [rows, 1, hidden], row r belonging to prompt `prompts[r]`.
     func observe(prompts: [Int], states: [Int: MLXArray]) throws
     /// What it read of prompt `index`'s answer (nil: nothing to report).
-    func reading(prompt index: Int) -> [Double]?
+    func reading(prompt index: Int) throws -> [Double]?
 }
 
 /// Text bookkeeping of one sequence: UTF-8 assembly, stop strings, what has been streamed.
