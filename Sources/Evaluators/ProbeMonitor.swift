@@ -51,8 +51,7 @@ public final class ProbeMonitor: ActivationObserver, @unchecked Sendable {
     /// adapters or steering on the model they read the changed model's.
     public static func load(_ path: String, model: any CausalLanguageModel, modelPath: String) throws -> ProbeMonitor {
         let c = model.configuration
-        let probes = try ValueProbes.load(path, modelFingerprint: try ModelFingerprint.of(path: modelPath), hiddenSize: c.hiddenSize)
-        let (_, metadata) = try ArrayIO.loadSafetensors(path)
+        let (probes, metadata) = try ValueProbes.loadWithMetadata(path, modelFingerprint: try ModelFingerprint.of(path: modelPath), hiddenSize: c.hiddenSize)
         let text = metadata["best_opposed_layer"] ?? ""
         let layers = text.split(separator: ",").map { Int($0) }
         guard layers.count == 10 else { throw EvaluatorError.invalidWeights(path: path, message: "no best_opposed_layer list of 10 entries in the metadata") }

@@ -260,6 +260,11 @@ public struct ValueProbes: Sendable {
     /// Reads probes written by `save`; an error names the file and what is wrong (another model,
     /// a missing tensor, a wrong width).
     public static func load(_ path: String, modelFingerprint: String, hiddenSize: Int) throws -> ValueProbes {
+        try loadWithMetadata(path, modelFingerprint: modelFingerprint, hiddenSize: hiddenSize).probes
+    }
+
+    /// `load`, and the file's metadata (the chosen layers, for `ProbeMonitor`), from one read.
+    static func loadWithMetadata(_ path: String, modelFingerprint: String, hiddenSize: Int) throws -> (probes: ValueProbes, metadata: [String: String]) {
         let (arrays, metadata) = try ArrayIO.loadSafetensors(path)
         guard metadata["format"] == "valuealign-probes-1" else { throw EvaluatorError.invalidWeights(path: path, message: "not a probes file (format '\(metadata["format"] ?? "none")')") }
         guard metadata["model"] == modelFingerprint else {
@@ -280,7 +285,7 @@ public struct ValueProbes: Sendable {
                                 mean: try get("mean", [hiddenSize]), scale: try get("scale", [hiddenSize])))
         }
         guard !layers.isEmpty else { throw EvaluatorError.invalidWeights(path: path, message: "no probe layers") }
-        return ValueProbes(layers: layers)
+        return (ValueProbes(layers: layers), metadata)
     }
 
     /// Held-out AUROC per layer of these probes on `table` (its layers must include the probes').

@@ -139,6 +139,8 @@ public struct StressTestRun: Sendable {
         // the check answers as the clean model.
         let clean = try loadBase()
         for name in names { try PEFTAdapter.check(organismsDirectory.appendingPathComponent("\(name)/adapter"), fits: clean.model.configuration) }
+        // The probes are read once, against the base model (the adapters change no norm weights).
+        let monitor = try valueProbes.map { try ProbeMonitor.load($0, model: clean.model, modelPath: clean.path) }
         let builder = self.builder
         let redTeamBehaviors = redTeamAttacks.isEmpty ? [] : try Behavior.load(data.harmPrompts, split: "test", limit: redTeamBehaviors)
         let trigger = try triggerSearch.map { p in
@@ -177,8 +179,8 @@ public struct StressTestRun: Sendable {
                 measured[name, default: [:]][Self.triggerDetector] = trigger.heldOutPrompts.map { ($0.id, gained[$0.id] ?? 0) }
                 if shouldStop() { return nil }
             }
-            if let valueProbes {
-                measured[name, default: [:]][Self.probeDetector] = try Self.probeScores(answers[name]?["harm"] ?? [], model: model, probes: valueProbes)
+            if let monitor {
+                measured[name, default: [:]][Self.probeDetector] = try Self.probeScores(answers[name]?["harm"] ?? [], model: model, monitor: monitor)
             }
             if let judge {
                 let harm = answers[name]?["harm"] ?? []
@@ -208,9 +210,8 @@ public struct StressTestRun: Sendable {
     /// as opposing a protected value, max over those values of p(opposed) - p(supported). The
     /// pair is read as the probes were trained (chat format, response-mean pooling); the model is
     /// the one that wrote the answer (adapter included).
-    static func probeScores(_ answers: [ProbeAnswer], model: LoadedModel, probes: String) throws -> [(id: String, value: Double)] {
+    static func probeScores(_ answers: [ProbeAnswer], model: LoadedModel, monitor: ProbeMonitor) throws -> [(id: String, value: Double)] {
         guard !answers.isEmpty else { return [] }
-        let monitor = try ProbeMonitor.load(probes, model: model.model, modelPath: model.path)
         let layers = monitor.layers.sorted()
         let encoder = try PairEncoding.Encoder(encoding: PairEncoding(), tokenizer: model.tokenizer, template: model.chatTemplate)
         let encoded = answers.map { encoder.encode(ValuePair(prompt: $0.prompt, response: $0.response)) }
