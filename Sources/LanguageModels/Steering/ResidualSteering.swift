@@ -18,10 +18,11 @@ public struct ResidualSteering: @unchecked Sendable {
     public init(additions: [Int: MLXArray], configuration c: ModelConfiguration) throws(LanguageModelError) {
         for (layer, vector) in additions {
             guard (1..<c.layerCount).contains(layer) else {
-                throw .invalidParameter(field: "steering", message: "layer \(layer) is outside 1...\(c.layerCount - 1) of this model")
+                throw .invalidParameter(field: "steering", message: "layer \(layer) is outside 1...\(c.layerCount - 1), the layers this model can steer")
             }
             guard vector.shape == [c.hiddenSize] else {
-                throw .invalidParameter(field: "steering", message: "the vector at layer \(layer) has shape \(vector.shape), the model's width is \(c.hiddenSize)")
+                let size = vector.ndim == 1 ? "width \(vector.dim(0))" : "shape \(vector.shape)"
+                throw .invalidParameter(field: "steering", message: "the vector at layer \(layer) has \(size), the model's hidden size is \(c.hiddenSize)")
             }
         }
         self.additions = additions

@@ -129,16 +129,14 @@ public struct SteeringVector: Sendable, Equatable {
         if let modelFingerprint, modelFingerprint != PEFTAdapter.fingerprint(c) {
             throw LanguageModelError.steering(path: path, message: "made for a different base model (\(modelFingerprint)); this model is \(PEFTAdapter.fingerprint(c))")
         }
-        guard hiddenSize == c.hiddenSize else {
-            throw LanguageModelError.steering(path: path, message: "has width \(hiddenSize), the model's hidden size is \(c.hiddenSize)")
-        }
-        for l in layers where !(1..<c.layerCount).contains(l) {
-            throw LanguageModelError.steering(path: path, message: "layer \(l) is outside 1...\(c.layerCount - 1), the layers this model can steer")
-        }
         let m = multiplier ?? self.multiplier
         var additions: [Int: MLXArray] = [:]
         for l in layers { additions[l] = try MLXArray(directions[l]!.map { $0 * m }, shape: [hiddenSize]) }
-        return try ResidualSteering(additions: additions, configuration: c)
+        // Width and layers are checked where every steering is (`ResidualSteering`), named by the file.
+        do { return try ResidualSteering(additions: additions, configuration: c) } catch {
+            guard case let .invalidParameter(_, message) = error else { throw error }
+            throw LanguageModelError.steering(path: path, message: message)
+        }
     }
 
     /// What identifies a vector's content (a sweep folder belongs to one).
