@@ -24,6 +24,14 @@ public struct GGUFLayout: Sendable {
         public static func string(_ key: String, _ s: String) -> Entry { Entry(key: key, type: 8, value: GGUFLayout.encode(string: s)) }
         public static func bool(_ key: String, _ b: Bool) -> Entry { Entry(key: key, type: 7, value: [b ? 1 : 0]) }
         public static func float32(_ key: String, _ v: Float) -> Entry { Entry(key: key, type: 6, value: GGUFLayout.bytes(of: v.bitPattern)) }
+
+        /// The value of a string entry; nil for other types or a malformed value.
+        public var stringValue: String? {
+            guard type == 8 else { return nil }
+            var reader = ByteReader(data: Data(value), path: key)
+            guard let s = try? reader.string(), reader.offset == value.count else { return nil }
+            return s
+        }
     }
 
     /// One tensor: name, dimensions innermost first (GGUF's `ne`: [columns, rows] for a matrix),

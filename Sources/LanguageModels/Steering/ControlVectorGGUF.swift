@@ -27,7 +27,7 @@ public enum ControlVectorGGUF {
         ], tensors: tensors)
         try layout.write(to: path) { tensor in
             let layer = Int(tensor.name.dropFirst("direction.".count))! + 1
-            return vector.directions[layer]!.flatMap { GGUFLayout.bytes(of: ($0 * m).bitPattern) }
+            return try GGMLQuantization.encode(vector.directions[layer]!.map { $0 * m }, as: .f32)
         }
     }
 
@@ -39,8 +39,8 @@ public enum ControlVectorGGUF {
         do { (layout, file) = try GGUFLayout.read(path) } catch {
             throw LanguageModelError.steering(path: path, message: "not a readable GGUF file (\(error))")
         }
-        if let arch = layout["general.architecture"], arch.type == 8, decodeString(arch.value) != "controlvector" {
-            throw LanguageModelError.steering(path: path, message: "a GGUF of architecture '\(decodeString(arch.value) ?? "?")', not a control vector (controlvector)")
+        if let arch = layout["general.architecture"]?.stringValue, arch != "controlvector" {
+            throw LanguageModelError.steering(path: path, message: "a GGUF of architecture '\(arch)', not a control vector (controlvector)")
         }
         var directions: [Int: [Float]] = [:]
         var width: Int?
@@ -55,25 +55,16 @@ public enum ControlVectorGGUF {
                 throw LanguageModelError.steering(path: path, message: "tensor '\(t.name)' has \(t.dimensions[0]) values, others \(width)")
             }
             width = t.dimensions[0]
-            let bytes = layout.bytes(of: t, in: file)
-            let values = bytes.withUnsafeBytes { raw in (0..<t.dimensions[0]).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) } }
+            let values = try GGMLQuantization.decode(layout.bytes(of: t, in: file), as: .f32, name: t.name)
             // Several tensors for one layer add up, as llama.cpp adds them.
             directions[n + 1] = directions[n + 1].map { zip($0, values).map(+) } ?? values
         }
         guard let width else { throw LanguageModelError.steering(path: path, message: "no direction tensors in the file") }
         var notes: [String: String] = [:]
-        if let hint = layout["controlvector.model_hint"], hint.type == 8 { notes["model_hint"] = decodeString(hint.value) }
+        if let hint = layout["controlvector.model_hint"]?.stringValue { notes["model_hint"] = hint }
         let vector = SteeringVector(directions: directions, layers: directions.keys.sorted(), multiplier: 1, hiddenSize: width, modelFingerprint: nil,
                                     name: URL(fileURLWithPath: path).lastPathComponent, method: "imported", notes: notes)
         try vector.validate(path: path)
         return vector
-    }
-
-    /// A GGUF string value (uint64 length, then UTF-8 bytes).
-    static func decodeString(_ bytes: [UInt8]) -> String? {
-        guard bytes.count >= 8 else { return nil }
-        let n = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
-        guard bytes.count == 8 + n else { return nil }
-        return String(decoding: bytes[8...], as: UTF8.self)
     }
 }
