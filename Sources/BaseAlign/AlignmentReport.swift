@@ -84,9 +84,7 @@ public struct AlignmentReport: Sendable, Codable {
     /// (training, or steering: `training` then says what changed and what it cost).
     public init(target: ValueProfile, bootstrap boot: BootstrapParameters, seed: UInt64, before: HeldOutSummary, after: HeldOutSummary,
                 beforeAnswers: [HeldOutAnswer], afterAnswers: [HeldOutAnswer], training: Training, wallSeconds: Double) throws {
-        var afterByKey: [String: HeldOutAnswer] = [:]
-        for a in afterAnswers { afterByKey["\(a.set)/\(a.id)"] = a }
-        let pairs = beforeAnswers.compactMap { b in afterByKey["\(b.set)/\(b.id)"].map { (b, $0) } }
+        let pairs = HeldOutAnswer.paired(before: beforeAnswers, after: afterAnswers)
         guard !pairs.isEmpty else { throw AlignError.data("the before and after measurements share no prompt") }
         let profiled = pairs.filter { HeldOutEvaluation.profiledSets.contains($0.0.set) }
         distanceChange = try ValueAggregation.distanceChange(

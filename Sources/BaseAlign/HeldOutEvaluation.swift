@@ -22,6 +22,16 @@ public struct HeldOutAnswer: Sendable, Codable, Equatable {
     public var completionTokens: Int
 }
 
+extension HeldOutAnswer {
+    /// The answers of two measurements of the same prompts paired by set and prompt id, in
+    /// `before`'s order (prompts missing from either side are left out).
+    public static func paired(before: [HeldOutAnswer], after: [HeldOutAnswer]) -> [(before: HeldOutAnswer, after: HeldOutAnswer)] {
+        var afterByKey: [String: HeldOutAnswer] = [:]
+        for a in after { afterByKey["\(a.set)/\(a.id)"] = a }
+        return before.compactMap { b in afterByKey["\(b.set)/\(b.id)"].map { (b, $0) } }
+    }
+}
+
 /// The measurement of one model state (before or after training) on the held-out sets.
 public struct HeldOutSummary: Sendable, Codable {
     public var label: String

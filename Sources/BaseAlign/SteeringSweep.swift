@@ -268,10 +268,7 @@ public struct SteeringSweep {
     }
 
     func cell(layer: Int, multiplier: Float, base: (HeldOutSummary, [HeldOutAnswer]), steered: (HeldOutSummary, [HeldOutAnswer])) throws -> Cell {
-        var byKey: [String: HeldOutAnswer] = [:]
-        for a in base.1 { byKey["\(a.set)/\(a.id)"] = a }
-        let pairs = steered.1.compactMap { a in byKey["\(a.set)/\(a.id)"].map { ($0, a) } }
-            .filter { HeldOutEvaluation.profiledSets.contains($0.0.set) }
+        let pairs = HeldOutAnswer.paired(before: base.1, after: steered.1).filter { HeldOutEvaluation.profiledSets.contains($0.before.set) }
         guard !pairs.isEmpty, pairs.count == base.1.filter({ HeldOutEvaluation.profiledSets.contains($0.set) }).count else {
             throw AlignError.data("the unsteered and steered answers of \(Self.cellName(layer: layer, band: parameters.band, multiplier: multiplier)) do not pair up")
         }
@@ -344,11 +341,8 @@ public struct SteeringSweep {
 
     /// Per prompt of the profiled sets, paired by set and id: the effect as `Cell.effect` defines it.
     static func pairedEffects(vector: SteeringVector, target: ValueProfile, before: [HeldOutAnswer], after: [HeldOutAnswer]) throws -> [Double] {
-        var byKey: [String: HeldOutAnswer] = [:]
-        for a in before { byKey["\(a.set)/\(a.id)"] = a }
-        return after.filter { HeldOutEvaluation.profiledSets.contains($0.set) }.compactMap { a in
-            byKey["\(a.set)/\(a.id)"].map { b in effect(of: vector, target: target, before: b.vector, after: a.vector) }
-        }
+        HeldOutAnswer.paired(before: before, after: after).filter { HeldOutEvaluation.profiledSets.contains($0.before.set) }
+            .map { effect(of: vector, target: target, before: $0.before.vector, after: $0.after.vector) }
     }
 
     /// For a value's vector, the gain of that value; for a profile's, the fall of the weighted
