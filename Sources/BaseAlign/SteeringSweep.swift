@@ -250,10 +250,7 @@ public struct SteeringSweep {
         control.directions = [:]
         for layer in layers {
             var generator = SplitMix64(seed: 27 &+ UInt64(layer))
-            var d = (0..<vector.hiddenSize).map { _ -> Float in
-                let u1 = max(generator.uniform(0, 1), 1e-300), u2 = generator.uniform(0, 1)
-                return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-            }
+            var d = (0..<vector.hiddenSize).map { _ in Float(generator.normal()) }
             let norm = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
             d = d.map { $0 / norm * vector.norm(at: layer) }
             control.directions[layer] = d

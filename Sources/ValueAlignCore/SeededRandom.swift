@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64 (Steele, Lea and Flood 2014): a tiny seedable generator whose stream depends only
 /// on its seed, on every platform and toolchain. Swift's own generators cannot be seeded, and a
 /// run must shuffle, sample and bootstrap the same way every time it is repeated or resumed.
@@ -21,6 +23,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Double = 0, _ high: Double = 1) -> Double { low + (high - low) * nextUnit() }
+
+    /// A standard normal draw (Box-Muller over two uniforms, the first kept above 1e-300).
+    public mutating func normal() -> Double {
+        let u1 = Swift.max(uniform(), 1e-300), u2 = uniform()
+        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
+    }
 
     /// A uniform index in 0..<n (Lemire's multiply-high; the bias is below 2^-50 for n < 2^14).
     public mutating func index(below n: Int) -> Int {

@@ -21,11 +21,8 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// A uniform double in [low, high).
     public mutating func uniform(_ low: Double = 0, _ high: Double = 1) -> Double { base.uniform(low, high) }
 
-    /// A standard normal double (Box-Muller).
-    public mutating func normal() -> Double {
-        let u1 = Swift.max(uniform(), 1e-300), u2 = uniform()
-        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
-    }
+    /// A standard normal double (`SplitMix64.normal`).
+    public mutating func normal() -> Double { base.normal() }
 }
 
 /// Random values for fixtures.
