@@ -323,7 +323,6 @@ struct PolicyReader {
         }
     }
 
-
     /// Bounds per value name: `{"benevolence": {"min": -0.5, "action": "block"}, ...}`.
     func thresholds(_ t: JSON?, _ field: String, stageAction: GuardPolicy.Action, input isInput: Bool) throws(GuardConfigurationError) -> [SchwartzValue: GuardPolicy.Threshold] {
         guard let t, t != .null else { return [:] }

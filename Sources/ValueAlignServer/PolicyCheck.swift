@@ -51,16 +51,7 @@ extension GuardPolicy {
     public func check(_ vector: ValueVector, stage which: GuardStage) -> StageCheck {
         let stage = which == .input ? input : output
         let d = distance.distance(vector, to: target.vector)
-        var violations: [Violation] = []
-        for (value, threshold) in stage.thresholds.sorted(by: { $0.key < $1.key }) {
-            let x = vector[value]
-            if let lower = threshold.min, x < lower {
-                violations.append(Violation(stage: which, value: value, observed: x, bound: "min", limit: lower, action: threshold.action))
-            }
-            if let upper = threshold.max, x > upper {
-                violations.append(Violation(stage: which, value: value, observed: x, bound: "max", limit: upper, action: threshold.action))
-            }
-        }
+        var violations = Self.crossings(of: stage.thresholds, by: vector, stage: which)
         if let limit = stage.maxDistance, d > limit {
             violations.append(Violation(stage: which, value: nil, observed: d, bound: "distance", limit: limit, action: stage.distanceAction))
         }
@@ -71,14 +62,19 @@ extension GuardPolicy {
 extension GuardPolicy {
     /// The output stage's probe bounds against the probe monitor's reading of an answer.
     public func checkProbes(_ reading: ValueVector) -> [Violation] {
+        Self.crossings(of: output.probeThresholds, by: reading, stage: .output, source: "probes")
+    }
+
+    /// The bounds `vector` crosses, in value order.
+    static func crossings(of thresholds: [SchwartzValue: Threshold], by vector: ValueVector, stage: GuardStage, source: String? = nil) -> [Violation] {
         var violations: [Violation] = []
-        for (value, threshold) in output.probeThresholds.sorted(by: { $0.key < $1.key }) {
-            let x = reading[value]
+        for (value, threshold) in thresholds.sorted(by: { $0.key < $1.key }) {
+            let x = vector[value]
             if let lower = threshold.min, x < lower {
-                violations.append(Violation(stage: .output, value: value, observed: x, bound: "min", limit: lower, action: threshold.action, source: "probes"))
+                violations.append(Violation(stage: stage, value: value, observed: x, bound: "min", limit: lower, action: threshold.action, source: source))
             }
             if let upper = threshold.max, x > upper {
-                violations.append(Violation(stage: .output, value: value, observed: x, bound: "max", limit: upper, action: threshold.action, source: "probes"))
+                violations.append(Violation(stage: stage, value: value, observed: x, bound: "max", limit: upper, action: threshold.action, source: source))
             }
         }
         return violations
