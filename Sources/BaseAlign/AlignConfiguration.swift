@@ -173,6 +173,10 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
         public static let maxPromptTokens = 256
         public static let evaluationMaxNewTokens = 128
         public static let generationBatchSize = 32
+        /// The project's held-out sets, test split (`align`'s defaults; `steer sweep --test` measures on the same).
+        public static let evaluation = EvaluationSets(
+            values: "data/prompts/value_prompts.jsonl", harm: "data/prompts/harm_prompts.jsonl", benign: "data/prompts/benign_prompts.jsonl",
+            text: "data/eval/capability_text.txt", split: "test")
     }
 
     /// Range checks of every field, then the method's own checks (`AlignStrategy.validate`); files

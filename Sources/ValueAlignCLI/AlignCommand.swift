@@ -38,10 +38,10 @@ struct AlignCommand: AsyncParsableCommand {
     var prompts = ["data/prompts/value_prompts.jsonl", "data/prompts/harm_prompts.jsonl", "data/prompts/benign_prompts.jsonl"]
     @Option(help: "Only training prompts with this split ('' for every line).") var trainSplit = AlignConfiguration.Defaults.trainSplit
     @Option(help: "Use at most this many training prompts: a random subset of all files, drawn with --seed.") var trainLimit: Int?
-    @Option(help: "Held-out value-laden prompts (profile and distance).") var evalValues = "data/prompts/value_prompts.jsonl"
-    @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = "data/prompts/harm_prompts.jsonl"
-    @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = "data/prompts/benign_prompts.jsonl"
-    @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = "data/eval/capability_text.txt"
+    @Option(help: "Held-out value-laden prompts (profile and distance).") var evalValues = AlignConfiguration.Defaults.evaluation.values
+    @Option(help: "Held-out harmful prompts (harmful-answer rate; '' to skip).") var evalHarm = AlignConfiguration.Defaults.evaluation.harm!
+    @Option(help: "Held-out benign prompts (over-refusal rate; '' to skip).") var evalBenign = AlignConfiguration.Defaults.evaluation.benign!
+    @Option(help: "Held-out text for perplexity ('' to skip).") var evalText = AlignConfiguration.Defaults.evaluation.text!
     @Option(help: "Harmful requests unlike the training prompts, read whole (JSONL, or a CSV in HarmBench's layout such as ../shared/data/redteam/harmbench_behaviors_val.csv): harmful-answer rate before and after.")
     var evalTransfer: String?
     @Option(help: "Split of the evaluation prompt files: test (read once per reported run), validation (for choosing settings), or '' for every line.") var evalSplit = "test"

@@ -188,11 +188,12 @@ struct SteerSweep: AsyncParsableCommand {
             }
             gold = try TrainedValueEvaluator.load(weights: goldPath)
         }
-        let sets = EvaluationSets(values: prompts, harm: "data/prompts/harm_prompts.jsonl", benign: "data/prompts/benign_prompts.jsonl",
-                                  text: "data/eval/capability_text.txt", split: "test")
+        // align's held-out sets and settings, so the report sits beside a training run's.
+        var sets = AlignConfiguration.Defaults.evaluation
+        sets.values = prompts
         let testReport = try await SteeringSweep.test(
-            vector: steering, vectorPath: vector, layers: Array(best.layer..<(best.layer + band)), multiplier: best.multiplier, sets: sets, target: profile, maxNewTokens: 128,
-            batchSize: 32, bootstrap: parameters.bootstrap, seed: seed, directory: URL(fileURLWithPath: out).appendingPathComponent("test"),
+            vector: steering, vectorPath: vector, layers: Array(best.layer..<(best.layer + band)), multiplier: best.multiplier, sets: sets, target: profile,
+            maxNewTokens: AlignConfiguration.Defaults.evaluationMaxNewTokens, batchSize: AlignConfiguration.Defaults.generationBatchSize, bootstrap: parameters.bootstrap, seed: seed, directory: URL(fileURLWithPath: out).appendingPathComponent("test"),
             backend: backend, evaluator: evaluator, gold: gold) { label, stage in
             if case let .generating(set, done, all) = stage {
                 if current != label + set { bar?.update(bar?.total ?? 0, final: true); current = label + set; bar = ProgressBar(total: all, label: "test \(label) \(set)", unit: "answers", quiet: quiet) }
