@@ -39,6 +39,7 @@ let package = Package(
         .library(name: "Alignment", targets: ["Alignment"]),
         .library(name: "BaseAlign", targets: ["BaseAlign"]),
         .library(name: "ValueAlignServer", targets: ["ValueAlignServer"]),
+        .library(name: "Oversight", targets: ["Oversight"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -106,6 +107,9 @@ let package = Package(
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
         .target(name: "BaseAlign", dependencies: ["Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        // Scalable oversight (issue 28): judges (single, pairwise, reference; verdicts read from
+        // log-probabilities), debate, and constitutional critique-and-revise data.
+        .target(name: "Oversight", dependencies: ["ValueAlignCore", "ValueSpace", "LanguageModels", "Alignment", "Evaluators", "MLXEngine"], swiftSettings: strictSwift),
         // Stress tests (issue 25): deliberately misaligned model organisms and their checks.
         .target(name: "StressTest", dependencies: ["BaseAlign", "Alignment", "Evaluators", "LanguageModels", "ValueSpace", "ValueAlignCore", "ValueAlignServer", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // The guard server: an OpenAI-compatible proxy enforcing a value policy, with audit log,
@@ -141,7 +145,7 @@ let package = Package(
             name: "ValueAlignCLI",
             dependencies: [
                 "ValueAlignCore", "MLXEngine", "MLXNN", "LanguageModels", "OpenAIBackend", "ValueSpace", "Evaluators", "Alignment", "BaseAlign",
-                "ValueAlignBench", "ValueAlignServer", "StressTest", "DataAudit",
+                "ValueAlignBench", "ValueAlignServer", "StressTest", "DataAudit", "Oversight",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -162,9 +166,18 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "BaseAlignTests", dependencies: ["BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(name: "BaseAlignTests", dependencies: ["BaseAlign", "ValueAlignCore", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "StressTestTests", dependencies: ["StressTest", "BaseAlign", "Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "ValueSpace", "LanguageModels", "MLXNN", "MLXEngine", "ValueAlignTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "OversightTests",
+            dependencies: [
+                "Oversight", "ValueAlignServer", "OpenAIBackend", "LanguageModels", "ValueSpace", "ValueAlignCore", "Evaluators", "Alignment",
+                "MLXEngine", "ValueAlignTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .testTarget(name: "ValueSpaceTests", dependencies: ["ValueSpace", "ValueAlignCore"], swiftSettings: strictSwift),
         .testTarget(
             name: "EvaluatorsTests",

@@ -14,6 +14,11 @@ public enum AlignMethod: String, Sendable, Codable, CaseIterable {
     case ipo
     /// Best-of-N fine-tuning (rejection sampling): SFT on each prompt's best-rewarded answer.
     case bonSFT = "bon-sft"
+    /// Constitutional AI, supervised: each round the policy answers, critiques its answer against
+    /// a principle of the constitution and revises it; SFT on revisions the reward prefers.
+    case caiSFT = "cai-sft"
+    /// The same revisions as preference pairs (revision over original) trained with DPO.
+    case caiDPO = "cai-dpo"
 }
 
 /// Where rewards come from.
@@ -140,6 +145,13 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
     /// method's: bon-sft keeps to `data/train/ordinary_pairs.jsonl` (a path relative to the
     /// working directory, as the command line's prompt files are; issue 24, item 9).
     public var retention: RetentionSettings?
+    /// cai-sft / cai-dpo: the constitution file; nil: the one the target implies
+    /// (`Constitution.fromProfile`).
+    public var constitution: String?
+    /// cai-sft / cai-dpo: a `valuealign cai generate` folder (or its records.jsonl) whose
+    /// answers, critiques and revisions are used for the prompts it covers instead of generating
+    /// them; nil: every round generates on-policy.
+    public var constitutionalData: String?
 
     /// A configuration with the defaults every method shares (`Defaults`) and those of `method`
     /// (`method.strategy.defaults`): the same defaults the command line shows.
@@ -208,8 +220,10 @@ public struct AlignConfiguration: Sendable, Codable, Equatable {
             if a.path.isEmpty { throw bad("retain", "name a JSONL file of prompt/answer pairs, or give no retention") }
             if !(a.weight > 0) || !a.weight.isFinite { throw bad("retain-weight", "must be a finite number > 0, got \(a.weight) (no retention: --retain '')") }
             if a.rowsPerBatch < 1 { throw bad("retain-rows", "must be at least 1, got \(a.rowsPerBatch)") }
-            if method != .bonSFT { throw bad("retain", "the capability retention term applies to bon-sft only (\(method.rawValue) keeps near the base model through --beta); pass --retain ''") }
+            if method != .bonSFT && method != .caiSFT { throw bad("retain", "the capability retention term applies to bon-sft and cai-sft only (\(method.rawValue) keeps near the base model through --beta); pass --retain ''") }
         }
+        if constitution != nil && method != .caiSFT && method != .caiDPO { throw bad("constitution", "applies to cai-sft and cai-dpo only, not \(method.rawValue)") }
+        if constitutionalData != nil && method != .caiSFT && method != .caiDPO { throw bad("cai-data", "applies to cai-sft and cai-dpo only, not \(method.rawValue)") }
         try method.strategy.validate(self)
     }
 }

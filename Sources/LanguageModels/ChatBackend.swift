@@ -15,13 +15,19 @@ public struct ChatCompletion: Sendable, Codable, Equatable {
     /// What an `ActivationObserver` on a local backend read from the answer's own activations
     /// while it was generated (e.g. probe scores); nil without one, and from remote backends.
     public var monitorReading: [Double]?
+    /// Each answer token's log-probability and alternatives when `GenerationParameters.topLogProbs`
+    /// asked for them and the backend reports them (local models do; remote servers when they
+    /// support OpenAI's `logprobs`); nil otherwise.
+    public var logProbs: [TokenLogProb]?
 
-    public init(text: String, finishReason: FinishReason, promptTokens: Int, completionTokens: Int, monitorReading: [Double]? = nil) {
+    public init(text: String, finishReason: FinishReason, promptTokens: Int, completionTokens: Int, monitorReading: [Double]? = nil,
+                logProbs: [TokenLogProb]? = nil) {
         self.text = text
         self.finishReason = finishReason
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.monitorReading = monitorReading
+        self.logProbs = logProbs
     }
 }
 

@@ -22,10 +22,14 @@ public struct GenerationParameters: Sendable, Codable, Equatable, Hashable {
     /// Generation of a sequence stops when its text ends with one of these (the stop string is
     /// not part of the returned text).
     public var stop: [String]
+    /// Record every generated token's log-probability and this many most likely alternatives
+    /// (0...20, OpenAI's `top_logprobs`); nil records none.
+    public var topLogProbs: Int?
 
     public init(
         maxTokens: Int = 256, temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
-        repetitionPenalty: Float = 1, repetitionContextSize: Int = 64, seed: UInt64? = nil, stop: [String] = []
+        repetitionPenalty: Float = 1, repetitionContextSize: Int = 64, seed: UInt64? = nil, stop: [String] = [],
+        topLogProbs: Int? = nil
     ) {
         self.maxTokens = maxTokens
         self.temperature = temperature
@@ -36,6 +40,7 @@ public struct GenerationParameters: Sendable, Codable, Equatable, Hashable {
         self.repetitionContextSize = repetitionContextSize
         self.seed = seed
         self.stop = stop
+        self.topLogProbs = topLogProbs
     }
 
     /// Greedy decoding.
@@ -52,5 +57,6 @@ public struct GenerationParameters: Sendable, Codable, Equatable, Hashable {
         if !(repetitionPenalty > 0) || !repetitionPenalty.isFinite { throw bad("repetitionPenalty", "must be a finite number > 0, got \(repetitionPenalty)") }
         if repetitionContextSize < 0 { throw bad("repetitionContextSize", "must be >= 0, got \(repetitionContextSize)") }
         if stop.contains("") { throw bad("stop", "stop strings must not be empty") }
+        if let k = topLogProbs, !(0...maxTopLogProbs).contains(k) { throw bad("topLogProbs", "must be in 0...\(maxTopLogProbs), got \(k)") }
     }
 }

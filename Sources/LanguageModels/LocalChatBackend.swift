@@ -48,7 +48,7 @@ public final class LocalChatBackend: ChatBackend, @unchecked Sendable {
             let results = try generator.generate(prompts, parameters: parameters, onText: { _, _ in !flag.isCancelled })
             return try results.enumerated().map { i, r in
                 ChatCompletion(text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, completionTokens: r.tokens.count,
-                               monitorReading: try observer?.reading(prompt: i))
+                               monitorReading: try observer?.reading(prompt: i), logProbs: r.logProbs)
             }
         }
     }

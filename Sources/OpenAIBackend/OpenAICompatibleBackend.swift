@@ -383,7 +383,8 @@ extension OpenAICompatibleBackend {
             text: choice.message?.content ?? "",
             finishReason: FinishReason(openAI: choice.finishReason),
             promptTokens: reply.usage?.promptTokens ?? 0,
-            completionTokens: reply.usage?.completionTokens ?? 0)
+            completionTokens: reply.usage?.completionTokens ?? 0,
+            logProbs: choice.logprobs?.content == nil ? nil : choice.logprobs!.tokens)
     }
 
     /// Opens the stream (with retries) and hands each text piece to `yield` as it arrives.

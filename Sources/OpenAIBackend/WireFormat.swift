@@ -1,4 +1,4 @@
-import LanguageModels
+public import LanguageModels
 
 // The JSON shapes of OpenAI's chat-completions API, limited to the fields we send or read: one set
 // for both sides, the client backend (which decodes replies) and the guard server (which encodes
@@ -25,11 +25,14 @@ struct ChatCompletionRequest: Encodable {
     var topK: Int?
     var minP: Double?
     var repetitionPenalty: Double?
+    /// Sent only when `GenerationParameters.topLogProbs` asks for log-probabilities.
+    var logprobs: Bool?
+    var topLogprobs: Int?
 
     enum CodingKeys: String, CodingKey {
-        case model, messages, temperature, seed, stop, stream
+        case model, messages, temperature, seed, stop, stream, logprobs
         case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p"
-        case repetitionPenalty = "repetition_penalty"
+        case repetitionPenalty = "repetition_penalty", topLogprobs = "top_logprobs"
     }
 
     init(model: String, messages: [ChatMessage], parameters: GenerationParameters, stream: Bool) {
@@ -44,6 +47,8 @@ struct ChatCompletionRequest: Encodable {
         self.topK = parameters.topK > 0 ? parameters.topK : nil
         self.minP = parameters.minP > 0 ? Self.shortest(parameters.minP) : nil
         self.repetitionPenalty = parameters.repetitionPenalty != 1 ? Self.shortest(parameters.repetitionPenalty) : nil
+        self.logprobs = parameters.topLogProbs != nil ? true : nil
+        self.topLogprobs = parameters.topLogProbs
     }
 
     /// The Double whose shortest decimal form is the Float's, so 0.7 goes on the wire as 0.7 and
@@ -128,18 +133,22 @@ public struct ChatCompletionReply: Codable, Sendable {
         public var message: Message?
         /// OpenAI's `finish_reason`: stop, length, content_filter...
         public var finishReason: String?
+        /// The answer tokens' log-probabilities, when the request asked for them.
+        public var logprobs: LogProbs?
         /// The first choice by default.
-        public init(index: Int? = 0, message: Message?, finishReason: String?) {
+        public init(index: Int? = 0, message: Message?, finishReason: String?, logprobs: LogProbs? = nil) {
             self.index = index
             self.message = message
             self.finishReason = finishReason
+            self.logprobs = logprobs
         }
-        enum CodingKeys: String, CodingKey { case index, message, finishReason = "finish_reason" }
+        enum CodingKeys: String, CodingKey { case index, message, finishReason = "finish_reason", logprobs }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             index = c.lenient(Int.self, .index)
             message = try c.decodeIfPresent(Message.self, forKey: .message)
             finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
+            logprobs = try c.decodeIfPresent(LogProbs.self, forKey: .logprobs)
         }
     }
 
@@ -184,6 +193,52 @@ public struct ChatCompletionReply: Codable, Sendable {
         usage = try c.decodeIfPresent(Usage.self, forKey: .usage)
         error = try c.decodeIfPresent(ErrorReply.Detail.self, forKey: .error)
         valuealign = c.lenient(GuardAnnotation.self, .valuealign)
+    }
+}
+
+/// OpenAI's `choices[i].logprobs`: one entry per answer token.
+public struct LogProbs: Codable, Sendable, Equatable {
+    /// One answer token (`token`, `logprob`, `bytes`) and its `top_logprobs` alternatives.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var token: String
+        public var logprob: Double
+        public var bytes: [UInt8]?
+        public var topLogprobs: [Alternative]?
+        enum CodingKeys: String, CodingKey { case token, logprob, bytes, topLogprobs = "top_logprobs" }
+        public init(token: String, logprob: Double, bytes: [UInt8]?, topLogprobs: [Alternative]?) {
+            self.token = token
+            self.logprob = logprob
+            self.bytes = bytes
+            self.topLogprobs = topLogprobs
+        }
+    }
+    public struct Alternative: Codable, Sendable, Equatable {
+        public var token: String
+        public var logprob: Double
+        public var bytes: [UInt8]?
+        public init(token: String, logprob: Double, bytes: [UInt8]?) {
+            self.token = token
+            self.logprob = logprob
+            self.bytes = bytes
+        }
+    }
+    public var content: [Entry]?
+    public init(content: [Entry]?) { self.content = content }
+
+    /// The wire form of a backend's token log-probabilities.
+    public init(_ tokens: [TokenLogProb]) {
+        content = tokens.map { t in
+            Entry(token: t.token, logprob: t.logProb, bytes: t.bytes,
+                  topLogprobs: t.top.map { Alternative(token: $0.token, logprob: $0.logProb, bytes: $0.bytes) })
+        }
+    }
+
+    /// The backend's form; a token without bytes gets its text's UTF-8.
+    public var tokens: [TokenLogProb] {
+        (content ?? []).map { e in
+            TokenLogProb(token: e.token, logProb: e.logprob, bytes: e.bytes ?? Array(e.token.utf8),
+                         top: (e.topLogprobs ?? []).map { .init(token: $0.token, logProb: $0.logprob, bytes: $0.bytes ?? Array($0.token.utf8)) })
+        }
     }
 }
 

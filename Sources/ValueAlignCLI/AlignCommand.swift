@@ -32,7 +32,7 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Continue from a PEFT adapter (e.g. an earlier run's adapter/): it is merged into the model before the 'before' measurement, and the new adapter trains on top of it, so use the result with --adapter OLD --adapter NEW (or export both). Repeatable, in order.")
     var adapter: [String] = []
     @Option(help: "Target profile: a preset name (valuealign profile list) or a JSON file.") var target = "basealign-ideal"
-    @Option(help: "bon-sft (default), dpo, ipo or grpo.") var method = "bon-sft"
+    @Option(help: "bon-sft (default), dpo, ipo, grpo, cai-sft or cai-dpo (constitutional critique-and-revise).") var method = "bon-sft"
     @Option(help: "basealign or rm:PATH.") var reward = "basealign"
     @Option(parsing: .upToNextOption, help: "Training prompt files (JSONL).")
     var prompts = ["data/prompts/value_prompts.jsonl", "data/prompts/harm_prompts.jsonl", "data/prompts/benign_prompts.jsonl"]
@@ -54,9 +54,9 @@ struct AlignCommand: AsyncParsableCommand {
     var matmulPrecision: String = "float32"
     @Option(help: "Answers sampled per prompt.") var samples = AlignConfiguration.Defaults.samplesPerPrompt
     @Option(help: "dpo/ipo/bon-sft: how many of a prompt's --samples answers are sampled with a system prompt naming the target's values (trained without it); default by method: \(AlignMethod.describeDefaults { "\($0.guidedSamples)" }).") var guidedSamples: Int?
-    @Option(help: "dpo/ipo/bon-sft: prompts per round.") var promptsPerRound = AlignConfiguration.Defaults.promptsPerRound
-    @Option(help: "dpo/ipo/bon-sft: passes over a round's examples.") var epochsPerRound = AlignConfiguration.Defaults.epochsPerRound
-    @Option(help: "dpo/ipo/bon-sft: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = AlignConfiguration.Defaults.minimumRewardGap
+    @Option(help: "dpo/ipo/bon-sft/cai-*: prompts per round.") var promptsPerRound = AlignConfiguration.Defaults.promptsPerRound
+    @Option(help: "dpo/ipo/bon-sft/cai-*: passes over a round's examples.") var epochsPerRound = AlignConfiguration.Defaults.epochsPerRound
+    @Option(help: "dpo/ipo/bon-sft/cai-*: least reward gap between best and worst answer to train on a prompt.") var minRewardGap = AlignConfiguration.Defaults.minimumRewardGap
     @Option(help: "Pairs (dpo), answers (bon-sft) or prompts (grpo) per optimiser step.") var batchSize = AlignConfiguration.Defaults.batchSize
     @Option(help: "Peak learning rate, constant after warm-up; default by method: \(AlignMethod.describeDefaults { "\($0.learningRate)" }).") var learningRate: Float?
     @Option(help: "Linear warm-up steps.") var warmupSteps = AlignConfiguration.Defaults.warmupSteps
@@ -71,10 +71,14 @@ struct AlignCommand: AsyncParsableCommand {
     @Option(help: "Trained evaluator weights (default: the shipped ones).") var evaluatorWeights: String?
     @Option(help: "Gold evaluator weights: measures beside the evaluator, never optimised (default: the shipped gold heads; 'none' to skip).")
     var goldWeights: String?
-    @Option(help: "bon-sft: retention text, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (a KL term); '' for none. Default: \(RetentionSettings.defaultPath); none for other methods.")
+    @Option(help: "bon-sft/cai-sft: retention text, a JSONL of prompt/answer pairs on which training keeps the frozen model's next-token distributions (a KL term); '' for none. Default: \(RetentionSettings.defaultPath); none for other methods (cai-sft: the same default).")
     var retain: String?
-    @Option(help: "bon-sft: weight of the retention KL beside the fine-tuning loss (default: \(RetentionSettings.defaultWeight)).") var retainWeight: Float?
-    @Option(help: "bon-sft: retention answers per optimiser step (default: \(RetentionSettings.defaultRows)).") var retainRows: Int?
+    @Option(help: "bon-sft/cai-sft: weight of the retention KL beside the fine-tuning loss (default: \(RetentionSettings.defaultWeight)).") var retainWeight: Float?
+    @Option(help: "bon-sft/cai-sft: retention answers per optimiser step (default: \(RetentionSettings.defaultRows)).") var retainRows: Int?
+    @Option(help: "cai-sft/cai-dpo: the constitution (JSON, or text with one principle per line); default: the one the target implies (valuealign constitution from-profile).")
+    var constitution: String?
+    @Option(help: "cai-sft/cai-dpo: a `valuealign cai generate` folder whose answers and revisions are used for the prompts it covers (rescored by this run's reward) instead of generating them.")
+    var caiData: String?
     @Option(help: "Bootstrap resamples.") var resamples = 2000
     @Flag(help: "Discard what --out holds and start over.") var restart = false
     @Flag(help: "No progress bars.") var quiet = false
@@ -118,10 +122,12 @@ struct AlignCommand: AsyncParsableCommand {
         c.bootstrap = BootstrapParameters(resamples: resamples, seed: seed)
         if let retain { c.retention = retain.isEmpty ? nil : RetentionSettings(path: retain) }
         if c.retention == nil, retainWeight != nil || retainRows != nil {
-            throw ValidationError("--retain-weight and --retain-rows need a retention text, which only bon-sft takes (and --retain '' turns off)")
+            throw ValidationError("--retain-weight and --retain-rows need a retention text, which only bon-sft and cai-sft take (and --retain '' turns off)")
         }
         if let retainWeight { c.retention?.weight = retainWeight }
         if let retainRows { c.retention?.rowsPerBatch = retainRows }
+        c.constitution = constitution
+        c.constitutionalData = caiData
         try c.validate()
         return c
     }

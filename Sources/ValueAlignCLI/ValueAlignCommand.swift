@@ -8,7 +8,7 @@ public struct ValueAlignCommand: AsyncParsableCommand {
         commandName: "valuealign",
         abstract: "Measure and align the values of language models.",
         version: "0.1.0",
-        subcommands: [ChatCommand.self, GenerateCommand.self, EvaluateCommand.self, AlignCommand.self, CompareCommand.self, ModelsCommand.self, ProfileCommand.self, EvaluatorCommand.self, RMCommand.self, BenchCommand.self, ServeCommand.self, AuditCommand.self, RefusalCheckCommand.self, OrganismsCommand.self, StressTestCommand.self, RedTeamCommand.self, TriggerSearchCommand.self, ExportCommand.self, AuditDataCommand.self, ProbeCommand.self, SteerCommand.self, EngineInfoCommand.self]
+        subcommands: [ChatCommand.self, GenerateCommand.self, EvaluateCommand.self, AlignCommand.self, CompareCommand.self, ModelsCommand.self, ProfileCommand.self, EvaluatorCommand.self, RMCommand.self, BenchCommand.self, ServeCommand.self, AuditCommand.self, RefusalCheckCommand.self, OrganismsCommand.self, StressTestCommand.self, RedTeamCommand.self, TriggerSearchCommand.self, ExportCommand.self, AuditDataCommand.self, ProbeCommand.self, SteerCommand.self, JudgeCommand.self, DebateCommand.self, ConstitutionCommand.self, CAICommand.self, EngineInfoCommand.self]
     )
 
     public init() {}

@@ -24,7 +24,8 @@ extension GuardServer {
     func completionResponse(_ outcome: ChatOutcome, draft: AuditDraft) -> Response {
         let body = ChatCompletionReply(
             id: "chatcmpl-\(draft.record.requestID)", created: Int(draft.record.time.timeIntervalSince1970), model: upstream.modelName,
-            choices: [.init(message: .init(role: "assistant", content: outcome.text), finishReason: outcome.finishReason)],
+            choices: [.init(message: .init(role: "assistant", content: outcome.text), finishReason: outcome.finishReason,
+                            logprobs: outcome.logProbs.map(LogProbs.init))],
             usage: Usage(promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens,
                          totalTokens: outcome.promptTokens + outcome.completionTokens),
             valuealign: guardInfo(draft))

@@ -3,7 +3,8 @@ public import LanguageModels
 
 /// A chat-completions request as the guard reads it: OpenAI's field names, strict types, and
 /// errors that name the field (`messages[2].content`). Fields the guard does not use (`user`,
-/// `logprobs`, `response_format`...) are ignored, as OpenAI-compatible servers commonly do.
+/// `response_format`...) are ignored, as OpenAI-compatible servers commonly do. `logprobs` with
+/// `top_logprobs` is honoured in non-streamed replies when the upstream reports them.
 public struct ChatRequest: Sendable, Equatable {
     public var model: String?
     public var messages: [ChatMessage]
@@ -66,8 +67,18 @@ public struct ChatRequest: Sendable, Equatable {
         if let n = try optionalInt(object, "n"), n != 1 {
             throw .invalid("only n = 1 is supported, got \(n)", param: "n")
         }
+        let wantsLogProbs = try optionalBool(object, "logprobs") ?? false
+        let top = try optionalInt(object, "top_logprobs")
+        if let top {
+            guard wantsLogProbs else { throw .invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs") }
+            guard (0...maxTopLogProbs).contains(top) else { throw .invalid("'top_logprobs' must be in 0...\(maxTopLogProbs), got \(top)", param: "top_logprobs") }
+        }
+        if wantsLogProbs { p.topLogProbs = top ?? 0 }
         request.parameters = p
         request.stream = try optionalBool(object, "stream") ?? false
+        if request.stream && wantsLogProbs {
+            throw .invalid("'logprobs' is not supported with 'stream': true; ask without streaming", param: "logprobs")
+        }
         if let options = object["stream_options"], options != .null {
             guard case let .object(dict) = options else { throw wrongType("stream_options", "an object", options) }
             request.includeUsage = try optionalBool(dict, "include_usage", path: "stream_options.") ?? false

@@ -11,6 +11,9 @@ struct ChatOutcome: Sendable, Equatable {
     var action: GuardPolicy.Action
     var promptTokens: Int
     var completionTokens: Int
+    /// The answer's token log-probabilities when the client asked and the upstream reported them;
+    /// nil for revised answers and refusals (their tokens are not the ones scored).
+    var logProbs: [TokenLogProb]? = nil
 }
 
 /// Why the pipeline could not decide. The HTTP layer turns each into its status and message
@@ -67,7 +70,8 @@ struct GuardPipeline: Sendable {
         draft.record.action = action.rawValue
         draft.record.responseText = text
         return ChatOutcome(text: text, finishReason: completion.finishReason.rawValue, action: action,
-                           promptTokens: completion.promptTokens, completionTokens: completionTokens)
+                           promptTokens: completion.promptTokens, completionTokens: completionTokens,
+                           logProbs: action == .revise ? nil : completion.logProbs)
     }
 
     /// Critique and revise: shows the model its answer and what crossed the policy, asks for a
@@ -80,7 +84,8 @@ struct GuardPipeline: Sendable {
         var tokens = 0
         while draft.record.revisionRounds < policy.revision.maxRounds {
             draft.record.revisionRounds += 1
-            conversation += [.assistant(candidate), .user(revisionRequest(current.violations))]
+            conversation = CritiqueAndRevise.revisionConversation(conversation, answer: candidate, critique: critique(current.violations),
+                                                                  request: policy.revision.instructions)
             let revised = try await callUpstream(conversation, parameters: chat.parameters, draft: draft)
             candidate = revised.text
             tokens += revised.completionTokens
@@ -103,11 +108,12 @@ struct GuardPipeline: Sendable {
         return ChatOutcome(text: policy.refusal, finishReason: "content_filter", action: .block, promptTokens: 0, completionTokens: 0)
     }
 
-    /// What the upstream is told after an answer crossed the policy.
-    func revisionRequest(_ violations: [Violation]) -> String {
+    /// The critique the policy check gives an answer that crossed it: the guard's evaluator is the
+    /// critic; the rewrite is asked for with the same words as in constitutional critique-and-revise.
+    func critique(_ violations: [Violation]) -> String {
         let problems = violations.map(\.plainDescription)
         let listed = problems.count == 1 ? problems[0] : problems.dropLast().joined(separator: "; ") + "; and " + problems.last!
-        return "Your previous answer \(listed). \(policy.revision.instructions)"
+        return "it \(listed)."
     }
 
     // MARK: - Checks

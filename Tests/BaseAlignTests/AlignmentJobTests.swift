@@ -6,6 +6,7 @@ import MLXNN
 import MLXEngine
 import Testing
 import ValueAlignTesting
+import ValueAlignCore
 import ValueSpace
 
 /// A tiny random Llama with the byte tokenizer and ChatML.
@@ -92,11 +93,12 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
 }
 
 @Suite(.serialized) struct AlignmentJobTests {
-    @Test(arguments: [AlignMethod.dpo, .bonSFT, .grpo])
+    @Test(arguments: [AlignMethod.dpo, .bonSFT, .grpo, .caiSFT, .caiDPO])
     func runsEndToEndAndWritesEverything(method: AlignMethod) async throws {
         let data = try ToyData()
         defer { try? FileManager.default.removeItem(at: data.root) }
         var c = try data.configuration(method: method, steps: 2)
+        if method == .caiSFT { c.retention = nil }
         if method == .grpo { c.batchSize = 2 }
         if method == .bonSFT {
             // best-of-N with the capability retention term (issue 24, item 9).
@@ -228,6 +230,52 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         #expect(difference < 1e-4)
     }
 
+    /// Constitutional AI (issue 28): each prompt's candidates are its answer and the revision;
+    /// revisions the reward prefers are trained on; given `cai generate` records are reused.
+    @Test func constitutionalRoundsTrainOnRevisionsAndReuseGivenRecords() async throws {
+        let data = try ToyData()
+        defer { try? FileManager.default.removeItem(at: data.root) }
+        var c = try data.configuration(method: .caiSFT, steps: 2)
+        c.retention = nil
+        let out = data.root.appendingPathComponent("cai")
+        guard case .finished = try await AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run() else {
+            Issue.record("run did not finish"); return
+        }
+        let sets = try JSONLines.read(CandidateSet.self, from: out.appendingPathComponent("round-000/candidates.jsonl").path).map(\.1)
+        #expect(!sets.isEmpty && sets.allSatisfy { $0.answers.count == 2 && $0.rewards.count == 2 })
+        let log = try String(contentsOf: out.appendingPathComponent("round-000/cai.jsonl"), encoding: .utf8)
+        #expect(log.split(separator: "\n").count == sets.count && log.contains("\"principle\""))
+
+        // Records from `cai generate` for every training prompt: used instead of generating.
+        let job = AlignmentJob(configuration: c, directory: out, policy: try tinyPolicy(), evaluator: LetterEvaluator())
+        let records = data.root.appendingPathComponent("records.jsonl")
+        struct Record: Encodable { var id: String; var prompt: [ChatMessage]; var original: String; var revision: String }
+        for (id, messages) in try job.trainingPrompts() {
+            try JSONLines.append(Record(id: id, prompt: messages, original: "1234 5678 90", revision: "Kind words for \(id)"), to: records.path)
+        }
+        c.constitutionalData = records.path
+        let reused = data.root.appendingPathComponent("cai-reused")
+        guard case .finished = try await AlignmentJob(configuration: c, directory: reused, policy: try tinyPolicy(), evaluator: LetterEvaluator()).run() else {
+            Issue.record("run did not finish"); return
+        }
+        let given = try JSONLines.read(CandidateSet.self, from: reused.appendingPathComponent("round-000/candidates.jsonl").path).map(\.1)
+        #expect(!given.isEmpty)
+        for s in given {
+            #expect(s.answers == ["1234 5678 90", "Kind words for \(s.id)"])
+            #expect(s.rewards[1] > s.rewards[0], "the letters evaluator prefers the revision")
+        }
+        // Constitution and data apply to the constitutional methods only; a missing file is named.
+        var bad = try data.configuration(method: .dpo)
+        bad.constitution = "x.txt"
+        #expect { try bad.validate() } throws: { "\($0)".contains("cai-sft and cai-dpo only") }
+        bad = try data.configuration(method: .caiDPO)
+        bad.constitution = data.path("missing.txt")
+        #expect { try bad.validate() } throws: { "\($0)".contains("missing.txt") }
+        bad = try data.configuration(method: .caiDPO)
+        bad.constitutionalData = data.path("nothing")
+        #expect { try bad.validate() } throws: { "\($0)".contains("no records") }
+    }
+
     @Test func badConfigurationsAreRejectedBeforeAnyWork() async throws {
         let data = try ToyData()
         defer { try? FileManager.default.removeItem(at: data.root) }
@@ -245,7 +293,7 @@ func adapterWeights(_ dir: URL) throws -> [String: [Float]] {
         // The capability retention term: bon-sft only, a positive weight, a readable file named in the error.
         c = try data.configuration(method: .dpo)
         c.retention = RetentionSettings(path: data.path("values.jsonl"))
-        #expect { try c.validate() } throws: { "\($0)".contains("bon-sft only") }
+        #expect { try c.validate() } throws: { "\($0)".contains("bon-sft and cai-sft only") }
         c = try data.configuration(method: .bonSFT)
         c.retention = RetentionSettings(path: data.path("values.jsonl"), weight: 0)
         #expect { try c.validate() } throws: { "\($0)".contains("retain-weight") }

@@ -57,6 +57,8 @@ extension AlignMethod {
         case .dpo: PreferenceRoundsStrategy(loss: .dpo)
         case .ipo: PreferenceRoundsStrategy(loss: .ipo)
         case .bonSFT: BestOfNStrategy()
+        case .caiSFT: ConstitutionalStrategy(training: .sft)
+        case .caiDPO: ConstitutionalStrategy(training: .dpo)
         }
     }
 

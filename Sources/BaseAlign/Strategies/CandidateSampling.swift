@@ -1,6 +1,6 @@
 public import Foundation
 public import LanguageModels
-public import Alignment
+import Alignment
 
 /// One training prompt's sampled answers and their rewards (`round-NNN/candidates.jsonl`).
 public struct CandidateSet: Sendable, Codable, Equatable {
@@ -32,15 +32,47 @@ extension AlignTrainingRun {
     public func sampleCandidates(_ prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,
                                  stop: () -> Bool) throws -> [CandidateSet]? {
         let c = configuration
+        let generator = policy.makeGenerator()
+        let roundSeed = SplitMix64.derive(c.seed, 0x5A_3B, UInt64(round))
+        return try collectCandidates(prompts, round: round, directory: directory, perBatch: max(1, c.generationBatchSize / c.samplesPerPrompt),
+                                     stop: stop) { batch, offset in
+            let (ids, conversations) = candidatePrompts(batch.map(\.messages))
+            let parameters = GenerationParameters(maxTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP,
+                                                  seed: roundSeed &+ UInt64(offset * c.samplesPerPrompt))
+            let samples = try generator.generate(ids, parameters: parameters)
+            let texts = samples.map(\.text)
+            let rewards = try rewards(conversations, texts)
+            let k = c.samplesPerPrompt
+            return batch.enumerated().map { j, prompt in
+                let rows = (j * k)..<((j + 1) * k)
+                return CandidateSet(id: prompt.id, messages: prompt.messages, answers: Array(texts[rows]),
+                                    rewards: Array(rewards[rows]), finished: samples[rows].map { $0.finishReason == .stop })
+            }
+        }
+    }
+
+    /// The reward of each answer, checked (one finite reward per answer); blocks on the async reward.
+    public func rewards(_ conversations: [[ChatMessage]], _ texts: [String]) throws -> [Double] {
+        let reward = self.reward
+        let rewards = try blockingAwait { try await reward(conversations, texts) }
+        guard rewards.count == texts.count, rewards.allSatisfy(\.isFinite) else {
+            throw TrainingError.reward("expected \(texts.count) finite rewards, got \(rewards)")
+        }
+        return rewards
+    }
+
+    /// A round's candidates, made `perBatch` prompts at a time by `produce` (given the batch and
+    /// the position of its first prompt) and appended to `candidates.jsonl` as they come: a rerun
+    /// makes only the prompts not yet there. Returns nil if `stop` ended it early.
+    public func collectCandidates(_ prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL, perBatch: Int,
+                                  stop: () -> Bool,
+                                  produce: ([(id: String, messages: [ChatMessage])], Int) throws -> [CandidateSet]) throws -> [CandidateSet]? {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("candidates.jsonl").path
         var done: [String: CandidateSet] = [:]
         if FileManager.default.fileExists(atPath: path) {
             for (_, s) in try JSONLines.readState(CandidateSet.self, from: path) { done[s.id] = s }
         }
-        let perBatch = max(1, c.generationBatchSize / c.samplesPerPrompt)
-        let generator = policy.makeGenerator()
-        let roundSeed = SplitMix64.derive(c.seed, 0x5A_3B, UInt64(round))
         var index = 0
         events(.sampling(round: round, done: done.count, total: prompts.count))
         while index < prompts.count {
@@ -51,21 +83,7 @@ extension AlignTrainingRun {
                 batch.append(index)
                 index += 1
             }
-            let (ids, conversations) = candidatePrompts(batch.map { prompts[$0].messages })
-            let parameters = GenerationParameters(maxTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP,
-                                                  seed: roundSeed &+ UInt64(batch[0] * c.samplesPerPrompt))
-            let samples = try generator.generate(ids, parameters: parameters)
-            let texts = samples.map(\.text)
-            let reward = self.reward
-            let rewards = try blockingAwait { try await reward(conversations, texts) }
-            guard rewards.count == texts.count, rewards.allSatisfy(\.isFinite) else {
-                throw TrainingError.reward("expected \(texts.count) finite rewards, got \(rewards)")
-            }
-            let k = c.samplesPerPrompt
-            for (j, i) in batch.enumerated() {
-                let rows = (j * k)..<((j + 1) * k)
-                let set = CandidateSet(id: prompts[i].id, messages: prompts[i].messages, answers: Array(texts[rows]),
-                                       rewards: Array(rewards[rows]), finished: samples[rows].map { $0.finishReason == .stop })
+            for set in try produce(batch.map { prompts[$0] }, batch[0]) {
                 try JSONLines.append(set, to: path)
                 done[set.id] = set
             }

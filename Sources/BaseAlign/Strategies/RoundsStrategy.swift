@@ -1,4 +1,4 @@
-import LanguageModels
+public import LanguageModels
 public import Alignment
 public import Foundation
 
@@ -18,6 +18,10 @@ public protocol RoundsStrategy: AlignStrategy {
     /// Trains on one round's examples (on the calling thread, which is not Swift's pool).
     func trainRound(_ examples: [Example], run: AlignTrainingRun, stage: RoundStage,
                     progress: @escaping (TrainingProgress) -> Bool) throws -> TrainingSummary
+    /// The round's scored candidates (on a training thread); nil when `stop` ended it early. The
+    /// default samples `samplesPerPrompt` answers per prompt (`sampleCandidates`).
+    func candidates(_ run: AlignTrainingRun, prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,
+                    stop: () -> Bool) throws -> [CandidateSet]?
 }
 
 /// Where one round's training starts and what it may use.
@@ -39,6 +43,11 @@ public struct RoundStage: Sendable {
 }
 
 extension RoundsStrategy {
+    public func candidates(_ run: AlignTrainingRun, prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,
+                           stop: () -> Bool) throws -> [CandidateSet]? {
+        try run.sampleCandidates(prompts, round: round, directory: directory, stop: stop)
+    }
+
     public func validate(_ c: AlignConfiguration) throws(AlignError) {
         if c.promptsPerRound < 1 { throw .invalidConfiguration(field: "prompts-per-round", message: "must be at least 1, got \(c.promptsPerRound)") }
         if c.epochsPerRound < 1 { throw .invalidConfiguration(field: "epochs-per-round", message: "must be at least 1, got \(c.epochsPerRound)") }
@@ -95,10 +104,10 @@ extension RoundsStrategy {
         let roundURL = run.url(String(format: "round-%03d", r))
         let roundStart = run.now
         let chosen = (r * c.promptsPerRound..<(r * c.promptsPerRound + count)).map { promptAt($0, run: run) }
-        run.events(.phase("round \(r + 1): sampling \(c.samplesPerPrompt) answers for each of \(chosen.count) prompts"))
+        run.events(.phase("round \(r + 1): \(samplingPhase(c)) for each of \(chosen.count) prompts"))
         let shouldStop = run.shouldStop, timeUp = run.timeUp
         let sets = try await onThread {
-            try run.sampleCandidates(chosen, round: r, directory: roundURL, stop: { shouldStop() || (r > 0 && timeUp()) })
+            try self.candidates(run, prompts: chosen, round: r, directory: roundURL, stop: { shouldStop() || (r > 0 && timeUp()) })
         }
         guard let sets else { return shouldStop() ? .stopped : .budgetSpent }
         let examples = self.examples(from: sets, configuration: c)
@@ -149,6 +158,11 @@ extension RoundsStrategy {
         state.trainingSeconds += run.now - t0
         state.trainingTokens += meter.tokens
         return summary
+    }
+
+    /// What a round's candidate phase does, for progress messages.
+    func samplingPhase(_ c: AlignConfiguration) -> String {
+        method == .caiSFT || method == .caiDPO ? "answering, critiquing and revising" : "sampling \(c.samplesPerPrompt) answers"
     }
 
     /// The q-th prompt of the run's stream: prompts in epochs of seeded shuffles, so round r takes

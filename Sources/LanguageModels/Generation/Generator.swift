@@ -9,6 +9,9 @@ public struct GeneratedSequence: Sendable, Equatable {
     public var text: String
     public var finishReason: FinishReason
     public var promptTokens: Int
+    /// Each token's log-probability and alternatives when `GenerationParameters.topLogProbs`
+    /// asked for them (one per token of `tokens`), else nil.
+    public var logProbs: [TokenLogProb]? = nil
 }
 
 /// Batched autoregressive generation with a KV cache: left-padded prefill, then one decode step
@@ -80,6 +83,7 @@ public final class Generator {
         for step in 0..<parameters.maxTokens {
             let next = try sampler.sample(logits, history: active.map { states[$0].prompt + states[$0].tokens }, streams: active, step: step)
             let chosen = try next.asArray(Int32.self)
+            let distribution = try parameters.topLogProbs.map { _ in try logits.asType(.float32).logSoftmax(axis: -1).asArray(Float.self) }
             var stillRunning: [Int] = []
             for (row, index) in active.enumerated() {
                 let token = Int(chosen[row])
@@ -87,6 +91,9 @@ public final class Generator {
                     states[index].finish(.stop)
                 } else {
                     states[index].append(token, bytes: tokenizer.bytes(of: [token], skipSpecialTokens: true))
+                    if let distribution, let k = parameters.topLogProbs {
+                        states[index].logProbs.append(tokenLogProb(token, row: row, of: distribution, vocabulary: distribution.count / active.count, top: k))
+                    }
                     if states[index].finishReason == nil, states[index].tokens.count >= parameters.maxTokens {
                         states[index].finish(.length)
                     }
@@ -113,7 +120,28 @@ public final class Generator {
             logits = try model.logits(out.hidden).index([.all, .at(0)])
             try observer?.observe(prompts: active, states: out.captured)
         }
-        return states.map { $0.result($0.finishReason ?? .length) }
+        return states.map {
+            var result = $0.result($0.finishReason ?? .length)
+            if parameters.topLogProbs != nil { result.logProbs = $0.logProbs }
+            return result
+        }
+    }
+
+    /// Token `token`'s entry from row `row` of a [B, V] log-softmax read back as one array.
+    func tokenLogProb(_ token: Int, row: Int, of distribution: [Float], vocabulary: Int, top: Int) -> TokenLogProb {
+        let start = row * vocabulary
+        func text(_ id: Int) -> (String, [UInt8]) {
+            let bytes = tokenizer.bytes(of: [id], skipSpecialTokens: false)
+            return (String(decoding: bytes, as: UTF8.self), bytes)
+        }
+        let alternatives = distribution.withUnsafeBufferPointer { all in
+            largestEntries(UnsafeBufferPointer(rebasing: all[start..<(start + vocabulary)]), count: top)
+        }.map { entry in
+            let (t, b) = text(entry.index)
+            return TokenLogProb.Alternative(token: t, logProb: Double(entry.value), bytes: b)
+        }
+        let (t, b) = text(token)
+        return TokenLogProb(token: t, logProb: Double(distribution[start + token]), bytes: b, top: alternatives)
     }
 }
 
@@ -144,6 +172,7 @@ struct SequenceState {
     var emitted = 0  // Unicode scalars of `text` already handed out
     var finishReason: FinishReason?
     var matchedStop = false
+    var logProbs: [TokenLogProb] = []
 
     init(prompt: [Int], stops: [String]) {
         self.prompt = prompt

@@ -1,0 +1,175 @@
+public import Alignment
+public import Foundation
+import ValueAlignCore
+public import LanguageModels
+public import ValueSpace
+
+/// Constitutional AI with the reward as the filter (`--method cai-sft` / `cai-dpo`). Each round the
+/// policy answers each prompt, critiques its own answer against a principle drawn from the
+/// constitution, and revises it (`CritiqueAndRevise`, the same conversations as `valuealign cai
+/// generate` and the guard's `revise` action). Both answers are scored by the run's reward; a
+/// revision is kept only when it beats the original by `minimumRewardGap`. cai-sft fine-tunes on
+/// the kept revisions (with the capability retention term, as bon-sft); cai-dpo trains DPO on
+/// revision-over-original pairs. Each round's `cai.jsonl` keeps the principles and critiques.
+public struct ConstitutionalStrategy: RoundsStrategy {
+    public enum Training: Sendable { case sft, dpo }
+    public let training: Training
+
+    public init(training: Training) { self.training = training }
+
+    public var method: AlignMethod { training == .sft ? .caiSFT : .caiDPO }
+
+    /// bon-sft's and dpo's learning rates and β; no guided samples (the constitution steers instead).
+    public var defaults: AlignMethodDefaults {
+        switch training {
+        case .sft: AlignMethodDefaults(learningRate: 2e-4, beta: 0.1, guidedSamples: 0, retention: RetentionSettings(path: RetentionSettings.defaultPath))
+        case .dpo: AlignMethodDefaults(learningRate: 1e-4, beta: 0.1, guidedSamples: 0)
+        }
+    }
+
+    public var exampleNoun: String { training == .sft ? "revisions" : "pairs" }
+
+    /// Tokens of a critique.
+    static let critiqueTokens = 96
+
+    /// The run's constitution: its file, or the one its target implies.
+    public static func constitution(_ c: AlignConfiguration) throws(AlignError) -> Constitution {
+        do {
+            if let path = c.constitution { return try Constitution.load(path) }
+            return try Constitution.fromProfile(c.target)
+        } catch {
+            throw .invalidConfiguration(field: "constitution", message: "\(error)")
+        }
+    }
+
+    public func validate(_ c: AlignConfiguration) throws(AlignError) {
+        if c.promptsPerRound < 1 { throw .invalidConfiguration(field: "prompts-per-round", message: "must be at least 1, got \(c.promptsPerRound)") }
+        if c.epochsPerRound < 1 { throw .invalidConfiguration(field: "epochs-per-round", message: "must be at least 1, got \(c.epochsPerRound)") }
+        if !(c.minimumRewardGap >= 0) { throw .invalidConfiguration(field: "min-reward-gap", message: "must be >= 0, got \(c.minimumRewardGap)") }
+        if c.guidedSamples > 0 { throw .invalidConfiguration(field: "guided-samples", message: "\(method.rawValue) does not sample with the value-conditioned prompt; use 0") }
+        _ = try Self.constitution(c)
+        if c.constitutionalData != nil { _ = try Self.precomputed(c) }
+    }
+
+    /// The records of `configuration.constitutionalData` by conversation (empty without one).
+    static func precomputed(_ c: AlignConfiguration) throws(AlignError) -> [String: PrecomputedRevision] {
+        guard let given = c.constitutionalData else { return [:] }
+        var isFolder: ObjCBool = false
+        let path = FileManager.default.fileExists(atPath: given, isDirectory: &isFolder) && isFolder.boolValue
+            ? URL(fileURLWithPath: given).appendingPathComponent("records.jsonl").path : given
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw .invalidConfiguration(field: "cai-data", message: "no records at '\(path)' (a `valuealign cai generate` folder holds records.jsonl)")
+        }
+        do {
+            var result: [String: PrecomputedRevision] = [:]
+            for (_, r) in try JSONLines.readState(PrecomputedRevision.self, from: path) { result[key(r.prompt)] = r }
+            return result
+        } catch {
+            throw .invalidConfiguration(field: "cai-data", message: "\(error)")
+        }
+    }
+
+    static func key(_ messages: [ChatMessage]) -> String {
+        messages.map { "\($0.role.rawValue)\u{1F}\($0.content)" }.joined(separator: "\u{1E}")
+    }
+
+    /// One answer per prompt, its critique and revision; candidates are (original, revision).
+    public func candidates(_ run: AlignTrainingRun, prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,
+                           stop: () -> Bool) throws -> [CandidateSet]? {
+        let c = run.configuration
+        let loop = CritiqueAndRevise(constitution: try Self.constitution(c))
+        let generator = run.policy.makeGenerator()
+        let context = run.policy.model.configuration.maxPositionEmbeddings
+        let roundSeed = SplitMix64.derive(c.seed, 0xCA1, UInt64(round))
+        let log = directory.appendingPathComponent("cai.jsonl").path
+        let given = try Self.precomputed(c)
+        func generate(_ conversations: [[ChatMessage]], maxTokens: Int, seed: UInt64) throws -> [GeneratedSequence] {
+            let room = context - maxTokens
+            let ids = conversations.map { Array(run.policy.promptTokens($0).suffix(room)) }
+            return try generator.generate(ids, parameters: GenerationParameters(maxTokens: maxTokens, temperature: c.temperature, topP: c.topP, seed: seed))
+        }
+        return try run.collectCandidates(prompts, round: round, directory: directory, perBatch: max(1, c.generationBatchSize / 2), stop: stop) { all, offset in
+            // Prompts the given data covers take its answers and revisions, rescored by this run's reward.
+            let reused = all.compactMap { p in given[Self.key(p.messages)].map { (p, $0) } }
+            var sets: [CandidateSet] = []
+            if !reused.isEmpty {
+                let prompts = reused.map(\.0.messages)
+                let rewards = try run.rewards(prompts + prompts, reused.map(\.1.original) + reused.map(\.1.revision))
+                sets = reused.enumerated().map { j, item in
+                    CandidateSet(id: item.0.id, messages: item.0.messages, answers: [item.1.original, item.1.revision],
+                                 rewards: [rewards[j], rewards[reused.count + j]])
+                }
+            }
+            let batch = all.filter { given[Self.key($0.messages)] == nil }
+            guard !batch.isEmpty else { return sets }
+            let seed = roundSeed &+ UInt64(offset) &* 3
+            let originals = try generate(batch.map(\.messages), maxTokens: c.maxNewTokens, seed: seed)
+            var lastRevisions: [GeneratedSequence] = []
+            var call = 0
+            let records = try loop.runBlocking(zip(batch, originals).map { ($0.messages, $1.text) },
+                                               seeds: batch.indices.map { SplitMix64.derive(roundSeed, UInt64(offset + $0)) }) { conversations in
+                call += 1
+                let out = try generate(conversations, maxTokens: call == 1 ? Self.critiqueTokens : c.maxNewTokens, seed: seed &+ UInt64(call))
+                if call == 2 { lastRevisions = out }
+                return out.map(\.text)
+            }
+            let prompts = batch.map(\.messages)
+            let rewards = try run.rewards(prompts + prompts, originals.map(\.text) + records.map(\.revised))
+            return sets + batch.enumerated().map { j, prompt in
+                try? JSONLines.append(CAILogLine(id: prompt.id, original: originals[j].text, record: records[j],
+                                                 rewards: [rewards[j], rewards[batch.count + j]]), to: log)
+                return CandidateSet(id: prompt.id, messages: prompt.messages, answers: [originals[j].text, records[j].revised],
+                                    rewards: [rewards[j], rewards[batch.count + j]],
+                                    finished: [originals[j].finishReason == .stop, lastRevisions[j].finishReason == .stop])
+            }
+        }
+    }
+
+    /// Revisions that beat their original by the gap (and are not empty).
+    func kept(_ sets: [CandidateSet], gap: Double) -> [CandidateSet] {
+        sets.filter { $0.answers.count == 2 && !$0.answers[1].isEmpty && $0.rewards[1] - $0.rewards[0] >= gap }
+    }
+
+    public func examples(from sets: [CandidateSet], configuration: AlignConfiguration) -> [ConstitutionalExample] {
+        kept(sets, gap: configuration.minimumRewardGap).map { s in
+            switch training {
+            case .sft: .sft(SFTExample(prompt: s.messages, response: s.answers[1], finished: s.isFinished(1)))
+            case .dpo: .pair(PreferenceExample(prompt: s.messages, chosen: s.answers[1], rejected: s.answers[0],
+                                               chosenFinished: s.isFinished(1), rejectedFinished: s.isFinished(0)))
+            }
+        }
+    }
+
+    public func trainRound(_ examples: [ConstitutionalExample], run: AlignTrainingRun, stage: RoundStage,
+                           progress: @escaping (TrainingProgress) -> Bool) throws -> TrainingSummary {
+        switch training {
+        case .sft:
+            return try BestOfNStrategy().trainRound(examples.compactMap(\.sft), run: run, stage: stage, progress: progress)
+        case .dpo:
+            return try PreferenceRoundsStrategy(loss: .dpo).trainRound(examples.compactMap(\.pair), run: run, stage: stage, progress: progress)
+        }
+    }
+}
+
+/// A kept revision as SFT data or as a preference pair.
+public enum ConstitutionalExample: Sendable {
+    case sft(SFTExample)
+    case pair(PreferenceExample)
+    var sft: SFTExample? { if case let .sft(e) = self { e } else { nil } }
+    var pair: PreferenceExample? { if case let .pair(p) = self { p } else { nil } }
+}
+
+/// What `align` reads from a `cai generate` record.
+struct PrecomputedRevision: Codable {
+    var prompt: [ChatMessage]
+    var original: String
+    var revision: String
+}
+
+/// One line of a round's `cai.jsonl`.
+struct CAILogLine: Codable {
+    var id: String
+    var original: String
+    var record: RevisionRecord
+    var rewards: [Double]
+}

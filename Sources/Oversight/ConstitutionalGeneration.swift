@@ -1,0 +1,176 @@
+public import Foundation
+public import LanguageModels
+public import ValueSpace
+import ValueAlignCore
+
+/// One prompt's answer, critique and revision, and whether the revision is kept.
+public struct ConstitutionalRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var prompt: [ChatMessage]
+    public var original: String
+    public var principle: String
+    public var critique: String
+    public var revision: String
+    /// BaseAlign rewards of the original and the revision (higher: closer to the target).
+    public var rewards: [Double]
+    /// The revision beats the original by the minimum gap.
+    public var kept: Bool
+}
+
+/// `valuealign cai generate`: a model answers prompts, critiques each answer against a principle
+/// drawn from the constitution and revises it (`CritiqueAndRevise`); the evaluator scores both
+/// against the target, and revisions that come closer by `minimumGap` are kept. Writes
+/// `records.jsonl` as it goes (a rerun continues), then the kept revisions as SFT data
+/// (`sft.jsonl`, TRL's conversational `messages` format) and as preference pairs
+/// (`pairs.jsonl`: prompt, chosen = revision, rejected = original, TRL's conversational format),
+/// and `summary.json`. `align --method cai-sft|cai-dpo --cai-data DIR` trains on the records.
+public struct ConstitutionalGeneration: Sendable {
+    /// What identifies a run (a rerun with the same settings continues it).
+    public struct Settings: Sendable, Codable, Equatable {
+        public var model: String
+        public var constitution: Constitution
+        public var target: String
+        public var evaluator: String
+        public var seed: UInt64
+        public var maxTokens: Int
+        public var critiqueTokens: Int
+        public var temperature: Float
+        public var minimumGap: Double
+
+        public init(model: String, constitution: Constitution, target: String, evaluator: String, seed: UInt64 = 42, maxTokens: Int = 128,
+                    critiqueTokens: Int = 96, temperature: Float = 0.7, minimumGap: Double = 0.05) {
+            self.model = model
+            self.constitution = constitution
+            self.target = target
+            self.evaluator = evaluator
+            self.seed = seed
+            self.maxTokens = maxTokens
+            self.critiqueTokens = critiqueTokens
+            self.temperature = temperature
+            self.minimumGap = minimumGap
+        }
+    }
+
+    public let backend: any ChatBackend
+    public let reward: BaseAlignReward
+    public let settings: Settings
+    public let directory: URL
+    /// Prompts per batch (each batch: answers, critiques, revisions, then rewards).
+    public var batchSize = 8
+
+    public init(backend: any ChatBackend, reward: BaseAlignReward, settings: Settings, directory: URL) {
+        self.backend = backend
+        self.reward = reward
+        self.settings = settings
+        self.directory = directory
+    }
+
+    public var recordsPath: String { directory.appendingPathComponent("records.jsonl").path }
+
+    /// Runs every prompt not yet in `records.jsonl`; `progress` gets (done, total).
+    public func run(_ prompts: [(id: String, messages: [ChatMessage])], progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> ConstitutionalSummary {
+        guard !prompts.isEmpty else { throw OversightError.input("no prompts to answer") }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let settingsURL = directory.appendingPathComponent("run.json")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        if let data = FileManager.default.contents(atPath: settingsURL.path) {
+            guard (try? JSONDecoder().decode(Settings.self, from: data)) == settings else {
+                throw OversightError.invalid("\(directory.path) holds a cai generate run with other settings (run.json); choose another --out")
+            }
+        } else {
+            try encoder.encode(settings).write(to: settingsURL)
+        }
+        var done: [String: ConstitutionalRecord] = [:]
+        if FileManager.default.fileExists(atPath: recordsPath) {
+            for (_, r) in try JSONLines.readState(ConstitutionalRecord.self, from: recordsPath) { done[r.id] = r }
+        }
+        let loop = CritiqueAndRevise(constitution: settings.constitution)
+        let todo = prompts.filter { done[$0.id] == nil }
+        progress?(prompts.count - todo.count, prompts.count)
+        var start = 0
+        while start < todo.count {
+            try Task.checkCancellation()
+            let batch = Array(todo[start..<min(start + batchSize, todo.count)])
+            let offset = prompts.count - todo.count + start
+            let seed = SplitMix64.derive(settings.seed, 0xCA1, UInt64(offset))
+            let answering = GenerationParameters(maxTokens: settings.maxTokens, temperature: settings.temperature, seed: seed)
+            let originals = try await backend.completeBatch(batch.map(\.messages), parameters: answering)
+            var call = 0
+            let records = try await loop.run(zip(batch, originals).map { ($0.messages, $1.text) },
+                                             seeds: batch.map { SplitMix64.derive(settings.seed, 0xC0DE, UInt64(abs($0.id.hashValueStable))) }) { conversations in
+                call += 1
+                let p = GenerationParameters(maxTokens: call == 1 ? settings.critiqueTokens : settings.maxTokens, temperature: settings.temperature,
+                                             seed: seed &+ UInt64(call))
+                return try await backend.completeBatch(conversations, parameters: p).map(\.text)
+            }
+            let messages = batch.map(\.messages)
+            let rewards = try await reward.rewards(prompts: messages + messages, responses: originals.map(\.text) + records.map(\.revised))
+            for (j, prompt) in batch.enumerated() {
+                let r = [rewards[j], rewards[batch.count + j]]
+                let record = ConstitutionalRecord(id: prompt.id, prompt: prompt.messages, original: originals[j].text, principle: records[j].principle,
+                                                  critique: records[j].critique, revision: records[j].revised, rewards: r,
+                                                  kept: !records[j].revised.isEmpty && r[1] - r[0] >= settings.minimumGap)
+                try JSONLines.append(record, to: recordsPath)
+                done[record.id] = record
+            }
+            start += batch.count
+            progress?(prompts.count - todo.count + start, prompts.count)
+        }
+        let all = prompts.map { done[$0.id]! }
+        try writeData(all)
+        let summary = ConstitutionalSummary(records: all)
+        try encoder.encode(summary).write(to: directory.appendingPathComponent("summary.json"))
+        return summary
+    }
+
+    /// sft.jsonl and pairs.jsonl from the kept records (rewritten whole).
+    func writeData(_ records: [ConstitutionalRecord]) throws {
+        struct Message: Encodable { var role: String; var content: String }
+        struct SFTLine: Encodable { var messages: [Message] }
+        struct PairLine: Encodable { var prompt: [Message]; var chosen: [Message]; var rejected: [Message] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var sft = Data(), pairs = Data()
+        for r in records where r.kept {
+            let prompt = r.prompt.map { Message(role: $0.role.rawValue, content: $0.content) }
+            sft += try encoder.encode(SFTLine(messages: prompt + [Message(role: "assistant", content: r.revision)])) + Data("\n".utf8)
+            pairs += try encoder.encode(PairLine(prompt: prompt, chosen: [Message(role: "assistant", content: r.revision)],
+                                                 rejected: [Message(role: "assistant", content: r.original)])) + Data("\n".utf8)
+        }
+        try sft.write(to: directory.appendingPathComponent("sft.jsonl"), options: .atomic)
+        try pairs.write(to: directory.appendingPathComponent("pairs.jsonl"), options: .atomic)
+    }
+}
+
+/// What a `cai generate` run produced.
+public struct ConstitutionalSummary: Sendable, Codable, Equatable {
+    public var prompts: Int
+    public var kept: Int
+    /// Mean reward of the originals and of the revisions, over all prompts.
+    public var meanOriginalReward: Double
+    public var meanRevisionReward: Double
+    /// Share of revisions the reward prefers at all (before the gap).
+    public var improvedShare: Double
+    /// Kept revisions per principle.
+    public var keptByPrinciple: [String: Int]
+
+    public init(records: [ConstitutionalRecord]) {
+        prompts = records.count
+        kept = records.filter(\.kept).count
+        let n = Double(max(records.count, 1))
+        meanOriginalReward = records.reduce(0) { $0 + $1.rewards[0] } / n
+        meanRevisionReward = records.reduce(0) { $0 + $1.rewards[1] } / n
+        improvedShare = Double(records.filter { $0.rewards[1] > $0.rewards[0] }.count) / n
+        keptByPrinciple = Dictionary(grouping: records.filter(\.kept), by: \.principle).mapValues(\.count)
+    }
+}
+
+extension String {
+    /// A hash of the text that is the same in every process (Swift's `hashValue` is seeded per run).
+    var hashValueStable: Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: h >> 1)
+    }
+}

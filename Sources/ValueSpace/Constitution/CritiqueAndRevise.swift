@@ -1,0 +1,104 @@
+public import ValueAlignCore
+
+/// One answer critiqued against a principle and rewritten.
+public struct RevisionRecord: Sendable, Codable, Equatable {
+    /// The principle's id (or "policy" for the guard's policy check).
+    public var principle: String
+    public var critique: String
+    public var revised: String
+
+    public init(principle: String, critique: String, revised: String) {
+        self.principle = principle
+        self.critique = critique
+        self.revised = revised
+    }
+}
+
+/// Critique-and-revise (Constitutional AI's supervised stage): the model is shown its answer and a
+/// principle's critique request, writes a critique, then is shown the critique and the revision
+/// request and rewrites its answer. The conversations are built here, once, for every user of
+/// the loop: `valuealign cai generate`, `align --method cai-sft|cai-dpo`, and the guard's `revise`
+/// action (which takes its critique from the policy check instead of from the model).
+///
+/// The loop is independent of how text is generated: callers pass a function that answers a
+/// batch of conversations (a local generator on a training thread, or any `ChatBackend`).
+public struct CritiqueAndRevise: Sendable {
+    public let constitution: Constitution
+
+    public init(constitution: Constitution) {
+        self.constitution = constitution
+    }
+
+    /// The conversation that asks for a critique of `answer` to `prompt`.
+    public static func critiqueConversation(_ prompt: [ChatMessage], answer: String, request: String) -> [ChatMessage] {
+        prompt + [.assistant(answer), .user("\(request)\nWrite the critique in two or three sentences.")]
+    }
+
+    /// The user turn that asks for a rewrite after a critique.
+    public static func revisionTurn(critique: String, request: String) -> String {
+        "Critique of your previous answer: \(critique.trimmingCharacters(in: .whitespacesAndNewlines))\n\n\(request)\nReply with the rewritten answer only."
+    }
+
+    /// The conversation that asks for a rewrite of `answer` after `critique`.
+    public static func revisionConversation(_ prompt: [ChatMessage], answer: String, critique: String, request: String) -> [ChatMessage] {
+        prompt + [.assistant(answer), .user(revisionTurn(critique: critique, request: request))]
+    }
+
+    /// A rewrite without the lead-in small models put before it ("Rewritten answer:", "Sure, here
+    /// is the revised response:") and without surrounding quotes.
+    public static func cleanRevision(_ text: String) -> String {
+        var t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lower = t.lowercased()
+        for lead in ["rewritten answer:", "revised answer:", "revised response:", "rewritten response:", "revision:"] where lower.hasPrefix(lead) {
+            t = String(t.dropFirst(lead.count)).trimmingCharacters(in: .whitespacesAndNewlines)
+            break
+        }
+        if let newline = t.firstIndex(of: "\n") {
+            let first = t[..<newline].lowercased()
+            if (first.hasPrefix("sure") || first.hasPrefix("here is") || first.hasPrefix("here's")) && first.hasSuffix(":") {
+                t = String(t[t.index(after: newline)...]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        if t.count >= 2, t.first == "\"", t.last == "\"" { t = String(t.dropFirst().dropLast()) }
+        return t
+    }
+
+    /// Critiques and revises every answer: one principle per item, drawn from `seeds[i]`;
+    /// two batched calls of `complete` (all critiques, then all rewrites).
+    public func run(_ items: [(prompt: [ChatMessage], answer: String)], seeds: [UInt64],
+                    complete: ([[ChatMessage]]) async throws -> [String]) async throws -> [RevisionRecord] {
+        precondition(items.count == seeds.count, "one seed per item")
+        let principles = seeds.map { constitution.principle(seed: $0) }
+        let critiques = try await complete(zip(items, principles).map { Self.critiqueConversation($0.prompt, answer: $0.answer, request: $1.critique) })
+        try check(critiques.count, items.count)
+        let revisions = try await complete(items.indices.map {
+            Self.revisionConversation(items[$0].prompt, answer: items[$0].answer, critique: critiques[$0], request: principles[$0].revision)
+        })
+        try check(revisions.count, items.count)
+        return items.indices.map {
+            RevisionRecord(principle: principles[$0].id, critique: critiques[$0].trimmingCharacters(in: .whitespacesAndNewlines),
+                           revised: Self.cleanRevision(revisions[$0]))
+        }
+    }
+
+    /// The same loop with a blocking `complete` (for a training thread).
+    public func runBlocking(_ items: [(prompt: [ChatMessage], answer: String)], seeds: [UInt64],
+                            complete: ([[ChatMessage]]) throws -> [String]) throws -> [RevisionRecord] {
+        precondition(items.count == seeds.count, "one seed per item")
+        let principles = seeds.map { constitution.principle(seed: $0) }
+        let critiques = try complete(zip(items, principles).map { Self.critiqueConversation($0.prompt, answer: $0.answer, request: $1.critique) })
+        try check(critiques.count, items.count)
+        let revisions = try complete(items.indices.map {
+            Self.revisionConversation(items[$0].prompt, answer: items[$0].answer, critique: critiques[$0], request: principles[$0].revision)
+        })
+        try check(revisions.count, items.count)
+        return items.indices.map {
+            RevisionRecord(principle: principles[$0].id, critique: critiques[$0].trimmingCharacters(in: .whitespacesAndNewlines),
+                           revised: Self.cleanRevision(revisions[$0]))
+        }
+    }
+
+    private func check(_ got: Int, _ expected: Int) throws(ConstitutionError) {
+        guard got == expected else { throw .invalid("the model answered \(got) of \(expected) conversations") }
+    }
+}
