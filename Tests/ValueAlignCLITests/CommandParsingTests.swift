@@ -239,3 +239,25 @@ struct RedTeamCommandParsingTests {
         #expect(parseError(["stress-test", "--probes", scratch("none.safetensors"), "--organisms", repo("data")])?.contains("--probes: no such file") == true)
     }
 }
+
+@Suite struct OversightParsingTests {
+    @Test func judgeDebateConstitutionAndCAIOptionsAreChecked() throws {
+        let single = repo("data/oversight/single.jsonl"), debate = repo("data/oversight/debate.jsonl")
+        #expect(parseError(["judge", "pairwise", scratch("none.jsonl")])?.contains("no such file") == true)
+        #expect(parseError(["judge", "single", single, "--reward-model", scratch("no-rm")])?.contains("not a reward model folder") == true)
+        #expect(parseError(["judge", "single", single, "--batch-size", "0"])?.contains("--batch-size") == true)
+        #expect(parseError(["judge", "reference", single, "--limit", "0"])?.contains("--limit") == true)
+        #expect(parseError(["judge", "single", single, "--split", "test", "--out", scratch("j")]) == nil)
+        #expect(parseError(["debate", debate, "--rounds", "0"])?.contains("--rounds") == true)
+        #expect(parseError(["debate", debate, "--split", "test", "--judge-url", "http://127.0.0.1:1/v1", "--judge-model", "m"]) == nil)
+        #expect(parseError(["cai", "generate", "--prompts", scratch("none.jsonl")])?.contains("--prompts: no such file") == true)
+        #expect(parseError(["cai", "generate", "--prompts", repo("data/prompts/value_prompts.jsonl"), "--constitution", scratch("none.txt")])?.contains("--constitution: no such file") == true)
+        #expect(parseError(["cai", "generate", "--prompts", repo("data/prompts/value_prompts.jsonl")]) == nil)
+        #expect(parseError(["constitution", "from-profile", "basealign-ideal"]) == nil)
+        // align: the constitutional methods parse; their options are refused elsewhere.
+        #expect(parseError(["align", "--method", "cai-dpo", "--steps", "1"]) == nil)
+        #expect(parseError(["align", "--method", "dpo", "--steps", "1", "--constitution", scratch("c.txt")])?.contains("cai-sft and cai-dpo only") == true)
+        #expect(parseError(["align", "--method", "cai-sft", "--steps", "1", "--cai-data", scratch("none-cai")])?.contains("no records") == true)
+        #expect(parseError(["align", "--method", "cai-sft", "--steps", "1", "--constitution", scratch("none-constitution.txt")])?.contains("cannot read the constitution") == true)
+    }
+}
