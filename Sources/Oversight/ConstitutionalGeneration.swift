@@ -13,13 +13,15 @@ public struct ConstitutionalRecord: Sendable, Codable, Equatable {
     public var revision: String
     /// BaseAlign rewards of the original and the revision (higher: closer to the target).
     public var rewards: [Double]
-    /// The revision beats the original by the minimum gap.
+    /// The revision is usable (`CritiqueAndRevise.isUsableRevision`) and beats the original by
+    /// the minimum gap.
     public var kept: Bool
 }
 
 /// `valuealign cai generate`: a model answers prompts, critiques each answer against a principle
 /// drawn from the constitution and revises it (`CritiqueAndRevise`); the evaluator scores both
-/// against the target, and revisions that come closer by `minimumGap` are kept. Writes
+/// against the target, and usable revisions (answers, not commentary or loops) that come closer
+/// by `minimumGap` are kept. Writes
 /// `records.jsonl` as it goes (a rerun continues), then the kept revisions as SFT data
 /// (`sft.jsonl`, TRL's conversational `messages` format) and as preference pairs
 /// (`pairs.jsonl`: prompt, chosen = revision, rejected = original, TRL's conversational format),
@@ -110,7 +112,7 @@ public struct ConstitutionalGeneration: Sendable {
                 let r = [rewards[j], rewards[batch.count + j]]
                 let record = ConstitutionalRecord(id: prompt.id, prompt: prompt.messages, original: originals[j].text, principle: records[j].principle,
                                                   critique: records[j].critique, revision: records[j].revised, rewards: r,
-                                                  kept: !records[j].revised.isEmpty && r[1] - r[0] >= settings.minimumGap)
+                                                  kept: CritiqueAndRevise.isUsableRevision(records[j].revised) && r[1] - r[0] >= settings.minimumGap)
                 try JSONLines.append(record, to: recordsPath)
                 done[record.id] = record
             }
@@ -152,6 +154,8 @@ public struct ConstitutionalSummary: Sendable, Codable, Equatable {
     public var meanRevisionReward: Double
     /// Share of revisions the reward prefers at all (before the gap).
     public var improvedShare: Double
+    /// Revisions refused as unusable (commentary on an answer, looping, empty).
+    public var unusable: Int
     /// Kept revisions per principle.
     public var keptByPrinciple: [String: Int]
 
@@ -162,6 +166,7 @@ public struct ConstitutionalSummary: Sendable, Codable, Equatable {
         meanOriginalReward = records.reduce(0) { $0 + $1.rewards[0] } / n
         meanRevisionReward = records.reduce(0) { $0 + $1.rewards[1] } / n
         improvedShare = Double(records.filter { $0.rewards[1] > $0.rewards[0] }.count) / n
+        unusable = records.filter { !CritiqueAndRevise.isUsableRevision($0.revision) }.count
         keptByPrinciple = Dictionary(grouping: records.filter(\.kept), by: \.principle).mapValues(\.count)
     }
 }

@@ -264,9 +264,9 @@ struct CAIGenerate: AsyncParsableCommand {
         job.batchSize = batchSize
         nonisolated(unsafe) let bar = ProgressBar(total: all.count, label: "cai generate", unit: "prompts", quiet: quiet)
         let summary = try await job.run(all) { done, total in bar.update(done, final: done == total) }
-        print(String(format: "prompts %d, revisions kept %d (%.0f%%); mean reward: answers %.3f, revisions %.3f; revisions the reward prefers: %.0f%%",
+        print(String(format: "prompts %d, revisions kept %d (%.0f%%); mean reward: answers %.3f, revisions %.3f; revisions the reward prefers: %.0f%%; unusable (commentary, loops): %d",
                      summary.prompts, summary.kept, 100 * Double(summary.kept) / Double(max(summary.prompts, 1)),
-                     summary.meanOriginalReward, summary.meanRevisionReward, 100 * summary.improvedShare))
+                     summary.meanOriginalReward, summary.meanRevisionReward, 100 * summary.improvedShare, summary.unusable))
         print("wrote \(out)/sft.jsonl and \(out)/pairs.jsonl")
     }
 }

@@ -78,13 +78,12 @@ struct GuardPipeline: Sendable {
     /// rewrite, checks that; nil (block) when no rewrite passed in `revision.maxRounds` rounds.
     /// The completion tokens returned are those of all rewrites together.
     func revise(_ chat: ChatRequest, answer: String, check: StageCheck, draft: AuditDraft) async throws -> (text: String, completionTokens: Int)? {
-        var conversation = chat.messages
         var candidate = answer
         var current = check
         var tokens = 0
         while draft.record.revisionRounds < policy.revision.maxRounds {
             draft.record.revisionRounds += 1
-            conversation = CritiqueAndRevise.revisionConversation(conversation, answer: candidate, critique: critique(current.violations),
+            let conversation = CritiqueAndRevise.revisionConversation(chat.messages, answer: candidate, critique: critique(current.violations),
                                                                   request: policy.revision.instructions)
             let revised = try await callUpstream(conversation, parameters: chat.parameters, draft: draft)
             candidate = revised.text

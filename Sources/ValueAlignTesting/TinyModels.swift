@@ -4,11 +4,12 @@ public import MLXEngine
 /// Tiny random-weight models for fast tests.
 public enum TinyModels {
     /// A Llama configuration small enough to run in milliseconds (GQA 4/2, two layers).
-    public static func llamaConfiguration(vocabulary: Int = 97, layers: Int = 2, ropeTraditional: Bool = false, attentionBias: Bool = false) -> ModelConfiguration {
+    public static func llamaConfiguration(vocabulary: Int = 97, layers: Int = 2, ropeTraditional: Bool = false, attentionBias: Bool = false,
+                                          context: Int = 512) -> ModelConfiguration {
         ModelConfiguration(
             architecture: attentionBias ? "qwen2" : "llama", vocabularySize: vocabulary, hiddenSize: 32, intermediateSize: 48,
             layerCount: layers, headCount: 4, kvHeadCount: 2, rmsNormEps: 1e-5, ropeTheta: 10_000,
-            ropeTraditional: ropeTraditional, tieWordEmbeddings: true, attentionBias: attentionBias, maxPositionEmbeddings: 512)
+            ropeTraditional: ropeTraditional, tieWordEmbeddings: true, attentionBias: attentionBias, maxPositionEmbeddings: context)
     }
 
     /// Random tensors with Hugging Face names for `configuration` (normal, std 0.2; norms near 1).
@@ -52,9 +53,10 @@ public enum TinyModels {
     }
 
     /// A tiny random Llama ready to chat: the byte tokenizer (vocabulary 260) and ChatML, no
-    /// system prompt. The same seed and layers give the same model.
-    public static func chatModel(seed: UInt64 = 3, layers: Int = 2, name: String = "tiny") throws -> LoadedModel {
-        let model = try llama(llamaConfiguration(vocabulary: 260, layers: layers), seed: seed)
+    /// system prompt. The same seed and layers give the same model; `context` is the most tokens
+    /// (bytes) a sequence may hold.
+    public static func chatModel(seed: UInt64 = 3, layers: Int = 2, name: String = "tiny", context: Int = 512) throws -> LoadedModel {
+        let model = try llama(llamaConfiguration(vocabulary: 260, layers: layers, context: context), seed: seed)
         return LoadedModel(model: model, tokenizer: ByteTokenizer(), chatTemplate: .chatml, defaultSystemPrompt: nil, name: name, path: "<memory>")
     }
 }

@@ -64,8 +64,28 @@ import ValueSpace
         #expect(records == [RevisionRecord(principle: "kind", critique: "It was rude.", revised: "Hello! How can I help?")])
         let critique = recorder.batches[0][0], revision = recorder.batches[1][0]
         #expect(critique.count == 3 && critique[1] == .assistant("go away") && critique[2].content.contains(c.principles[0].critique))
-        #expect(revision[2].content.hasPrefix("Critique of your previous answer: It was rude.") && revision[2].content.contains(c.principles[0].revision))
+        // The rewrite is asked as an answer to the user: the instructions (request, earlier answer,
+        // critique) in the system turn, the user's conversation after it.
+        #expect(revision.count == 2 && revision[0].role == .system && revision[1] == .user("hi"))
+        #expect(revision[0].content.contains(c.principles[0].revision) && revision[0].content.contains("go away") && revision[0].content.contains("It was rude."))
         #expect(CritiqueAndRevise.cleanRevision("Sure, here is the revised response:\n\"Be well.\"") == "Be well.")
+        // An existing system turn keeps its text, with the instructions after it.
+        let withSystem = CritiqueAndRevise.revisionConversation([.system("Be brief."), .user("hi")], answer: "a", critique: "c", request: "r")
+        #expect(withSystem.count == 2 && withSystem[0].content.hasPrefix("Be brief.\n\nr"))
+    }
+
+    @Test("a rewrite is trained on only when it is an answer: not commentary on one, not a loop, not empty")
+    func usableRevisions() {
+        for good in ["Water the tomatoes at the base in the morning, and mulch to keep the soil moist.",
+                     "Sure! Ask your neighbour for a chat over tea and listen first.", "Yes."] {
+            #expect(CritiqueAndRevise.isUsableRevision(good), "\(good)")
+        }
+        for bad in ["The response is not its original request. It is not its original request.",
+                    "This revised answer focuses on kindness.", "Here is a rewritten version of the answer: be kind.",
+                    "My response should respect the rules.", "In the original response I was rude.", "   ",
+                    "go go go go go go go go go go go go go go go go"] {
+            #expect(!CritiqueAndRevise.isUsableRevision(bad), "\(bad)")
+        }
     }
 }
 

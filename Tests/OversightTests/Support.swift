@@ -17,7 +17,7 @@ enum Embedded {
 }
 
 /// A tiny random chat model behind `LocalChatBackend`.
-func tinyBackend(seed: UInt64 = 3) throws -> LocalChatBackend { LocalChatBackend(try TinyModels.chatModel(seed: seed)) }
+func tinyBackend(seed: UInt64 = 3) throws -> LocalChatBackend { LocalChatBackend(try TinyModels.chatModel(seed: seed, context: 4096)) }
 
 /// Runs `body` with the project's own OpenAI-compatible server (`valuealign serve`'s `GuardServer`,
 /// monitor-only policy) in front of `backend`, on a loopback port; `body` gets the base URL.

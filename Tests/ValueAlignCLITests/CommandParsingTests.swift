@@ -83,7 +83,7 @@ func allCommands(_ command: any ParsableCommand.Type = ValueAlignCommand.self, p
             (["--target", "no-such-profile", "--steps", "1"], "--target: unknown profile 'no-such-profile'"),
             (["--reward", "rm:", "--steps", "1"], "--reward"),
             (["--reward", "rm:/nonexistent", "--steps", "1"], "not a reward model folder"),
-            (["--method", "dpo", "--retain", repo("data/train/ordinary_pairs.jsonl"), "--steps", "1"], "--retain: the capability retention term applies to bon-sft only"),
+            (["--method", "dpo", "--retain", repo("data/train/ordinary_pairs.jsonl"), "--steps", "1"], "--retain: the capability retention term applies to bon-sft and cai-sft only"),
             (["--retain", "/nonexistent/a.jsonl", "--steps", "1"], "--retain: no such file '/nonexistent/a.jsonl'"),
             (["--retain-weight", "0", "--steps", "1"], "--retain-weight: must be a finite number > 0"),
             (["--retain-rows", "0", "--steps", "1"], "--retain-rows: must be at least 1"),

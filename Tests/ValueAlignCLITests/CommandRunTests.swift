@@ -51,4 +51,26 @@ import Testing
         #expect(output.contains("\"ordinary\"") && !output.contains("USAGE:"), "\(output)")
         #expect(FileManager.default.fileExists(atPath: out))
     }
+
+    /// `constitution from-profile`, `constitution show` and `judge reference` on the embedded
+    /// model, in process (issue 28).
+    @Test func oversightCommandsRun() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-oversight-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let constitution = dir.appendingPathComponent("ideal.json").path
+        try await ValueAlignCommand.run(arguments: ["constitution", "from-profile", "basealign-ideal", "--out", constitution])
+        #expect(try String(contentsOfFile: constitution, encoding: .utf8).contains("\"principles\""))
+        try await ValueAlignCommand.run(arguments: ["constitution", "show", constitution])
+        let items = dir.appendingPathComponent("reference.jsonl").path
+        try """
+            {"id": "a", "prompt": "What is 2 + 2?", "response": "It is 4.", "reference": "4", "correct": true}
+            {"id": "b", "prompt": "What colour is the sky on a clear day?", "response": "Green.", "reference": "Blue", "correct": false}
+            """.write(toFile: items, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("judge").path
+        try await ValueAlignCommand.run(arguments: ["judge", "reference", items, "--out", out, "--quiet"])
+        let lines = try String(contentsOfFile: out + "/judgements.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(try String(contentsOfFile: out + "/summary.md", encoding: .utf8).contains("majority-class baseline"))
+    }
 }

@@ -95,11 +95,13 @@ struct ChatGuardTests {
                 #expect(reply.guardAction == "revise")
                 let conversations = await log.conversations
                 #expect(conversations.count == 2)
-                // The critique shows the model its answer and names the value it crossed.
+                // The critique shows the model its answer and names the value it crossed, and the
+                // model answers the user's conversation again.
                 let second = try #require(conversations.last)
-                #expect(second.count == 3)
-                #expect(second[1]["role"] == "assistant" && second[1]["content"] == Texts.hostile)
-                #expect(second[2]["role"] == "user" && second[2]["content"]?.contains("benevolence") == true)
+                #expect(second.count == 2)
+                #expect(second[0]["role"] == "system" && second[0]["content"]?.contains(Texts.hostile) == true)
+                #expect(second[0]["content"]?.contains("benevolence") == true)
+                #expect(second[1]["role"] == "user" && second[1]["content"] == "My colleague was rude to me.")
                 let row = try #require(try await g.server.audit.query(AuditQuery(requestID: reply.headers["x-request-id"])).first)
                 #expect(row.action == "revise" && row.revisionRounds == 1)
                 #expect(row.outputVector?[SchwartzValue.benevolence.index] ?? -1 > 0)

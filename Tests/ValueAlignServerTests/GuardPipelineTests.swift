@@ -85,7 +85,10 @@ struct GuardPipelineTests {
         let outcome = try await pipeline({ _, attempt in .text(attempt == 1 ? "mean" : "kind") }, log: log).decide(request("hello"), draft: d)
         #expect(outcome == ChatOutcome(text: "kind", finishReason: "stop", action: .revise, promptTokens: 9, completionTokens: 8))
         let second = try #require(await log.conversations.last)
-        #expect(second.count == 3 && second[1]["content"] == "mean" && second[2]["content"]?.contains("benevolence") == true)
+        // The rewrite is asked as an answer to the user (CritiqueAndRevise): the earlier answer and
+        // the critique in the system turn, the user's conversation after it.
+        #expect(second.count == 2 && second[0]["role"] == "system" && second[1]["content"] == "hello")
+        #expect(second[0]["content"]?.contains("mean") == true && second[0]["content"]?.contains("benevolence") == true)
         #expect(d.record.revisionRounds == 1 && d.record.reasons.last == "revised in 1 round")
     }
 

@@ -8,7 +8,8 @@ public import ValueSpace
 /// policy answers each prompt, critiques its own answer against a principle drawn from the
 /// constitution, and revises it (`CritiqueAndRevise`, the same conversations as `valuealign cai
 /// generate` and the guard's `revise` action). Both answers are scored by the run's reward; a
-/// revision is kept only when it beats the original by `minimumRewardGap`. cai-sft fine-tunes on
+/// revision is kept only when it is usable (an answer, not commentary on one, not looping) and
+/// beats the original by `minimumRewardGap`. cai-sft fine-tunes on
 /// the kept revisions (with the capability retention term, as bon-sft); cai-dpo trains DPO on
 /// revision-over-original pairs. Each round's `cai.jsonl` keeps the principles and critiques.
 public struct ConstitutionalStrategy: RoundsStrategy {
@@ -125,9 +126,9 @@ public struct ConstitutionalStrategy: RoundsStrategy {
         }
     }
 
-    /// Revisions that beat their original by the gap (and are not empty).
+    /// Usable revisions (`CritiqueAndRevise.isUsableRevision`) that beat their original by the gap.
     func kept(_ sets: [CandidateSet], gap: Double) -> [CandidateSet] {
-        sets.filter { $0.answers.count == 2 && !$0.answers[1].isEmpty && $0.rewards[1] - $0.rewards[0] >= gap }
+        sets.filter { $0.answers.count == 2 && CritiqueAndRevise.isUsableRevision($0.answers[1]) && $0.rewards[1] - $0.rewards[0] >= gap }
     }
 
     public func examples(from sets: [CandidateSet], configuration: AlignConfiguration) -> [ConstitutionalExample] {

@@ -34,14 +34,51 @@ public struct CritiqueAndRevise: Sendable {
         prompt + [.assistant(answer), .user("\(request)\nWrite the critique in two or three sentences.")]
     }
 
-    /// The user turn that asks for a rewrite after a critique.
-    public static func revisionTurn(critique: String, request: String) -> String {
-        "Critique of your previous answer: \(critique.trimmingCharacters(in: .whitespacesAndNewlines))\n\n\(request)\nReply with the rewritten answer only."
+    /// The system turn that asks for a rewrite after a critique: the earlier answer, the critique
+    /// and the request, with the instruction to answer the user directly.
+    public static func revisionInstructions(answer: String, critique: String, request: String) -> String {
+        """
+        \(request)
+        An earlier answer to the user's last message was:
+        \(answer.trimmingCharacters(in: .whitespacesAndNewlines))
+        A critique of that answer: \(critique.trimmingCharacters(in: .whitespacesAndNewlines))
+        Now answer the user's last message again, better. Reply to the user directly, as the assistant; \
+        do not mention the earlier answer, the critique or these instructions.
+        """
     }
 
-    /// The conversation that asks for a rewrite of `answer` after `critique`.
+    /// The conversation that asks for a rewrite of `answer` after `critique`: the user's own
+    /// conversation, preceded by the instructions as the system turn (joined to an existing system
+    /// turn), so that the model's next turn is an answer to the user rather than a comment on an
+    /// answer. (Asking for the rewrite as a new user turn made the embedded 135M model write
+    /// commentary such as "The response is ...", which the evaluator rewarded: docs/oversight.md.)
     public static func revisionConversation(_ prompt: [ChatMessage], answer: String, critique: String, request: String) -> [ChatMessage] {
-        prompt + [.assistant(answer), .user(revisionTurn(critique: critique, request: request))]
+        let instructions = revisionInstructions(answer: answer, critique: critique, request: request)
+        var out = prompt
+        if let first = out.first, first.role == .system {
+            out[0] = ChatMessage(role: .system, content: first.content + "\n\n" + instructions)
+        } else {
+            out.insert(.system(instructions), at: 0)
+        }
+        return out
+    }
+
+    /// Whether a rewrite can be trained on: not empty, not looping (at least half of its word
+    /// trigrams distinct, from 12 words on), and not opening with commentary on an answer ("The
+    /// response ...", "This revised answer ...", "Rewritten: ..."). Small models write such
+    /// commentary instead of an answer, and the value evaluator can read it as close to the target.
+    public static func isUsableRevision(_ text: String) -> Bool {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !t.isEmpty else { return false }
+        let words = t.lowercased().split(whereSeparator: { $0.isWhitespace }).map(String.init)
+        if words.count >= 12 {
+            var trigrams: [[String]] = []
+            for i in 0..<(words.count - 2) { trigrams.append(Array(words[i...(i + 2)])) }
+            if Double(Set(trigrams).count) < 0.5 * Double(trigrams.count) { return false }
+        }
+        let opening = String(t.lowercased().prefix(100))
+        let commentary = #"^(the|this|my|your|our|that)\s+(\w+\s+){0,2}(response|answer|reply|critique|revision|rewrite)\b|^(here is|here's)\s+(a|the|my)\s+(\w+\s+){0,2}(response|answer|version|rewrite)|\b(rewritten|revised) (response|answer|version)\b|\b(original|previous|earlier) (response|answer)\b"#
+        return opening.range(of: commentary, options: .regularExpression) == nil
     }
 
     /// A rewrite without the lead-in small models put before it ("Rewritten answer:", "Sure, here
