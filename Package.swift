@@ -106,7 +106,7 @@ let package = Package(
         // Trainers: the shared runner, SFT, DPO/IPO, reward models, GRPO and BaseAlign's reward.
         .target(name: "Alignment", dependencies: ["LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // `valuealign align`: measure, align (GRPO, iterated DPO/IPO, best-of-N), re-measure, report.
-        .target(name: "BaseAlign", dependencies: ["Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
+        .target(name: "BaseAlign", dependencies: ["ValueAlignCore", "Alignment", "LanguageModels", "ValueSpace", "MLXNN", "MLXEngine"], swiftSettings: strictSwift),
         // Scalable oversight (issue 28): judges (single, pairwise, reference; verdicts read from
         // log-probabilities), debate, and constitutional critique-and-revise data.
         .target(name: "Oversight", dependencies: ["ValueAlignCore", "ValueSpace", "LanguageModels", "Alignment", "Evaluators", "MLXEngine"], swiftSettings: strictSwift),

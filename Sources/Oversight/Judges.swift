@@ -236,7 +236,7 @@ public struct RewardModelJudge: Judge {
         while start < items.count {
             try Task.checkCancellation()
             let chunk = Array(items[start..<min(start + batchSize, items.count)])
-            let scores = try await runOffPool {
+            let scores = try await onOwnThread {
                 try model.score(prompts: chunk.flatMap { [$0.context, $0.context] }, responses: chunk.flatMap(\.responses),
                                 batchSize: batchSize * 2, maxLength: maxLength)
             }
@@ -252,14 +252,5 @@ public struct RewardModelJudge: Judge {
             progress?(judgements.count)
         }
         return judgements
-    }
-}
-
-/// Runs blocking model work on a thread of its own, off Swift's cooperative pool.
-func runOffPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 }

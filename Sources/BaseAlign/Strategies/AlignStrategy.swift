@@ -2,6 +2,7 @@ public import Alignment
 public import Foundation
 public import LanguageModels
 public import ValueSpace
+import ValueAlignCore
 
 /// One alignment method: its defaults, its checks and its training loop. `AlignmentJob` measures,
 /// asks the configuration's method for its strategy to train, measures again and reports; nothing
@@ -155,9 +156,5 @@ final class RunClock: Sendable {
 /// Runs blocking model work on a thread of its own (never on Swift's cooperative pool: the
 /// training loop waits there for async rewards).
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
+    try await onOwnThread(body)
 }
