@@ -123,6 +123,8 @@ public struct OpenAICompatibleBackend: ChatBackend, CustomStringConvertible, Cus
 
     /// Answers to many conversations, at most `maxConcurrentRequests` in flight at once, in the
     /// order of `conversations`. The first failure cancels the requests still running and is thrown.
+    /// Answers sent concurrently (at most `maxConcurrentRequests` at a time); conversation i is
+    /// sent with seed + i, so a seeded batch samples as a local model's batch does.
     public func completeBatch(_ conversations: [[ChatMessage]], parameters: GenerationParameters) async throws -> [ChatCompletion] {
         try parameters.validate()
         return try await withThrowingTaskGroup(of: (Int, ChatCompletion).self) { group in
@@ -130,7 +132,10 @@ public struct OpenAICompatibleBackend: ChatBackend, CustomStringConvertible, Cus
             var next = 0
             func startNext() {
                 let index = next, messages = conversations[index]
-                group.addTask { (index, try await complete(messages, parameters: parameters)) }
+                // Conversation i samples with seed + i, as a local batch's row i does.
+                var own = parameters
+                own.seed = parameters.seed.map { $0 &+ UInt64(index) }
+                group.addTask { [own] in (index, try await complete(messages, parameters: own)) }
                 next += 1
             }
             while next < min(maxConcurrentRequests, conversations.count) { startNext() }

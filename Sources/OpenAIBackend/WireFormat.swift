@@ -148,7 +148,8 @@ public struct ChatCompletionReply: Codable, Sendable {
             index = c.lenient(Int.self, .index)
             message = try c.decodeIfPresent(Message.self, forKey: .message)
             finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
-            logprobs = try c.decodeIfPresent(LogProbs.self, forKey: .logprobs)
+            // Servers differ in what they put here; an unexpected shape is read as none.
+            logprobs = c.lenient(LogProbs.self, .logprobs)
         }
     }
 

@@ -39,6 +39,21 @@ public struct ConstitutionalGeneration: Sendable {
         public var temperature: Float
         public var minimumGap: Double
 
+        /// The names of the settings that differ from `other`'s.
+        public func differences(from other: Settings) -> [String] {
+            var names: [String] = []
+            if model != other.model { names.append("model") }
+            if constitution != other.constitution { names.append("constitution") }
+            if target != other.target { names.append("target") }
+            if evaluator != other.evaluator { names.append("evaluator") }
+            if seed != other.seed { names.append("seed") }
+            if maxTokens != other.maxTokens { names.append("max tokens") }
+            if critiqueTokens != other.critiqueTokens { names.append("critique tokens") }
+            if temperature != other.temperature { names.append("temperature") }
+            if minimumGap != other.minimumGap { names.append("min reward gap") }
+            return names
+        }
+
         public init(model: String, constitution: Constitution, target: String, evaluator: String, seed: UInt64 = 42, maxTokens: Int = 128,
                     critiqueTokens: Int = 96, temperature: Float = 0.7, minimumGap: Double = 0.05) {
             self.model = model
@@ -77,8 +92,12 @@ public struct ConstitutionalGeneration: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if let data = FileManager.default.contents(atPath: settingsURL.path) {
-            guard (try? JSONDecoder().decode(Settings.self, from: data)) == settings else {
-                throw OversightError.invalid("\(directory.path) holds a cai generate run with other settings (run.json); choose another --out")
+            guard let previous = try? JSONDecoder().decode(Settings.self, from: data) else {
+                throw OversightError.invalid("\(settingsURL.path) is unreadable; choose another --out (or delete the folder to start over)")
+            }
+            let differing = previous.differences(from: settings)
+            guard differing.isEmpty else {
+                throw OversightError.invalid("\(directory.path) holds a cai generate run with other settings (\(differing.joined(separator: ", ")) differ); choose another --out")
             }
         } else {
             try encoder.encode(settings).write(to: settingsURL)
@@ -88,22 +107,28 @@ public struct ConstitutionalGeneration: Sendable {
             for (_, r) in try JSONLines.readState(ConstitutionalRecord.self, from: recordsPath) { done[r.id] = r }
         }
         let loop = CritiqueAndRevise(constitution: settings.constitution)
-        let todo = prompts.filter { done[$0.id] == nil }
-        progress?(prompts.count - todo.count, prompts.count)
-        var start = 0
-        while start < todo.count {
+        // Seeds follow each prompt's position in `prompts`, and batches are runs of consecutive
+        // prompts not yet done, so a resumed run samples what an uninterrupted one would.
+        let answerSeed = SplitMix64.derive(settings.seed, 0xA45), critiqueSeed = SplitMix64.derive(settings.seed, 0xC21), revisionSeed = SplitMix64.derive(settings.seed, 0x2E7)
+        progress?(done.count, prompts.count)
+        var index = 0
+        while index < prompts.count {
+            if done[prompts[index].id] != nil { index += 1; continue }
             try Task.checkCancellation()
-            let batch = Array(todo[start..<min(start + batchSize, todo.count)])
-            let offset = prompts.count - todo.count + start
-            let seed = SplitMix64.derive(settings.seed, 0xCA1, UInt64(offset))
-            let answering = GenerationParameters(maxTokens: settings.maxTokens, temperature: settings.temperature, seed: seed)
+            let offset = index
+            var batch: [(id: String, messages: [ChatMessage])] = []
+            while batch.count < batchSize, index < prompts.count, done[prompts[index].id] == nil {
+                batch.append(prompts[index])
+                index += 1
+            }
+            let answering = GenerationParameters(maxTokens: settings.maxTokens, temperature: settings.temperature, seed: answerSeed &+ UInt64(offset))
             let originals = try await backend.completeBatch(batch.map(\.messages), parameters: answering)
             var call = 0
             let records = try await loop.run(zip(batch, originals).map { ($0.messages, $1.text) },
                                              seeds: batch.map { SplitMix64.derive(settings.seed, 0xC0DE, UInt64(abs($0.id.hashValueStable))) }) { conversations in
                 call += 1
                 let p = GenerationParameters(maxTokens: call == 1 ? settings.critiqueTokens : settings.maxTokens, temperature: settings.temperature,
-                                             seed: seed &+ UInt64(call))
+                                             seed: (call == 1 ? critiqueSeed : revisionSeed) &+ UInt64(offset))
                 return try await backend.completeBatch(conversations, parameters: p).map(\.text)
             }
             let messages = batch.map(\.messages)
@@ -116,8 +141,7 @@ public struct ConstitutionalGeneration: Sendable {
                 try JSONLines.append(record, to: recordsPath)
                 done[record.id] = record
             }
-            start += batch.count
-            progress?(prompts.count - todo.count + start, prompts.count)
+            progress?(done.count, prompts.count)
         }
         let all = prompts.map { done[$0.id]! }
         try writeData(all)

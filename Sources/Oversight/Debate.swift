@@ -122,7 +122,8 @@ public struct Debate: Sendable {
 
     /// The argument with each double-quoted span marked [verified] or [not in the story].
     static func markQuotes(_ text: String, evidence: String) -> (text: String, verified: Int, quotes: Int) {
-        let parts = text.components(separatedBy: "\"")
+        let straight = text.replacingOccurrences(of: "\u{201C}", with: "\"").replacingOccurrences(of: "\u{201D}", with: "\"")
+        let parts = straight.components(separatedBy: "\"")
         guard parts.count >= 3 else { return (text, 0, 0) }
         let haystack = normalise(evidence)
         var out = parts[0], verified = 0, quotes = 0
@@ -146,7 +147,8 @@ public struct Debate: Sendable {
     }
 
     static func normalise(_ s: String) -> String {
-        s.lowercased().filter { $0.isLetter || $0.isNumber || $0 == " " }.split(separator: " ").joined(separator: " ")
+        String(s.lowercased().map { $0.isWhitespace ? " " : $0 }).filter { $0.isLetter || $0.isNumber || $0 == " " }
+            .split(separator: " ").joined(separator: " ")
     }
 
     /// The judge's question, with answer `order[0]` shown as A; `context` is the transcript or

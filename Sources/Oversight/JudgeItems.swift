@@ -111,7 +111,8 @@ public enum JudgeItems {
             return JudgeItem(id: id, context: [.user(try need(line.prompt, "prompt"))], responses: [response],
                              reference: try need(line.reference, "reference"), label: line.correct.map { $0 ? 1 : 0 })
         case .pairwise:
-            if let a = line.responseA, let b = line.responseB {
+            if line.responseA != nil || line.responseB != nil {
+                let a = try need(line.responseA, "response_a"), b = try need(line.responseB, "response_b")
                 var label: Int?, tie = false
                 switch line.label?.lowercased() {
                 case nil: break
@@ -121,7 +122,7 @@ public enum JudgeItems {
                 case let other?: throw OversightError.input("\(at): 'label' must be \"a\", \"b\" or \"tie\", got \"\(other)\"")
                 }
                 return JudgeItem(id: id, context: [.user(try need(line.prompt, "prompt"))],
-                                 responses: [try need(a, "response_a"), try need(b, "response_b")], label: label, tie: tie)
+                                 responses: [a, b], label: label, tie: tie)
             }
             let chosen = try need(line.chosen, "chosen (or response_a and response_b)")
             let rejected = try need(line.rejected, "rejected")

@@ -44,9 +44,13 @@ public struct JudgeRun: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let identityURL = directory.appendingPathComponent("run.json")
         if let data = FileManager.default.contents(atPath: identityURL.path) {
-            let previous = try JSONDecoder().decode(Identity.self, from: data)
-            guard previous == identity else {
-                throw OversightError.invalid("\(directory.path) holds another judge run (\(previous.judge), \(previous.task.rawValue) on \(previous.input)); choose another --out")
+            guard let previous = try? JSONDecoder().decode(Identity.self, from: data) else {
+                throw OversightError.invalid("\(identityURL.path) is unreadable; choose another --out")
+            }
+            let differing = [("judge", previous.judge != identity.judge), ("task", previous.task != identity.task), ("input", previous.input != identity.input),
+                             ("split", previous.split != identity.split), ("seed", previous.seed != identity.seed)].filter(\.1).map(\.0)
+            guard differing.isEmpty else {
+                throw OversightError.invalid("\(directory.path) holds another judge run (\(previous.judge), \(previous.task.rawValue) on \(previous.input); \(differing.joined(separator: ", ")) differ); choose another --out")
             }
         } else {
             let encoder = JSONEncoder()

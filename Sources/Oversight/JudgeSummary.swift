@@ -107,7 +107,8 @@ public struct JudgeSummary: Sendable, Codable, Equatable {
         let verdicts = read.flatMap(\.verdicts)
         let masses = verdicts.compactMap(\.mass)
         meanVerdictMass = masses.isEmpty ? nil : masses.reduce(0, +) / Double(masses.count)
-        logProbShare = verdicts.isEmpty ? nil : Double(verdicts.filter { $0.source == .logProbs }.count) / Double(verdicts.count)
+        let answered = verdicts.filter { $0.source == .logProbs || $0.source == .text }
+        logProbShare = answered.isEmpty ? nil : Double(answered.filter { $0.source == .logProbs }.count) / Double(answered.count)
         let labelled = read.filter { $0.label != nil }
         self.labelled = judgements.filter { $0.label != nil }.count
         func share(_ xs: [Judgement], _ p: (Judgement) -> Bool) -> Double? { xs.isEmpty ? nil : Double(xs.filter(p).count) / Double(xs.count) }

@@ -242,7 +242,7 @@ public struct RewardModelJudge: Judge {
             }
             for (i, item) in chunk.enumerated() {
                 let p = 1 / (1 + exp(-(scores[2 * i] - scores[2 * i + 1])))
-                let verdict = Verdict(probabilities: [p, 1 - p], mass: nil, source: .logProbs,
+                let verdict = Verdict(probabilities: [p, 1 - p], mass: nil, source: .scores,
                                       text: String(format: "rewards %.3f, %.3f", scores[2 * i], scores[2 * i + 1]))
                 judgements.append(Judgement(id: item.id, task: .pairwise, score: p, decision: p > 0.5 ? "a" : p < 0.5 ? "b" : "tie",
                                             firstPosition: 0.5, verdicts: [verdict], label: Judgement.labelText(item, task: .pairwise),

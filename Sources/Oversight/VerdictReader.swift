@@ -13,6 +13,8 @@ public struct Verdict: Sendable, Codable, Equatable {
         case text
         /// Neither: the answer names no label and the labels' tokens had no probability.
         case unreadable
+        /// Not a language model's answer: a reward model's scores.
+        case scores
     }
 
     /// One probability per label, summing to 1; empty when unreadable.
@@ -57,13 +59,20 @@ public struct VerdictReader: Sendable {
     /// The verdicts on `conversations`, each allowed to answer one of `labels`.
     public func read(_ conversations: [[ChatMessage]], labels: [String],
                      progress: (@Sendable (Int) -> Void)? = nil) async throws -> [Verdict] {
-        let parameters = GenerationParameters(maxTokens: maxTokens, temperature: 0, topLogProbs: topLogProbs)
+        var parameters = GenerationParameters(maxTokens: maxTokens, temperature: 0, topLogProbs: topLogProbs)
         var verdicts: [Verdict] = []
         var start = 0
         while start < conversations.count {
             try Task.checkCancellation()
             let batch = Array(conversations[start..<min(start + batchSize, conversations.count)])
-            let completions = try await backend.completeBatch(batch, parameters: parameters)
+            let completions: [ChatCompletion]
+            do {
+                completions = try await backend.completeBatch(batch, parameters: parameters)
+            } catch let error where parameters.topLogProbs != nil && verdicts.isEmpty && Self.refusesLogProbs(error) {
+                // A server that rejects `logprobs`: ask without them and read verdicts from the text.
+                parameters.topLogProbs = nil
+                completions = try await backend.completeBatch(batch, parameters: parameters)
+            }
             guard completions.count == batch.count else {
                 throw OversightError.judge("the judge answered \(completions.count) of \(batch.count) conversations")
             }
@@ -72,6 +81,13 @@ public struct VerdictReader: Sendable {
             progress?(verdicts.count)
         }
         return verdicts
+    }
+
+    /// Whether an error is a server's refusal of the `logprobs` fields (an HTTP 400 or 422 that
+    /// names them), not a failure that asking again without them would not fix.
+    static func refusesLogProbs(_ error: any Error) -> Bool {
+        let text = "\(error)".lowercased()
+        return (text.contains("400") || text.contains("422")) && text.contains("logprob")
     }
 
     /// The label a token spells, if any: the token without spaces, brackets, quotes, asterisks and

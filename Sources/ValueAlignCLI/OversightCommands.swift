@@ -131,10 +131,27 @@ struct DebateCommand: AsyncParsableCommand {
         debate.judge.batchSize = batchSize * 2
         let directory = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // The run's identity: a folder holding another debate (other models, rounds or input) is refused.
+        let identity = ["input": file, "split": split ?? "", "debaters": debaters.modelName, "judge": judge.modelName, "rounds": "\(rounds)",
+                        "argument_tokens": "\(argumentTokens)", "quote_check": "\(!noQuoteCheck)"]
+        let identityURL = directory.appendingPathComponent("run.json")
+        if let data = FileManager.default.contents(atPath: identityURL.path) {
+            guard let previous = try? JSONDecoder().decode([String: String].self, from: data) else {
+                throw ValidationError("\(identityURL.path) is unreadable; choose another --out")
+            }
+            let differing = identity.keys.sorted().filter { previous[$0] != identity[$0] }
+            guard differing.isEmpty else {
+                throw ValidationError("\(out) holds another debate run (\(differing.joined(separator: ", ")) differ); choose another --out")
+            }
+        } else {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(identity).write(to: identityURL)
+        }
         let path = directory.appendingPathComponent("transcripts.jsonl").path
         var done: [String: DebateRecord] = [:]
         if FileManager.default.fileExists(atPath: path) {
-            for (_, r) in try JSONLines.readState(DebateRecord.self, from: path) where r.rounds.count == rounds { done[r.id] = r }
+            for (_, r) in try JSONLines.readState(DebateRecord.self, from: path) { done[r.id] = r }
         }
         let todo = items.filter { done[$0.id] == nil }
         let bar = ProgressBar(total: items.count, label: "debate", unit: "items", quiet: quiet)

@@ -111,6 +111,7 @@ struct GuardPipeline: Sendable {
     /// critic; the rewrite is asked for with the same words as in constitutional critique-and-revise.
     func critique(_ violations: [Violation]) -> String {
         let problems = violations.map(\.plainDescription)
+        guard !problems.isEmpty else { return "it crossed the policy." }
         let listed = problems.count == 1 ? problems[0] : problems.dropLast().joined(separator: "; ") + "; and " + problems.last!
         return "it \(listed)."
     }

@@ -142,6 +142,13 @@ final class InterruptedBackend: ChatBackend, @unchecked Sendable {
         let again = try await job(counting, folder: resumed).run(Self.prompts)
         #expect(again == summary)
         #expect(try String(contentsOf: resumed.appendingPathComponent("records.jsonl"), encoding: .utf8).split(separator: "\n") == records)
+        // Records missing out of order (not a prefix) are redone with the same seeds.
+        let path = resumed.appendingPathComponent("records.jsonl")
+        try (records.enumerated().filter { $0.offset != 1 && $0.offset != 4 }.map { String($0.element) }.joined(separator: "\n") + "\n")
+            .write(to: path, atomically: true, encoding: .utf8)
+        _ = try await job(try tinyBackend(), folder: resumed).run(Self.prompts)
+        let redone = try String(contentsOf: path, encoding: .utf8).split(separator: "\n")
+        #expect(Set(redone) == Set(records), "the same records, in another order")
         // Another constitution in the same folder is refused.
         var other = try job(try tinyBackend(), folder: resumed)
         other = ConstitutionalGeneration(backend: other.backend, reward: other.reward,

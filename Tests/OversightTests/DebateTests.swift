@@ -19,6 +19,9 @@ import ValueSpace
         let marked = Debate.markQuotesForTesting("She sold \"seven blue jars\" and \"nine green ones\".", evidence: Self.items[0].evidence)
         #expect(marked.verified == 1 && marked.quotes == 2)
         #expect(marked.text.contains("\"seven blue jars\" [verified]") && marked.text.contains("\"nine green ones\" [not in the story]"))
+        // Curly quotes count, and a quote may run over a line break of the story.
+        let curly = Debate.markQuotesForTesting("She sold \u{201C}Seven blue jars at the Tuesday\u{201D}.", evidence: "Mira sold seven blue jars at the\nTuesday market.")
+        #expect(curly.verified == 1 && curly.quotes == 1)
     }
 
     @Test("two rounds of arguments, a judge without the evidence, three conditions; the judge never sees the story",

@@ -71,6 +71,37 @@ import ValueSpace
         if let g = graded[0].score, let l = localGrade[0].score { #expect(abs(g - l) < 1e-6) }
     }
 
+    @Test("a server that refuses logprobs is asked again without them, and verdicts come from the text")
+    func serverWithoutLogProbs() async throws {
+        final class NoLogProbs: ChatBackend, @unchecked Sendable {
+            var modelName: String { "strict" }
+            func complete(_ messages: [ChatMessage], parameters: GenerationParameters) async throws -> ChatCompletion {
+                if parameters.topLogProbs != nil {
+                    throw LanguageModelError.backend("POST /chat/completions: HTTP 400: unknown field 'logprobs'")
+                }
+                return ChatCompletion(text: "B", finishReason: .stop, promptTokens: 1, completionTokens: 1)
+            }
+            func stream(_ messages: [ChatMessage], parameters: GenerationParameters) -> AsyncThrowingStream<String, any Error> {
+                AsyncThrowingStream { $0.finish() }
+            }
+        }
+        let judged = try await LLMJudge(backend: NoLogProbs()).judge(Self.pairs, task: .pairwise, progress: nil)
+        #expect(judged.allSatisfy { $0.verdicts.allSatisfy { $0.source == .text } && $0.decision == "tie" && $0.firstPosition == 0 })
+    }
+
+    @Test("a seeded batch sampled over HTTP equals the local model's batch (conversation i gets seed + i)")
+    func seededBatchesMatch() async throws {
+        let backend = try tinyBackend()
+        let conversations: [[ChatMessage]] = [[.user("one")], [.user("two")], [.user("three")]]
+        let parameters = GenerationParameters(maxTokens: 8, temperature: 1.2, seed: 11)
+        let local = try await backend.completeBatch(conversations, parameters: parameters).map(\.text)
+        let remote = try await withServed(backend) { url in
+            try await OpenAICompatibleBackend(baseURL: url, model: "tiny", apiKey: nil, apiKeyEnvironmentVariable: nil, maxRetries: 0)
+                .completeBatch(conversations, parameters: parameters).map(\.text)
+        }
+        #expect(local == remote)
+    }
+
     @Test("an unreachable server is a clear error naming it")
     func unreachable() async throws {
         let backend = try OpenAICompatibleBackend(baseURL: "http://127.0.0.1:9/v1", model: "m", apiKey: nil, apiKeyEnvironmentVariable: nil, timeout: .seconds(3), maxRetries: 0)

@@ -63,7 +63,8 @@ public struct ConstitutionalStrategy: RoundsStrategy {
         }
         do {
             var result: [String: PrecomputedRevision] = [:]
-            for (_, r) in try JSONLines.readState(PrecomputedRevision.self, from: path) { result[key(r.prompt)] = r }
+            // Read only: the file belongs to another run (it may still be writing it).
+            for (_, r) in try JSONLines.read(PrecomputedRevision.self, from: path) { result[key(r.prompt)] = r }
             return result
         } catch {
             throw .invalidConfiguration(field: "cai-data", message: "\(error)")
@@ -89,6 +90,34 @@ public struct ConstitutionalStrategy: RoundsStrategy {
             let ids = conversations.map { Array(run.policy.promptTokens($0).suffix(room)) }
             return try generator.generate(ids, parameters: GenerationParameters(maxTokens: maxTokens, temperature: c.temperature, topP: c.topP, seed: seed))
         }
+        var logged = Set(try JSONLines.readState(CAILogLine.self, from: log).map(\.value.id))
+        // Seeds per phase plus each prompt's position in the round, over runs of consecutive
+        // generated prompts: a resumed round samples what an uninterrupted one would.
+        let answerSeed = SplitMix64.derive(roundSeed, 1), critiqueSeed = SplitMix64.derive(roundSeed, 2), revisionSeed = SplitMix64.derive(roundSeed, 3)
+        func revise(_ batch: [(id: String, messages: [ChatMessage])], position: Int) throws -> [CandidateSet] {
+            let originals = try generate(batch.map(\.messages), maxTokens: c.maxNewTokens, seed: answerSeed &+ UInt64(position))
+            var lastRevisions: [GeneratedSequence] = []
+            var call = 0
+            let records = try loop.runBlocking(zip(batch, originals).map { ($0.messages, $1.text) },
+                                               seeds: batch.indices.map { SplitMix64.derive(roundSeed, 4, UInt64(position + $0)) }) { conversations in
+                call += 1
+                let out = try generate(conversations, maxTokens: call == 1 ? Self.critiqueTokens : c.maxNewTokens,
+                                       seed: (call == 1 ? critiqueSeed : revisionSeed) &+ UInt64(position))
+                if call == 2 { lastRevisions = out }
+                return out.map(\.text)
+            }
+            let prompts = batch.map(\.messages)
+            let rewards = try run.rewards(prompts + prompts, originals.map(\.text) + records.map(\.revised))
+            return try batch.enumerated().map { j, prompt in
+                if logged.insert(prompt.id).inserted {
+                    try JSONLines.append(CAILogLine(id: prompt.id, original: originals[j].text, record: records[j],
+                                                    rewards: [rewards[j], rewards[batch.count + j]]), to: log)
+                }
+                return CandidateSet(id: prompt.id, messages: prompt.messages, answers: [originals[j].text, records[j].revised],
+                                    rewards: [rewards[j], rewards[batch.count + j]],
+                                    finished: [originals[j].finishReason == .stop, lastRevisions[j].finishReason == .stop])
+            }
+        }
         return try run.collectCandidates(prompts, round: round, directory: directory, perBatch: max(1, c.generationBatchSize / 2), stop: stop) { all, offset in
             // Prompts the given data covers take its answers and revisions, rescored by this run's reward.
             let reused = all.compactMap { p in given[Self.key(p.messages)].map { (p, $0) } }
@@ -101,28 +130,15 @@ public struct ConstitutionalStrategy: RoundsStrategy {
                                  rewards: [rewards[j], rewards[reused.count + j]])
                 }
             }
-            let batch = all.filter { given[Self.key($0.messages)] == nil }
-            guard !batch.isEmpty else { return sets }
-            let seed = roundSeed &+ UInt64(offset) &* 3
-            let originals = try generate(batch.map(\.messages), maxTokens: c.maxNewTokens, seed: seed)
-            var lastRevisions: [GeneratedSequence] = []
-            var call = 0
-            let records = try loop.runBlocking(zip(batch, originals).map { ($0.messages, $1.text) },
-                                               seeds: batch.indices.map { SplitMix64.derive(roundSeed, UInt64(offset + $0)) }) { conversations in
-                call += 1
-                let out = try generate(conversations, maxTokens: call == 1 ? Self.critiqueTokens : c.maxNewTokens, seed: seed &+ UInt64(call))
-                if call == 2 { lastRevisions = out }
-                return out.map(\.text)
+            var start = 0
+            while start < all.count {
+                if given[Self.key(all[start].messages)] != nil { start += 1; continue }
+                var end = start
+                while end < all.count && given[Self.key(all[end].messages)] == nil { end += 1 }
+                sets += try revise(Array(all[start..<end]), position: offset + start)
+                start = end
             }
-            let prompts = batch.map(\.messages)
-            let rewards = try run.rewards(prompts + prompts, originals.map(\.text) + records.map(\.revised))
-            return sets + batch.enumerated().map { j, prompt in
-                try? JSONLines.append(CAILogLine(id: prompt.id, original: originals[j].text, record: records[j],
-                                                 rewards: [rewards[j], rewards[batch.count + j]]), to: log)
-                return CandidateSet(id: prompt.id, messages: prompt.messages, answers: [originals[j].text, records[j].revised],
-                                    rewards: [rewards[j], rewards[batch.count + j]],
-                                    finished: [originals[j].finishReason == .stop, lastRevisions[j].finishReason == .stop])
-            }
+            return sets
         }
     }
 
