@@ -26,12 +26,6 @@ public enum ValueGuidance {
 
     /// `messages` with the guidance as its system turn (put before an existing system turn's text).
     public static func guided(_ messages: [ChatMessage], guidance: String) -> [ChatMessage] {
-        var out = messages
-        if let first = out.first, first.role == .system {
-            out[0] = ChatMessage(role: .system, content: guidance + "\n\n" + first.content)
-        } else {
-            out.insert(ChatMessage(role: .system, content: guidance), at: 0)
-        }
-        return out
+        messages.addingSystemText(guidance, first: true)
     }
 }

@@ -123,8 +123,7 @@ public struct OpenAICompatibleBackend: ChatBackend, CustomStringConvertible, Cus
 
     /// Answers to many conversations, at most `maxConcurrentRequests` in flight at once, in the
     /// order of `conversations`. The first failure cancels the requests still running and is thrown.
-    /// Answers sent concurrently (at most `maxConcurrentRequests` at a time); conversation i is
-    /// sent with seed + i, so a seeded batch samples as a local model's batch does.
+    /// Conversation i is sent with seed + i, so a seeded batch samples as a local model's batch does.
     public func completeBatch(_ conversations: [[ChatMessage]], parameters: GenerationParameters) async throws -> [ChatCompletion] {
         try parameters.validate()
         return try await withThrowingTaskGroup(of: (Int, ChatCompletion).self) { group in
@@ -389,7 +388,7 @@ extension OpenAICompatibleBackend {
             finishReason: FinishReason(openAI: choice.finishReason),
             promptTokens: reply.usage?.promptTokens ?? 0,
             completionTokens: reply.usage?.completionTokens ?? 0,
-            logProbs: choice.logprobs?.content == nil ? nil : choice.logprobs!.tokens)
+            logProbs: choice.logprobs?.tokens)
     }
 
     /// Opens the stream (with retries) and hands each text piece to `yield` as it arrives.

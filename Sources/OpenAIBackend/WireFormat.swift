@@ -234,9 +234,9 @@ public struct LogProbs: Codable, Sendable, Equatable {
         }
     }
 
-    /// The backend's form; a token without bytes gets its text's UTF-8.
-    public var tokens: [TokenLogProb] {
-        (content ?? []).map { e in
+    /// The backend's form (nil without `content`); a token without bytes gets its text's UTF-8.
+    public var tokens: [TokenLogProb]? {
+        content?.map { e in
             TokenLogProb(token: e.token, logProb: e.logprob, bytes: e.bytes ?? Array(e.token.utf8),
                          top: (e.topLogprobs ?? []).map { .init(token: $0.token, logProb: $0.logprob, bytes: $0.bytes ?? Array($0.token.utf8)) })
         }

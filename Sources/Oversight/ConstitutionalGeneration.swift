@@ -41,17 +41,10 @@ public struct ConstitutionalGeneration: Sendable {
 
         /// The names of the settings that differ from `other`'s.
         public func differences(from other: Settings) -> [String] {
-            var names: [String] = []
-            if model != other.model { names.append("model") }
-            if constitution != other.constitution { names.append("constitution") }
-            if target != other.target { names.append("target") }
-            if evaluator != other.evaluator { names.append("evaluator") }
-            if seed != other.seed { names.append("seed") }
-            if maxTokens != other.maxTokens { names.append("max tokens") }
-            if critiqueTokens != other.critiqueTokens { names.append("critique tokens") }
-            if temperature != other.temperature { names.append("temperature") }
-            if minimumGap != other.minimumGap { names.append("min reward gap") }
-            return names
+            RunFolder.differing([("model", model != other.model), ("constitution", constitution != other.constitution),
+                                 ("target", target != other.target), ("evaluator", evaluator != other.evaluator), ("seed", seed != other.seed),
+                                 ("max tokens", maxTokens != other.maxTokens), ("critique tokens", critiqueTokens != other.critiqueTokens),
+                                 ("temperature", temperature != other.temperature), ("min reward gap", minimumGap != other.minimumGap)])
         }
 
         public init(model: String, constitution: Constitution, target: String, evaluator: String, seed: UInt64 = 42, maxTokens: Int = 128,
@@ -87,21 +80,8 @@ public struct ConstitutionalGeneration: Sendable {
     /// Runs every prompt not yet in `records.jsonl`; `progress` gets (done, total).
     public func run(_ prompts: [(id: String, messages: [ChatMessage])], progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> ConstitutionalSummary {
         guard !prompts.isEmpty else { throw OversightError.input("no prompts to answer") }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let settingsURL = directory.appendingPathComponent("run.json")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        if let data = FileManager.default.contents(atPath: settingsURL.path) {
-            guard let previous = try? JSONDecoder().decode(Settings.self, from: data) else {
-                throw OversightError.invalid("\(settingsURL.path) is unreadable; choose another --out (or delete the folder to start over)")
-            }
-            let differing = previous.differences(from: settings)
-            guard differing.isEmpty else {
-                throw OversightError.invalid("\(directory.path) holds a cai generate run with other settings (\(differing.joined(separator: ", ")) differ); choose another --out")
-            }
-        } else {
-            try encoder.encode(settings).write(to: settingsURL)
-        }
+        try RunFolder.claim(directory, for: settings, holder: { _ in "a cai generate run with other settings" },
+                            differences: { $0.differences(from: settings) })
         var done: [String: ConstitutionalRecord] = [:]
         if FileManager.default.fileExists(atPath: recordsPath) {
             for (_, r) in try JSONLines.readState(ConstitutionalRecord.self, from: recordsPath) { done[r.id] = r }
@@ -146,23 +126,21 @@ public struct ConstitutionalGeneration: Sendable {
         let all = prompts.map { done[$0.id]! }
         try writeData(all)
         let summary = ConstitutionalSummary(records: all)
-        try encoder.encode(summary).write(to: directory.appendingPathComponent("summary.json"))
+        try RunFolder.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
         return summary
     }
 
     /// sft.jsonl and pairs.jsonl from the kept records (rewritten whole).
     func writeData(_ records: [ConstitutionalRecord]) throws {
-        struct Message: Encodable { var role: String; var content: String }
-        struct SFTLine: Encodable { var messages: [Message] }
-        struct PairLine: Encodable { var prompt: [Message]; var chosen: [Message]; var rejected: [Message] }
+        // ChatMessage encodes as {"role", "content"}, the turns of TRL's conversational formats.
+        struct SFTLine: Encodable { var messages: [ChatMessage] }
+        struct PairLine: Encodable { var prompt: [ChatMessage]; var chosen: [ChatMessage]; var rejected: [ChatMessage] }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var sft = Data(), pairs = Data()
         for r in records where r.kept {
-            let prompt = r.prompt.map { Message(role: $0.role.rawValue, content: $0.content) }
-            sft += try encoder.encode(SFTLine(messages: prompt + [Message(role: "assistant", content: r.revision)])) + Data("\n".utf8)
-            pairs += try encoder.encode(PairLine(prompt: prompt, chosen: [Message(role: "assistant", content: r.revision)],
-                                                 rejected: [Message(role: "assistant", content: r.original)])) + Data("\n".utf8)
+            sft += try encoder.encode(SFTLine(messages: r.prompt + [.assistant(r.revision)])) + Data("\n".utf8)
+            pairs += try encoder.encode(PairLine(prompt: r.prompt, chosen: [.assistant(r.revision)], rejected: [.assistant(r.original)])) + Data("\n".utf8)
         }
         try sft.write(to: directory.appendingPathComponent("sft.jsonl"), options: .atomic)
         try pairs.write(to: directory.appendingPathComponent("pairs.jsonl"), options: .atomic)

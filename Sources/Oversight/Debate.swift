@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LanguageModels
 public import ValueSpace
 import ValueAlignCore
@@ -259,5 +259,75 @@ public struct DebateSummary: Sendable, Codable, Equatable {
             Chance: 50%. Quotes found verbatim in the story: \(quoteVerification.map { String(format: "%.0f%%", 100 * $0) } ?? "none made").
 
             """
+    }
+}
+
+/// A debate run over a file: records appended to `transcripts.jsonl` as batches finish (a rerun
+/// debates only the items not yet there), then `summary.json` and `summary.md`. `run.json` holds
+/// the identity; a folder of another debate (other input, models, rounds) is refused.
+public struct DebateRun: Sendable {
+    /// What identifies a run.
+    public struct Identity: Sendable, Codable, Equatable {
+        public var input: String
+        public var split: String?
+        public var debaters: String
+        public var judge: String
+        public var rounds: Int
+        public var argumentTokens: Int
+        public var verifyQuotes: Bool
+
+        public init(input: String, split: String?, debaters: String, judge: String, rounds: Int, argumentTokens: Int, verifyQuotes: Bool) {
+            self.input = input
+            self.split = split
+            self.debaters = debaters
+            self.judge = judge
+            self.rounds = rounds
+            self.argumentTokens = argumentTokens
+            self.verifyQuotes = verifyQuotes
+        }
+
+        /// The names of the fields that differ from `other`'s.
+        public func differences(from other: Identity) -> [String] {
+            RunFolder.differing([("input", input != other.input), ("split", split != other.split), ("debaters", debaters != other.debaters),
+                                 ("judge", judge != other.judge), ("rounds", rounds != other.rounds),
+                                 ("argument tokens", argumentTokens != other.argumentTokens), ("quote check", verifyQuotes != other.verifyQuotes)])
+        }
+    }
+
+    public let debate: Debate
+    public let directory: URL
+    /// Items debated per batch (each batch: every round, then the judge's three conditions).
+    public var batchSize = 8
+    public var bootstrap = BootstrapParameters()
+
+    public init(debate: Debate, directory: URL) {
+        self.debate = debate
+        self.directory = directory
+    }
+
+    public var transcriptsPath: String { directory.appendingPathComponent("transcripts.jsonl").path }
+
+    /// Debates every item not yet done and writes the summary; `progress` gets (done, total).
+    public func run(_ items: [DebateItem], input: String, split: String?, progress: ((Int, Int) -> Void)? = nil) async throws -> DebateSummary {
+        let identity = Identity(input: input, split: split, debaters: debate.debaters.modelName, judge: debate.judge.backend.modelName,
+                                rounds: debate.rounds, argumentTokens: debate.argumentTokens, verifyQuotes: debate.verifyQuotes)
+        try RunFolder.claim(directory, for: identity, holder: { _ in "another debate run" }, differences: { $0.differences(from: identity) })
+        var done: [String: DebateRecord] = [:]
+        for (_, r) in try JSONLines.readState(DebateRecord.self, from: transcriptsPath) { done[r.id] = r }
+        let todo = items.filter { done[$0.id] == nil }
+        progress?(items.count - todo.count, items.count)
+        for start in stride(from: 0, to: todo.count, by: batchSize) {
+            for record in try await debate.run(Array(todo[start..<min(start + batchSize, todo.count)])) {
+                try JSONLines.append(record, to: transcriptsPath)
+                done[record.id] = record
+            }
+            progress?(items.count - todo.count + min(start + batchSize, todo.count), items.count)
+        }
+        let summary = try DebateSummary(records: items.map { done[$0.id]! }, rounds: debate.rounds, debaters: identity.debaters,
+                                        judge: identity.judge, bootstrap: bootstrap)
+        try RunFolder.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
+        try ("# Debate on \(input)\(split.map { " (split \($0))" } ?? "")\n\n" + summary.markdown)
+            .write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
+        return summary
     }
 }

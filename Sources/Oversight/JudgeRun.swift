@@ -12,6 +12,12 @@ public struct JudgeRun: Sendable {
         public var input: String
         public var split: String?
         public var seed: UInt64
+        /// The names of the fields that differ from `other`'s.
+        public func differences(from other: Identity) -> [String] {
+            RunFolder.differing([("judge", judge != other.judge), ("task", task != other.task), ("input", input != other.input),
+                                 ("split", split != other.split), ("seed", seed != other.seed)])
+        }
+
         public init(judge: String, task: JudgeTask, input: String, split: String?, seed: UInt64) {
             self.judge = judge
             self.task = task
@@ -41,22 +47,8 @@ public struct JudgeRun: Sendable {
         guard judge.tasks.contains(identity.task) else {
             throw OversightError.invalid("\(judge.name) cannot do \(identity.task.rawValue) judgements (it does \(judge.tasks.map(\.rawValue).joined(separator: ", ")))")
         }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let identityURL = directory.appendingPathComponent("run.json")
-        if let data = FileManager.default.contents(atPath: identityURL.path) {
-            guard let previous = try? JSONDecoder().decode(Identity.self, from: data) else {
-                throw OversightError.invalid("\(identityURL.path) is unreadable; choose another --out")
-            }
-            let differing = [("judge", previous.judge != identity.judge), ("task", previous.task != identity.task), ("input", previous.input != identity.input),
-                             ("split", previous.split != identity.split), ("seed", previous.seed != identity.seed)].filter(\.1).map(\.0)
-            guard differing.isEmpty else {
-                throw OversightError.invalid("\(directory.path) holds another judge run (\(previous.judge), \(previous.task.rawValue) on \(previous.input); \(differing.joined(separator: ", ")) differ); choose another --out")
-            }
-        } else {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(identity).write(to: identityURL)
-        }
+        try RunFolder.claim(directory, for: identity, holder: { "another judge run (\($0.judge), \($0.task.rawValue) on \($0.input))" },
+                            differences: { $0.differences(from: identity) })
         var done: [String: Judgement] = [:]
         if FileManager.default.fileExists(atPath: judgementsPath) {
             for (_, j) in try JSONLines.readState(Judgement.self, from: judgementsPath) { done[j.id] = j }
@@ -84,9 +76,7 @@ public struct JudgeRun: Sendable {
             throw OversightError.judge("\(judge.name) gave no usable verdict on any of \(judgements.count) items (it must answer with one of the allowed labels; first answer: \"\(example.prefix(80))\")")
         }
         let summary = JudgeSummary(judge: judge.name, task: identity.task, judgements: judgements)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(summary).write(to: directory.appendingPathComponent("summary.json"))
+        try RunFolder.writeJSON(summary, to: directory.appendingPathComponent("summary.json"))
         try ("# Judge run: \(identity.task.rawValue) on \(identity.input)\n\n" + summary.markdown)
             .write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
         return summary

@@ -159,7 +159,7 @@ public struct JudgeSummary: Sendable, Codable, Equatable {
     /// The pairwise decision of the order-averaged probability.
     static func averagedDecision(_ j: Judgement) -> String {
         guard let p = j.score else { return Judgement.unreadable }
-        return p > 0.5 ? "a" : p < 0.5 ? "b" : "tie"
+        return Judgement.side(p)
     }
 
     /// The summary as Markdown (a table of the figures that apply).

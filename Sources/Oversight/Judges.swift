@@ -37,6 +37,12 @@ public struct Judgement: Sendable, Codable, Equatable {
 
     public static let unreadable = "unreadable"
 
+    /// The pairwise decision a probability that the first answer is better gives: "a" above 0.5,
+    /// "b" below, "tie" at exactly 0.5.
+    public static func side(_ pFirstBetter: Double) -> String {
+        pFirstBetter > 0.5 ? "a" : pFirstBetter < 0.5 ? "b" : "tie"
+    }
+
     /// The label of `item` as a decision would spell it.
     public static func labelText(_ item: JudgeItem, task: JudgeTask) -> String? {
         if item.tie { return "tie" }
@@ -190,8 +196,7 @@ public struct LLMJudge: Judge {
         }
         let p1 = shown.probabilities[0]    // P(a better) with a shown first
         let p2 = swapped.probabilities[1]  // P(a better) with a shown second
-        func side(_ p: Double) -> String { p > 0.5 ? "a" : p < 0.5 ? "b" : "tie" }
-        let d1 = side(p1), d2 = side(p2)
+        let d1 = Judgement.side(p1), d2 = Judgement.side(p2)
         return Judgement(id: item.id, task: .pairwise, score: (p1 + p2) / 2, decision: d1 == d2 ? d1 : "tie",
                          firstPosition: (p1 + (1 - p2)) / 2, verdicts: [shown, swapped], label: label, lengths: lengths)
     }
@@ -244,7 +249,7 @@ public struct RewardModelJudge: Judge {
                 let p = 1 / (1 + exp(-(scores[2 * i] - scores[2 * i + 1])))
                 let verdict = Verdict(probabilities: [p, 1 - p], mass: nil, source: .scores,
                                       text: String(format: "rewards %.3f, %.3f", scores[2 * i], scores[2 * i + 1]))
-                judgements.append(Judgement(id: item.id, task: .pairwise, score: p, decision: p > 0.5 ? "a" : p < 0.5 ? "b" : "tie",
+                judgements.append(Judgement(id: item.id, task: .pairwise, score: p, decision: Judgement.side(p),
                                             firstPosition: 0.5, verdicts: [verdict], label: Judgement.labelText(item, task: .pairwise),
                                             lengths: item.responses.map(\.count)))
             }

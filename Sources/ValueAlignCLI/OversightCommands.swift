@@ -129,47 +129,11 @@ struct DebateCommand: AsyncParsableCommand {
         let judge = judgeModel == nil && judgeURL == nil ? debaters : try auxiliaryBackend(model: judgeModel, url: judgeURL)
         var debate = Debate(debaters: debaters, judge: judge, rounds: rounds, argumentTokens: argumentTokens, verifyQuotes: !noQuoteCheck)
         debate.judge.batchSize = batchSize * 2
-        let directory = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // The run's identity: a folder holding another debate (other models, rounds or input) is refused.
-        let identity = ["input": file, "split": split ?? "", "debaters": debaters.modelName, "judge": judge.modelName, "rounds": "\(rounds)",
-                        "argument_tokens": "\(argumentTokens)", "quote_check": "\(!noQuoteCheck)"]
-        let identityURL = directory.appendingPathComponent("run.json")
-        if let data = FileManager.default.contents(atPath: identityURL.path) {
-            guard let previous = try? JSONDecoder().decode([String: String].self, from: data) else {
-                throw ValidationError("\(identityURL.path) is unreadable; choose another --out")
-            }
-            let differing = identity.keys.sorted().filter { previous[$0] != identity[$0] }
-            guard differing.isEmpty else {
-                throw ValidationError("\(out) holds another debate run (\(differing.joined(separator: ", ")) differ); choose another --out")
-            }
-        } else {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(identity).write(to: identityURL)
-        }
-        let path = directory.appendingPathComponent("transcripts.jsonl").path
-        var done: [String: DebateRecord] = [:]
-        if FileManager.default.fileExists(atPath: path) {
-            for (_, r) in try JSONLines.readState(DebateRecord.self, from: path) { done[r.id] = r }
-        }
-        let todo = items.filter { done[$0.id] == nil }
+        var run = DebateRun(debate: debate, directory: URL(fileURLWithPath: out))
+        run.batchSize = batchSize
+        run.bootstrap = BootstrapParameters(seed: seed)
         let bar = ProgressBar(total: items.count, label: "debate", unit: "items", quiet: quiet)
-        bar.update(items.count - todo.count)
-        for start in stride(from: 0, to: todo.count, by: batchSize) {
-            for record in try await debate.run(Array(todo[start..<min(start + batchSize, todo.count)])) {
-                try JSONLines.append(record, to: path)
-                done[record.id] = record
-            }
-            bar.update(items.count - todo.count + min(start + batchSize, todo.count), final: start + batchSize >= todo.count)
-        }
-        let summary = try DebateSummary(records: items.map { done[$0.id]! }, rounds: rounds, debaters: debaters.modelName, judge: judge.modelName,
-                                        bootstrap: BootstrapParameters(seed: seed))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(summary).write(to: directory.appendingPathComponent("summary.json"))
-        try ("# Debate on \(file)\(split.map { " (split \($0))" } ?? "")\n\n" + summary.markdown)
-            .write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
+        let summary = try await run.run(items, input: file, split: split) { done, total in bar.update(done, final: done == total) }
         print(summary.markdown)
     }
 }

@@ -70,6 +70,23 @@ import ValueSpace
         }
     }
 
+    @Test("a debate run resumes from its transcripts and refuses a folder of another debate")
+    func runFolder() async throws {
+        let folder = try temporaryFolder("debate-run")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = ScriptedBackend("A")
+        var run = DebateRun(debate: Debate(debaters: model, judge: model, rounds: 1, argumentTokens: 8), directory: folder)
+        run.batchSize = 1
+        let first = try await run.run(Array(Self.items.prefix(1)), input: "d.jsonl", split: nil)
+        #expect(first.items == 1)
+        let calls = model.calls
+        let all = try await run.run(Self.items, input: "d.jsonl", split: nil)
+        #expect(all.items == 2 && model.calls - calls == 8, "only the second item is debated (2 arguments, 3 conditions x 2 orders)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("summary.md").path))
+        let other = DebateRun(debate: Debate(debaters: model, judge: model, rounds: 2, argumentTokens: 8), directory: folder)
+        await #expect { _ = try await other.run(Self.items, input: "d.jsonl", split: nil) } throws: { "\($0)".contains("another debate run (rounds differ)") }
+    }
+
     @Test("bad debate files name the line")
     func badFiles() throws {
         let folder = try temporaryFolder("debate-bad")

@@ -44,9 +44,7 @@ public struct ConstitutionalStrategy: RoundsStrategy {
     }
 
     public func validate(_ c: AlignConfiguration) throws(AlignError) {
-        if c.promptsPerRound < 1 { throw .invalidConfiguration(field: "prompts-per-round", message: "must be at least 1, got \(c.promptsPerRound)") }
-        if c.epochsPerRound < 1 { throw .invalidConfiguration(field: "epochs-per-round", message: "must be at least 1, got \(c.epochsPerRound)") }
-        if !(c.minimumRewardGap >= 0) { throw .invalidConfiguration(field: "min-reward-gap", message: "must be >= 0, got \(c.minimumRewardGap)") }
+        try validateRounds(c)
         if c.guidedSamples > 0 { throw .invalidConfiguration(field: "guided-samples", message: "\(method.rawValue) does not sample with the value-conditioned prompt; use 0") }
         _ = try Self.constitution(c)
         if c.constitutionalData != nil { _ = try Self.precomputed(c) }
@@ -74,6 +72,8 @@ public struct ConstitutionalStrategy: RoundsStrategy {
     static func key(_ messages: [ChatMessage]) -> String {
         messages.map { "\($0.role.rawValue)\u{1F}\($0.content)" }.joined(separator: "\u{1E}")
     }
+
+    public func candidatePhase(_ c: AlignConfiguration) -> String { "answering, critiquing and revising" }
 
     /// One answer per prompt, its critique and revision; candidates are (original, revision).
     public func candidates(_ run: AlignTrainingRun, prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,

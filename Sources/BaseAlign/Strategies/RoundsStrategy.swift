@@ -22,6 +22,8 @@ public protocol RoundsStrategy: AlignStrategy {
     /// default samples `samplesPerPrompt` answers per prompt (`sampleCandidates`).
     func candidates(_ run: AlignTrainingRun, prompts: [(id: String, messages: [ChatMessage])], round: Int, directory: URL,
                     stop: () -> Bool) throws -> [CandidateSet]?
+    /// What `candidates` does to each prompt, for progress messages ("sampling 4 answers").
+    func candidatePhase(_ configuration: AlignConfiguration) -> String
 }
 
 /// Where one round's training starts and what it may use.
@@ -48,7 +50,12 @@ extension RoundsStrategy {
         try run.sampleCandidates(prompts, round: round, directory: directory, stop: stop)
     }
 
-    public func validate(_ c: AlignConfiguration) throws(AlignError) {
+    public func candidatePhase(_ c: AlignConfiguration) -> String { "sampling \(c.samplesPerPrompt) answers" }
+
+    public func validate(_ c: AlignConfiguration) throws(AlignError) { try validateRounds(c) }
+
+    /// The checks every rounds method shares: prompts per round, epochs, the reward gap.
+    public func validateRounds(_ c: AlignConfiguration) throws(AlignError) {
         if c.promptsPerRound < 1 { throw .invalidConfiguration(field: "prompts-per-round", message: "must be at least 1, got \(c.promptsPerRound)") }
         if c.epochsPerRound < 1 { throw .invalidConfiguration(field: "epochs-per-round", message: "must be at least 1, got \(c.epochsPerRound)") }
         if !(c.minimumRewardGap >= 0) { throw .invalidConfiguration(field: "min-reward-gap", message: "must be >= 0, got \(c.minimumRewardGap)") }
@@ -104,7 +111,7 @@ extension RoundsStrategy {
         let roundURL = run.url(String(format: "round-%03d", r))
         let roundStart = run.now
         let chosen = (r * c.promptsPerRound..<(r * c.promptsPerRound + count)).map { promptAt($0, run: run) }
-        run.events(.phase("round \(r + 1): \(samplingPhase(c)) for each of \(chosen.count) prompts"))
+        run.events(.phase("round \(r + 1): \(candidatePhase(c)) for each of \(chosen.count) prompts"))
         let shouldStop = run.shouldStop, timeUp = run.timeUp
         let sets = try await onThread {
             try self.candidates(run, prompts: chosen, round: r, directory: roundURL, stop: { shouldStop() || (r > 0 && timeUp()) })
@@ -158,11 +165,6 @@ extension RoundsStrategy {
         state.trainingSeconds += run.now - t0
         state.trainingTokens += meter.tokens
         return summary
-    }
-
-    /// What a round's candidate phase does, for progress messages.
-    func samplingPhase(_ c: AlignConfiguration) -> String {
-        method == .caiSFT || method == .caiDPO ? "answering, critiquing and revising" : "sampling \(c.samplesPerPrompt) answers"
     }
 
     /// The q-th prompt of the run's stream: prompts in epochs of seeded shuffles, so round r takes

@@ -79,20 +79,17 @@ public struct Constitution: Sendable, Codable, Equatable {
         guard let text = String(data: data, encoding: .utf8) else { throw ConstitutionError.invalid("\(path): not UTF-8 text") }
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
-            let c = try decode(data, origin: path)
-            return try Constitution(name: c.name, principles: c.principles, origin: path)
+            // Decoded unchecked, then checked once with the file named in every error.
+            struct File: Decodable { var name: String?; var principles: [Principle]? }
+            let file: File
+            do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+                throw ConstitutionError.invalid("\(path): \(JSONLines.describe(error))")
+            }
+            return try Constitution(name: file.name ?? "constitution", principles: file.principles ?? [], origin: path)
         }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let principles = lines.filter { !$0.isEmpty && !$0.hasPrefix("#") }.enumerated().map { Principle(id: "p\($0.offset + 1)", text: $0.element) }
         return try Constitution(name: name, principles: principles, origin: path)
-    }
-
-    static func decode(_ data: Data, origin: String) throws(ConstitutionError) -> Constitution {
-        do { return try JSONDecoder().decode(Constitution.self, from: data) } catch let error as ConstitutionError {
-            throw error.located(origin)
-        } catch {
-            throw .invalid("\(origin): \(JSONLines.describe(error))")
-        }
     }
 
     /// Writes the constitution as JSON.
@@ -165,14 +162,6 @@ public enum ConstitutionError: Error, Equatable, CustomStringConvertible {
         case let .unreadable(path): "cannot read the constitution '\(path)'"
         case let .empty(origin): "\(origin) has no principles; write at least one (one per line in a text file, or {\"principles\": [{\"text\": ...}]} in JSON)"
         case let .invalid(message): message
-        }
-    }
-
-    func located(_ origin: String) -> ConstitutionError {
-        switch self {
-        case let .empty(o) where o == "constitution": .empty(origin)
-        case let .invalid(m) where m.hasPrefix("constitution:"): .invalid(origin + m.dropFirst("constitution".count))
-        default: self
         }
     }
 }

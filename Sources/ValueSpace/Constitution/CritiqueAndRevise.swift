@@ -53,14 +53,7 @@ public struct CritiqueAndRevise: Sendable {
     /// answer. (Asking for the rewrite as a new user turn made the embedded 135M model write
     /// commentary such as "The response is ...", which the evaluator rewarded: docs/oversight.md.)
     public static func revisionConversation(_ prompt: [ChatMessage], answer: String, critique: String, request: String) -> [ChatMessage] {
-        let instructions = revisionInstructions(answer: answer, critique: critique, request: request)
-        var out = prompt
-        if let first = out.first, first.role == .system {
-            out[0] = ChatMessage(role: .system, content: first.content + "\n\n" + instructions)
-        } else {
-            out.insert(.system(instructions), at: 0)
-        }
-        return out
+        prompt.addingSystemText(revisionInstructions(answer: answer, critique: critique, request: request), first: false)
     }
 
     /// Whether a rewrite can be trained on: not empty, not looping (at least half of its word
@@ -104,32 +97,43 @@ public struct CritiqueAndRevise: Sendable {
     /// two batched calls of `complete` (all critiques, then all rewrites).
     public func run(_ items: [(prompt: [ChatMessage], answer: String)], seeds: [UInt64],
                     complete: ([[ChatMessage]]) async throws -> [String]) async throws -> [RevisionRecord] {
-        precondition(items.count == seeds.count, "one seed per item")
-        let principles = seeds.map { constitution.principle(seed: $0) }
-        let critiques = try await complete(zip(items, principles).map { Self.critiqueConversation($0.prompt, answer: $0.answer, request: $1.critique) })
-        try check(critiques.count, items.count)
-        let revisions = try await complete(items.indices.map {
-            Self.revisionConversation(items[$0].prompt, answer: items[$0].answer, critique: critiques[$0], request: principles[$0].revision)
-        })
-        try check(revisions.count, items.count)
-        return items.indices.map {
-            RevisionRecord(principle: principles[$0].id, critique: critiques[$0].trimmingCharacters(in: .whitespacesAndNewlines),
-                           revised: Self.cleanRevision(revisions[$0]))
-        }
+        let principles = principles(items, seeds: seeds)
+        let critiques = try await complete(critiqueConversations(items, principles))
+        let revisions = try await complete(try revisionConversations(items, principles, critiques: critiques))
+        return try records(principles, critiques: critiques, revisions: revisions)
     }
 
     /// The same loop with a blocking `complete` (for a training thread).
     public func runBlocking(_ items: [(prompt: [ChatMessage], answer: String)], seeds: [UInt64],
                             complete: ([[ChatMessage]]) throws -> [String]) throws -> [RevisionRecord] {
+        let principles = principles(items, seeds: seeds)
+        let critiques = try complete(critiqueConversations(items, principles))
+        let revisions = try complete(try revisionConversations(items, principles, critiques: critiques))
+        return try records(principles, critiques: critiques, revisions: revisions)
+    }
+
+    // The loop's steps, shared by `run` and `runBlocking`.
+
+    private func principles(_ items: [(prompt: [ChatMessage], answer: String)], seeds: [UInt64]) -> [Constitution.Principle] {
         precondition(items.count == seeds.count, "one seed per item")
-        let principles = seeds.map { constitution.principle(seed: $0) }
-        let critiques = try complete(zip(items, principles).map { Self.critiqueConversation($0.prompt, answer: $0.answer, request: $1.critique) })
+        return seeds.map { constitution.principle(seed: $0) }
+    }
+
+    private func critiqueConversations(_ items: [(prompt: [ChatMessage], answer: String)], _ principles: [Constitution.Principle]) -> [[ChatMessage]] {
+        zip(items, principles).map { Self.critiqueConversation($0.prompt, answer: $0.answer, request: $1.critique) }
+    }
+
+    private func revisionConversations(_ items: [(prompt: [ChatMessage], answer: String)], _ principles: [Constitution.Principle],
+                                       critiques: [String]) throws(ConstitutionError) -> [[ChatMessage]] {
         try check(critiques.count, items.count)
-        let revisions = try complete(items.indices.map {
-            Self.revisionConversation(items[$0].prompt, answer: items[$0].answer, critique: critiques[$0], request: principles[$0].revision)
-        })
-        try check(revisions.count, items.count)
         return items.indices.map {
+            Self.revisionConversation(items[$0].prompt, answer: items[$0].answer, critique: critiques[$0], request: principles[$0].revision)
+        }
+    }
+
+    private func records(_ principles: [Constitution.Principle], critiques: [String], revisions: [String]) throws(ConstitutionError) -> [RevisionRecord] {
+        try check(revisions.count, principles.count)
+        return principles.indices.map {
             RevisionRecord(principle: principles[$0].id, critique: critiques[$0].trimmingCharacters(in: .whitespacesAndNewlines),
                            revised: Self.cleanRevision(revisions[$0]))
         }
