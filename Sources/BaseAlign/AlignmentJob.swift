@@ -136,13 +136,7 @@ public final class AlignmentJob: @unchecked Sendable {
     /// The training prompts of every file, with the split filter; ids are prefixed by the file
     /// name so that two files may reuse ids.
     public func trainingPrompts() throws -> [(id: String, messages: [ChatMessage])] {
-        var result: [(String, [ChatMessage])] = []
-        for path in configuration.prompts {
-            var p = GenerationJob.Parameters(promptsPath: path, outputPath: "/dev/null")
-            p.split = configuration.trainSplit
-            let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-            for (id, record) in try GenerationJob(p).loadPrompts() { result.append(("\(file):\(id)", record.conversation)) }
-        }
+        var result = try GenerationJob.conversations(of: configuration.prompts, split: configuration.trainSplit)
         // A limit keeps a seeded random subset (in file order), so that it draws from every file
         // rather than only the first.
         if let limit = configuration.trainLimit, limit < result.count {

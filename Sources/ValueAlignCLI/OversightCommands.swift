@@ -227,14 +227,7 @@ struct CAIGenerate: AsyncParsableCommand {
         let profile: ValueProfile
         do { profile = try ProfileStore.resolve(target) } catch { throw ValidationError("--target: \(error)") }
         let principles = try constitution.map { try Constitution.load($0) } ?? Constitution.fromProfile(profile)
-        var all: [(id: String, messages: [ChatMessage])] = []
-        for path in prompts {
-            var p = GenerationJob.Parameters(promptsPath: path, outputPath: "/dev/null")
-            p.split = split.isEmpty ? nil : split
-            p.limit = limit
-            let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-            for (id, record) in try GenerationJob(p).loadPrompts() { all.append(("\(file):\(id)", record.conversation)) }
-        }
+        let all = try GenerationJob.conversations(of: prompts, split: split.isEmpty ? nil : split, limit: limit)
         let backend = try modelOptions.makeBackend()
         let evaluator = try TrainedValueEvaluator.load(weights: evaluatorWeights)
         let settings = ConstitutionalGeneration.Settings(

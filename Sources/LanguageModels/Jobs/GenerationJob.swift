@@ -109,6 +109,21 @@ public struct GenerationJob {
         return result
     }
 
+    /// The conversations of several prompt files, each checked as `loadPrompts` checks one (with
+    /// `split` and at most `limit` per file), ids prefixed by the file's name ("value_prompts:v012")
+    /// so that they stay unique across files.
+    public static func conversations(of paths: [String], split: String?, limit: Int? = nil) throws -> [(id: String, messages: [ChatMessage])] {
+        var result: [(id: String, messages: [ChatMessage])] = []
+        for path in paths {
+            var p = Parameters(promptsPath: path, outputPath: "/dev/null")
+            p.split = split
+            p.limit = limit
+            let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            for (id, record) in try GenerationJob(p).loadPrompts() { result.append(("\(file):\(id)", record.conversation)) }
+        }
+        return result
+    }
+
     /// Runs the job; returns the number of records written. `progress` may return false to stop
     /// after the current batch (the output stays valid and resumable).
     @discardableResult
